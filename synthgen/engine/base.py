@@ -1,0 +1,109 @@
+"""The one seam between synthgen and an inference backend.
+
+An engine generates a batch of chat prompts, each with its own sampling settings, an optional
+LoRA adapter (a local peft directory) and its own seed. Backends: in-process vLLM
+(`VLLMEngine`), running vLLM OpenAI servers (`OpenAIEngine`), and `FakeEngine` for tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+from ..errors import AdapterError
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    prompt: str  # the user turn; the model's chat template wraps it
+    max_tokens: int = 16
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    adapter: str | None = None  # path to a peft LoRA directory, or None for the base model
+    system: str | None = None  # None: the chat template's default system prompt
+
+
+@dataclass(slots=True)
+class Completion:
+    text: str
+    finish_reason: str  # "stop": ended with end-of-turn; "length": hit max_tokens
+    n_tokens: int = 0
+
+
+Progress = Callable[[int], None]  # called with the number of newly finished requests
+
+
+class Engine(Protocol):
+    model: str
+
+    def generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+        """One completion per request, in order."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def derive_seed(*keys: object) -> int:
+    """A stable 31-bit seed from a run seed and keys (record index, field, attempt...)."""
+    digest = hashlib.blake2b(json.dumps(keys, default=str).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & 0x7FFF_FFFF
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    path: str
+    base_model: str | None
+    rank: int
+
+
+def check_adapter(path: str | Path) -> AdapterInfo:
+    """Validate a peft LoRA directory before an engine sees it (clear errors, not engine crashes)."""
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise AdapterError(f"adapter directory {str(path)!r} does not exist")
+    cfg_file = p / "adapter_config.json"
+    if not cfg_file.is_file():
+        raise AdapterError(f"{str(path)!r} is not a LoRA adapter: no adapter_config.json")
+    try:
+        cfg = json.loads(cfg_file.read_text())
+        rank = int(cfg["r"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise AdapterError(f"{cfg_file} is corrupt ({e.__class__.__name__}: {e}): rebuild the adapter") from None
+    if not any((p / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")):
+        raise AdapterError(f"{str(path)!r} has no adapter weights (adapter_model.safetensors)")
+    return AdapterInfo(path=str(p.resolve()), base_model=cfg.get("base_model_name_or_path"), rank=rank)
+
+
+@dataclass
+class FakeEngine:
+    """For unit tests: answers from a queue (or a function of the request), records every request."""
+
+    model: str = "fake"
+    responder: Callable[[Request], str] | None = None
+    queue: list[str] = field(default_factory=list)
+    history: list[Request] = field(default_factory=list)
+
+    def enqueue(self, *texts: str) -> None:
+        self.queue.extend(texts)
+
+    def generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+        out = []
+        for req in requests:
+            self.history.append(req)
+            if self.queue:
+                text = self.queue.pop(0)
+            elif self.responder is not None:
+                text = self.responder(req)
+            else:
+                raise AssertionError("FakeEngine: no queued answer and no responder")
+            out.append(Completion(text=text, finish_reason="stop", n_tokens=len(text.split())))
+        if progress:
+            progress(len(requests))
+        return out
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,81 @@
+"""Running vLLM OpenAI-compatible servers (`vllm serve` / `python -m vllm.entrypoints.openai.api_server`).
+
+The way to use a bigger machine or several: requests are sharded round-robin over the endpoints
+and sent concurrently. An adapter is addressed by its directory name, so serve adapters with
+`--lora-modules NAME=PATH` where NAME is the adapter directory's name (e.g. first_names).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import EngineError, InputError
+from .base import Completion, Progress, Request
+
+
+class OpenAIEngine:
+    def __init__(self, endpoints: Sequence[str], model: str | None = None, *, concurrency: int = 16,
+                 timeout: float = 600.0, api_key: str = "EMPTY"):
+        if not endpoints:
+            raise InputError("--engine openai needs at least one --endpoint URL")
+        self.endpoints = [e.rstrip("/") for e in endpoints]
+        self.endpoints = [e if e.endswith("/v1") else e + "/v1" for e in self.endpoints]
+        self.timeout = timeout
+        self.api_key = api_key
+        self.concurrency = concurrency
+        self.model = model or self._served_model(self.endpoints[0])
+
+    def _call(self, url: str, payload: dict | None = None) -> dict:
+        data = json.dumps(payload).encode() if payload is not None else None
+        req = urllib.request.Request(url, data=data, headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            body = e.read().decode(errors="replace")[:300]
+            raise EngineError(f"{url} answered HTTP {e.code}: {body}") from None
+        except (urllib.error.URLError, OSError) as e:
+            raise EngineError(f"cannot reach {url}: {getattr(e, 'reason', e)}: is the vLLM server running?") from None
+
+    def _served_model(self, endpoint: str) -> str:
+        models = self._call(f"{endpoint}/models").get("data", [])
+        if not models:
+            raise EngineError(f"{endpoint} serves no model")
+        # LoRA modules are listed too; the base model is the one whose parent is None
+        base = [m["id"] for m in models if not m.get("parent")]
+        return (base or [models[0]["id"]])[0]
+
+    def _one(self, i: int, req: Request) -> Completion:
+        endpoint = self.endpoints[i % len(self.endpoints)]
+        messages = ([{"role": "system", "content": req.system}] if req.system is not None else []) + [
+            {"role": "user", "content": req.prompt}]
+        payload = {
+            "model": Path(req.adapter).name if req.adapter else self.model,
+            "messages": messages, "max_tokens": req.max_tokens, "temperature": req.temperature,
+            "top_p": req.top_p, "n": 1,
+        }
+        if req.seed is not None:
+            payload["seed"] = req.seed
+        res = self._call(f"{endpoint}/chat/completions", payload)
+        choice = res["choices"][0]
+        return Completion(text=choice["message"]["content"] or "", finish_reason=choice.get("finish_reason") or "length",
+                          n_tokens=int(res.get("usage", {}).get("completion_tokens", 0)))
+
+    def generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+        out: list[Completion | None] = [None] * len(requests)
+        with ThreadPoolExecutor(self.concurrency * len(self.endpoints)) as pool:
+            futures = {pool.submit(self._one, i, r): i for i, r in enumerate(requests)}
+            for fut in futures:  # in order; progress is approximate but monotone
+                out[futures[fut]] = fut.result()
+                if progress:
+                    progress(1)
+        return out  # type: ignore[return-value]
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,77 @@
+import json
+import subprocess
+import sys
+import time
+
+from click.testing import CliRunner
+
+from synthgen.cli import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_help_is_instant_and_lists_commands():
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "synthgen", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "sample" in proc.stdout and "models" in proc.stdout
+    # heavy imports (torch, vllm) would take seconds; this is an import-laziness check, not a benchmark
+    proc = subprocess.run([sys.executable, "-c", "import synthgen.cli, sys; print('torch' in sys.modules, 'vllm' in sys.modules)"],
+                          capture_output=True, text=True)
+    assert proc.stdout.split() == ["False", "False"]
+    assert time.perf_counter() - t < 30
+
+
+def test_sample_help_has_examples():
+    r = run("sample", "--help")
+    assert r.exit_code == 0 and "Examples:" in r.output and "--adapter" in r.output
+
+
+def _one_line_error(r):
+    assert r.exit_code != 0
+    lines = [line for line in r.output.strip().splitlines() if line]
+    assert len(lines) == 1, r.output
+    assert lines[0].startswith("Error:")
+    assert "Traceback" not in r.output
+    return lines[0]
+
+
+def test_empty_prompt_is_one_line_error():
+    assert "prompt is empty" in _one_line_error(run("sample", "   "))
+
+
+def test_n_below_one_is_one_line_error():
+    assert "--n must be >= 1" in _one_line_error(run("sample", "hi", "--n", "0"))
+
+
+def test_unknown_model_is_one_line_error():
+    assert "unknown model 'nope'" in _one_line_error(run("sample", "hi", "--model", "nope"))
+
+
+def test_missing_adapter_is_one_line_error(tmp_path):
+    assert "does not exist" in _one_line_error(run("sample", "hi", "--adapter", str(tmp_path / "missing")))
+
+
+def test_corrupt_adapter_is_one_line_error(tmp_path):
+    (tmp_path / "adapter_config.json").write_text("{not json")
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"x")
+    assert "corrupt" in _one_line_error(run("sample", "hi", "--adapter", str(tmp_path)))
+
+
+def test_adapter_without_weights_is_one_line_error(tmp_path):
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 8}))
+    assert "no adapter weights" in _one_line_error(run("sample", "hi", "--adapter", str(tmp_path)))
+
+
+def test_openai_engine_without_endpoint_is_one_line_error():
+    assert "--endpoint" in _one_line_error(run("sample", "hi", "--engine", "openai"))
+
+
+def test_models_lists_default(monkeypatch):
+    r = run("models", "--json")
+    assert r.exit_code == 0
+    rows = json.loads(r.output)
+    assert rows[0]["name"] == "smollm2-135m" and rows[0]["default"] is True
+    assert rows[0]["cached"] is False  # the isolated SYNTHGEN_HOME is empty

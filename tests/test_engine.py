@@ -1,0 +1,109 @@
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from synthgen.engine import FakeEngine, Request, create_engine, derive_seed
+from synthgen.engine.openai_engine import OpenAIEngine
+from synthgen.errors import EngineError, InputError
+from synthgen.sample import sample
+
+
+def test_derive_seed_is_stable_and_distinct():
+    assert derive_seed(7, "sample", 0) == derive_seed(7, "sample", 0)
+    seeds = {derive_seed(7, "sample", i) for i in range(1000)}
+    assert len(seeds) == 1000 and all(0 <= s < 2**31 for s in seeds)
+    assert derive_seed(7, "sample", 0) != derive_seed(8, "sample", 0)
+
+
+def test_sample_counts_answers_and_uses_one_seed_per_draw():
+    eng = FakeEngine()
+    eng.enqueue("7", " 7\n", "3", "The number is 7")
+    res = sample(eng, "Pick a number", 4, seed=1)
+    assert res.counts == {"7": 2, "3": 1, "The number is 7": 1}
+    assert res.distinct == 3 and res.top_share == 0.5
+    assert len({r.seed for r in eng.history}) == 4
+    assert res.to_dict()["answers"][0] == {"answer": "7", "count": 2, "share": 0.5}
+
+
+@pytest.mark.parametrize("kwargs,msg", [({"n": 0}, "--n must be >= 1"), ({"prompt": " "}, "prompt is empty"),
+                                        ({"temperature": -1}, "--temperature"), ({"max_tokens": 0}, "--max-tokens")])
+def test_sample_bad_input(kwargs, msg):
+    args = {"prompt": "hi", "n": 3} | kwargs
+    with pytest.raises(InputError, match=msg):
+        sample(FakeEngine(responder=lambda r: "x"), args.pop("prompt"), args.pop("n"), **args)
+
+
+def test_unknown_engine():
+    with pytest.raises(InputError, match="unknown engine"):
+        create_engine("tgi")
+
+
+def test_vllm_missing_gives_install_hint(monkeypatch):
+    import builtins
+
+    from synthgen.engine import vllm_engine
+
+    real_import = builtins.__import__
+
+    def no_vllm(name, *a, **k):
+        if name == "vllm" or name.startswith("vllm."):
+            raise ImportError("No module named 'vllm'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_vllm)
+    with pytest.raises(EngineError, match="vLLM is not installed: run `make setup`"):
+        vllm_engine.import_vllm()
+
+
+class _FakeOpenAI(BaseHTTPRequestHandler):
+    seen: list = []
+
+    def log_message(self, *a):
+        pass
+
+    def _send(self, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self._send({"data": [{"id": "base-model", "parent": None}, {"id": "names", "parent": "base-model"}]})
+
+    def do_POST(self):
+        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.seen.append((self.server.server_port, payload))
+        text = f"{payload['model']}:{payload['seed']}"
+        self._send({"choices": [{"message": {"content": text}, "finish_reason": "stop"}],
+                    "usage": {"completion_tokens": 2}})
+
+
+@pytest.fixture
+def openai_servers():
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI) for _ in range(2)]
+    for s in servers:
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    _FakeOpenAI.seen = []
+    yield [f"http://127.0.0.1:{s.server_port}" for s in servers]
+    for s in servers:
+        s.shutdown()
+
+
+def test_openai_engine_shards_keeps_order_and_sends_seeds(openai_servers):
+    eng = OpenAIEngine(openai_servers)
+    assert eng.model == "base-model"
+    reqs = [Request("q", seed=i, adapter="/some/where/names" if i % 3 == 0 else None) for i in range(10)]
+    out = eng.generate(reqs)
+    assert [c.text for c in out] == [f"{'names' if i % 3 == 0 else 'base-model'}:{i}" for i in range(10)]
+    ports = {port for port, _ in _FakeOpenAI.seen}
+    assert len(ports) == 2  # both endpoints got work
+    assert all(p["messages"][-1] == {"role": "user", "content": "q"} for _, p in _FakeOpenAI.seen)
+
+
+def test_openai_engine_unreachable_is_clear():
+    with pytest.raises(EngineError, match="cannot reach .* is the vLLM server running"):
+        OpenAIEngine(["http://127.0.0.1:9"])
