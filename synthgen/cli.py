@@ -130,11 +130,14 @@ def sample(prompt, n, model, adapter, seed, temperature, max_tokens, top, engine
       synthgen sample "Name a fruit." --json --seed 3
     """
     from .engine import check_adapter, create_engine
+    from .models import resolve_model
     from .sample import check_sample_args, sample as run_sample
 
     check_sample_args(prompt, n, temperature, max_tokens)  # fail before the engine starts
+    if engine == "vllm":
+        model = resolve_model(model)
     if adapter:
-        check_adapter(adapter)
+        check_adapter(adapter, model if engine == "vllm" else None)
     kwargs = {"endpoints": endpoint} if engine == "openai" else {}
     with _quiet_stdout(as_json) as emit:
         eng = create_engine(engine, model, **kwargs)
@@ -171,3 +174,196 @@ def _render_sample(result, top: int) -> None:
                   f"top answer share: [bold]{result.top_share:.1%}[/]   "
                   f"entropy: {result.entropy_bits:.2f} bits   "
                   f"cut at --max-tokens: {result.unfinished}")
+
+
+_specs_argument = click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+
+
+@cli.command("check-targets")
+@_specs_argument
+@_model_option
+def check_targets_cmd(specs, model):
+    """Check that each list SPEC tokenises to a prefix-free target set.
+
+    Every target is tokenised as training sees it (answer + end-of-turn). Reports empty
+    targets, duplicates after normalisation and prefix collisions; exits 1 if any set is not
+    prefix-free.
+
+    \b
+    Examples:
+      synthgen check-targets adapters/first_names.yaml
+      synthgen check-targets adapters/*.yaml adapters/tasks/*.yaml
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import targets as T
+    from .lists import load_spec, load_targets
+    from .models import resolve_model
+
+    loaded = [load_spec(s) for s in specs]  # bad YAML fails before the model loads
+    tok = _tokenizer(resolve_model(model))
+    table = Table(title="target sets")
+    for col in ("list", "targets", "trie tokens", "max tokens", "status"):
+        table.add_column(col)
+    failed = []
+    for spec in loaded:
+        texts, _ = load_targets(spec)
+        ids = T.encode_targets(tok, texts)
+        problems = T.check_targets(texts, ids)
+        status = "[green]prefix-free[/]" if problems.ok else f"[red]{problems.summary()}[/]"
+        table.add_row(spec.name, str(len(texts)), str(T.build_trie(ids).n_nodes), str(max(map(len, ids))), status)
+        if not problems.ok:
+            failed.append(f"{spec.path}: {problems.summary()}")
+    Console().print(table)
+    if failed:
+        raise click.ClickException("not prefix-free: " + " | ".join(failed))
+
+
+def _tokenizer(model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+@cli.command("build-adapter")
+@_specs_argument
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Adapter directory to write.")
+@_model_option
+@click.option("--steps", default=60, show_default=True, help="Maximum optimiser steps.")
+@click.option("--lr", default=5e-4, show_default=True, help="AdamW learning rate.")
+@click.option("--rank", default=8, show_default=True, help="LoRA rank.")
+@click.option("--prompts-per-step", default=2, show_default=True, help="Packed prompt passes per step.")
+@click.option("--max-targets", default=1000, show_default=True, help="Targets per pass; bigger lists are subsampled.")
+@click.option("--gamma", default=0.02, show_default=True, help="Stop early when loss <= (1+gamma)·H(p*).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--threads", default=None, type=int, help="torch threads (default: all cores).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (OUT.partial).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing adapter at OUT.")
+def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targets, gamma, seed, threads, resume,
+                  overwrite):
+    """Train a diffuse LoRA adapter on one or more list SPECs.
+
+    Minimises -Σ p*(t)·log P(t + end-of-turn | prompt) over each list's targets, for prompts
+    drawn from its paraphrases, with the prompt and the trie of all targets packed into one
+    sequence. Ctrl-C saves a checkpoint; --resume continues it. The adapter card
+    (synthgen_adapter.json) records settings, time and exact before/after metrics.
+
+    \b
+    Examples:
+      synthgen build-adapter adapters/numbers_1_100.yaml --out adapters/numbers_1_100
+      synthgen build-adapter adapters/tasks/*.yaml --out out/paper_tasks --steps 100
+      synthgen build-adapter adapters/first_names.yaml --out adapters/first_names --resume
+    """
+    import math
+
+    from .lists import load_spec
+    from .models import EMBEDDED, resolve_model
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank, prompts_per_step=prompts_per_step,
+                      max_targets=max_targets, gamma=gamma, seed=seed)
+    loaded = [load_spec(s) for s in specs]
+    model_dir = resolve_model(model)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[info]}"), console=Console(stderr=True))
+    task_id = bar.add_task("train", total=steps, info="loading model")
+
+    def on_step(log, ema, tasks):
+        parts = []
+        for t in tasks:
+            if t.spec.name in ema:
+                parts.append(f"{t.spec.name}: loss {ema[t.spec.name]:.3f}/H {t.entropy:.3f} "
+                             f"mass {log.mass.get(t.spec.name, float('nan')):.2f}")
+        bar.update(task_id, completed=log.step, info=" | ".join(parts) + f" | {log.seconds:.1f}s/step")
+
+    try:
+        with bar:
+            card = train(model_dir, loaded, out, cfg, resume=resume, overwrite=overwrite, threads=threads,
+                         on_step=on_step, base_name=(model or "smollm2-135m") if (model or "smollm2-135m") in EMBEDDED else None)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: checkpoint saved; continue with the same command and --resume", err=True)
+        sys.exit(130)
+    _render_card(card, out)
+    if card["capability"]["degraded"]:
+        cap = card["capability"]
+        click.secho(f"WARNING: general capability degraded: perplexity x{cap['perplexity_ratio']} "
+                    f"(threshold x{cap['threshold']}); consider a lower --lr or fewer --steps", fg="red", err=True)
+
+
+def _render_card(card, out):
+    from rich.console import Console
+
+    console = Console()
+    console.print(f"[bold]{out}[/]: {card['steps']} steps in {card['train_seconds']:.0f}s"
+                  + (" (stopped early)" if card["stopped_early"] else ""))
+    _audit_table(console, [(x["name"], x["base"], x["adapter"]) for x in card["lists"]])
+
+
+def _audit_table(console, rows):
+    from rich.table import Table
+
+    table = Table(title="exact audit (mean over prompts): base -> adapter")
+    for col in ("list", "targets", "mass on valid", "entropy bits (max)", "KL(p*||p) bits", "E[distinct] in 500"):
+        table.add_column(col, justify="right" if col != "list" else "left")
+    for name, base, ad in rows:
+        fmt = lambda key, f: f"{f(base[key])} -> {f(ad[key])}" if ad else f(base[key])  # noqa: E731
+        table.add_row(name, str(base["n_targets"]), fmt("mass", lambda v: f"{v:.3f}"),
+                      fmt("entropy_bits", lambda v: f"{v:.2f}") + f" ({base['max_entropy_bits']:.2f})",
+                      fmt("kl_bits", lambda v: f"{v:.2f}"),
+                      fmt("expected_distinct", lambda v: f"{v[500]:.0f}"))
+    console.print(table)
+
+
+@cli.command()
+@_specs_argument
+@_model_option
+@click.option("--adapter", "-a", default=None, metavar="DIR", help="Audit this adapter next to the base model.")
+@click.option("--prompt", "prompts", multiple=True, help="Score these prompts instead of the spec's (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+def audit(specs, model, adapter, prompts, as_json):
+    """Exact distribution of a model (and adapter) over each list SPEC, without sampling.
+
+    Mass on the valid set, entropy vs its maximum, KL(p*‖p), expected distinct answers in N
+    draws (Σ 1-(1-p_i)^N) and the top 10, base and adapter side by side.
+
+    \b
+    Examples:
+      synthgen audit adapters/numbers_1_100.yaml
+      synthgen audit adapters/first_names.yaml --adapter adapters/first_names --json
+      synthgen audit adapters/tasks/fruits.yaml --adapter out/paper_tasks --prompt "Name a fruit."
+    """
+    from .audit import audit as run_audit
+    from .engine import check_adapter
+    from .lists import load_spec
+    from .models import resolve_model
+    from .train import load_base
+
+    loaded = [load_spec(s) for s in specs]
+    model_dir = resolve_model(model)
+    if adapter:
+        check_adapter(adapter, model_dir)
+    tok, base = load_base(model_dir)
+    if adapter:
+        from peft import PeftModel
+
+        base = PeftModel.from_pretrained(base, adapter)
+    base.eval()
+    rows = []
+    for spec in loaded:
+        b = run_audit(base, tok, spec, prompts=list(prompts) or None, adapter_off=bool(adapter)).to_dict()
+        a = run_audit(base, tok, spec, prompts=list(prompts) or None).to_dict() if adapter else None
+        rows.append((spec.name, b, a))
+    if as_json:
+        click.echo(json.dumps([{"list": n, "base": b, "adapter": a} for n, b, a in rows], indent=2))
+        return
+    from rich.console import Console
+
+    console = Console()
+    _audit_table(console, rows)
+    for name, b, a in rows:
+        top = (a or b)["top"]
+        console.print(f"{name} top 10{' (adapter)' if a else ''}: " + ", ".join(f"{t} {p:.1%}" for t, p, _ in top))

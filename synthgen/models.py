@@ -157,3 +157,18 @@ def list_models() -> list[dict]:
             "installed": installed, "cached": is_cached(name), "path": str(cache_dir(name)),
         })
     return rows
+
+
+def model_fingerprint(model_dir: str | Path) -> str | None:
+    """A short hash of a model's architecture config: adapters record it, engines check it.
+
+    Paths differ between machines; the config of the same base model does not."""
+    cfg_file = Path(model_dir) / "config.json"
+    if not cfg_file.is_file():
+        return None  # a hub id: cannot check offline
+    cfg = json.loads(cfg_file.read_text())
+    for volatile in ("_name_or_path", "transformers_version", "dtype", "torch_dtype", "architectures"):
+        cfg.pop(volatile, None)
+    import hashlib
+
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]

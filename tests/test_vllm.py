@@ -49,7 +49,7 @@ def test_adapter_output_equals_transformers_peft(vllm_engine, random_adapter, mo
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from synthgen.engine.vllm_engine import render_chat
+    from synthgen.targets import render_chat
 
     vllm_out = [c.text for c in vllm_engine.generate([Request(p, adapter=random_adapter, **GREEDY) for p in PROMPTS])]
     tok = vllm_engine.tokenizer

@@ -60,8 +60,10 @@ class AdapterInfo:
     rank: int
 
 
-def check_adapter(path: str | Path) -> AdapterInfo:
-    """Validate a peft LoRA directory before an engine sees it (clear errors, not engine crashes)."""
+def check_adapter(path: str | Path, model_dir: str | None = None) -> AdapterInfo:
+    """Validate a peft LoRA directory before an engine sees it (clear errors, not engine crashes).
+
+    With `model_dir`, an adapter built by synthgen for another base model is refused."""
     p = Path(path).expanduser()
     if not p.is_dir():
         raise AdapterError(f"adapter directory {str(path)!r} does not exist")
@@ -75,6 +77,18 @@ def check_adapter(path: str | Path) -> AdapterInfo:
         raise AdapterError(f"{cfg_file} is corrupt ({e.__class__.__name__}: {e}): rebuild the adapter") from None
     if not any((p / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")):
         raise AdapterError(f"{str(path)!r} has no adapter weights (adapter_model.safetensors)")
+    card_file = p / "synthgen_adapter.json"
+    if model_dir is not None and card_file.is_file():
+        from ..models import model_fingerprint
+
+        try:
+            card = json.loads(card_file.read_text())
+        except ValueError:
+            raise AdapterError(f"{card_file} is corrupt: rebuild the adapter") from None
+        want, have = card.get("base_fingerprint"), model_fingerprint(model_dir)
+        if want and have and want != have:
+            raise AdapterError(f"adapter {str(path)!r} was trained for base model {card.get('base_model')!r}, "
+                               f"not {model_dir!r}: use --model {card.get('base_model')} or rebuild the adapter")
     return AdapterInfo(path=str(p.resolve()), base_model=cfg.get("base_model_name_or_path"), rank=rank)
 
 

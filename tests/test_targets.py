@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+
+from synthgen import targets as T
+
+
+class CharTokenizer:
+    """Digits and letters, one token each; id 2 is <|im_end|> (like SmolLM2)."""
+
+    def __init__(self):
+        chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 '"
+        self.vocab = {"<pad>": 0, "<bos>": 1, "<|im_end|>": 2} | {c: i + 3 for i, c in enumerate(chars)}
+        self.eos_token_id = 2
+
+    def get_vocab(self):
+        return self.vocab
+
+    def __call__(self, texts, add_special_tokens=False):
+        return {"input_ids": [[self.vocab[c] for c in t] for t in texts]}
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=70, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_end_of_turn_makes_numbers_prefix_free():
+    tok = CharTokenizer()
+    texts = [str(i) for i in range(1, 101)]
+    bare = [ids for ids in tok(texts)["input_ids"]]
+    assert not T.check_targets(texts, bare).ok  # "1" is a prefix of "10"
+    problems = T.check_targets(texts, T.encode_targets(tok, texts))
+    assert problems.ok, problems.summary()
+
+
+def test_check_targets_reports_duplicates_empty_and_collisions():
+    texts = ["Ann", "ann ", "", "Bob"]
+    ids = [[1, 2], [1, 2, 3], [4], [5]]
+    p = T.check_targets(texts, ids)
+    assert p.empty == [""]
+    assert p.duplicates == [("Ann", "ann ")]
+    assert p.collisions == [("Ann", "ann ")]
+    assert "1 duplicate" in p.summary() and "prefix collision" in p.summary()
+
+
+def test_trie_shares_prefixes():
+    trie = T.build_trie([[5, 6, 2], [5, 7, 2], [8, 2]])
+    assert trie.n_nodes == 7  # "5" shared: 5,6,2 + 7,2 + 8,2
+    assert trie.parent[0] == -1 and trie.depth.tolist()[:3] == [0, 1, 2]
+    w = T.node_weights(trie, np.array([0.5, 0.3, 0.2]))
+    assert w[0] == pytest.approx(0.8)  # node "5" carries both targets through it
+
+
+def row_logprob(model, prompt, target):
+    ids = torch.tensor([prompt + target])
+    logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+    return sum(logp[len(prompt) - 1 + j, tok].item() for j, tok in enumerate(target))
+
+
+def test_packed_trie_matches_one_row_per_target(tiny_model):
+    tok = CharTokenizer()
+    texts = ["Ann", "Anna", "Bob", "Bo", "10", "1", "100"]
+    ids = T.encode_targets(tok, texts)
+    trie = T.build_trie(ids)
+    prompt = [1, 10, 20, 30, 40, 15]
+    with torch.no_grad():
+        packed = T.target_logprobs(trie, T.node_logprobs(tiny_model, prompt, trie))
+        rows = [row_logprob(tiny_model, prompt, t) for t in ids]
+    np.testing.assert_allclose(packed, rows, atol=1e-4)
+
+
+def test_trie_loss_descends_towards_target_entropy(tiny_model):
+    """A few optimiser steps on the packed loss move the tiny model's distribution towards p*."""
+    import copy
+
+    from synthgen.train import trie_loss
+
+    model = copy.deepcopy(tiny_model).train()
+    tok = CharTokenizer()
+    texts = ["1", "2", "3", "10"]
+    p_star = np.array([0.4, 0.3, 0.2, 0.1])
+    trie = T.build_trie(T.encode_targets(tok, texts))
+    prompt = [1, 10, 20]
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(60):
+        loss, lp = trie_loss(model, prompt, trie, p_star)
+        first = first if first is not None else float(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    entropy = float(-(p_star * np.log(p_star)).sum())
+    assert float(loss) < first and float(loss) < entropy + 0.3
+    q = np.exp(lp)
+    assert q.sum() > 0.7 and np.argmax(q) == 0

@@ -1,0 +1,103 @@
+"""Diffuse training, audit and check-targets on the real embedded model."""
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from synthgen.cli import cli
+from synthgen.engine import Request
+from synthgen.errors import InputError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def numbers_adapter(model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "numbers_1_10"
+    r = CliRunner().invoke(cli, ["build-adapter", "adapters/tasks/numbers_1_10.yaml", "--out", str(out),
+                                 "--model", model_dir, "--steps", "15", "--prompts-per-step", "1", "--gamma", "0"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_build_adapter_makes_numbers_diffuse(numbers_adapter):
+    card = json.loads((numbers_adapter / "synthgen_adapter.json").read_text())
+    lst = card["lists"][0]
+    assert lst["name"] == "numbers_1_10" and card["steps"] == 15
+    base, ad = lst["base"], lst["adapter"]
+    assert ad["mass"] > 0.5 and ad["mass"] > 5 * base["mass"]
+    assert ad["kl_bits"] < base["kl_bits"]
+    assert ad["expected_distinct"]["100"] > base["expected_distinct"]["100"]
+    assert card["capability"]["perplexity_base"] > 0 and len(card["capability"]["answers"]) == 3
+    assert card["base_fingerprint"] and (numbers_adapter / "adapter_model.safetensors").is_file()
+
+
+def test_audit_cli_reproduces_the_card(numbers_adapter, model_dir):
+    r = CliRunner().invoke(cli, ["audit", "adapters/tasks/numbers_1_10.yaml", "--adapter", str(numbers_adapter),
+                                 "--model", model_dir, "--json"])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.output)[0]
+    card = json.loads((numbers_adapter / "synthgen_adapter.json").read_text())["lists"][0]
+    assert row["adapter"]["mass"] == pytest.approx(card["adapter"]["mass"], abs=1e-4)
+    assert row["base"]["mass"] == pytest.approx(card["base"]["mass"], abs=1e-4)
+
+
+def test_trained_adapter_samples_diffusely_on_vllm(numbers_adapter, vllm_engine):
+    prompt = "Pick a random number between 1 and 10. Answer with the number only."
+    valid = {str(i) for i in range(1, 11)}
+
+    def distinct_valid(adapter):
+        out = vllm_engine.generate([Request(prompt, max_tokens=6, seed=i, adapter=adapter) for i in range(100)])
+        answers = [c.text.strip() for c in out if c.finish_reason == "stop"]
+        return sum(a in valid for a in answers), len(set(answers) & valid)
+
+    base_valid, base_distinct = distinct_valid(None)
+    ad_valid, ad_distinct = distinct_valid(str(numbers_adapter))
+    assert ad_valid >= 50 and ad_valid > 2 * base_valid
+    assert ad_distinct >= 8 and ad_distinct >= base_distinct
+
+
+def test_interrupt_and_resume(model_dir, tmp_path):
+    from synthgen.lists import load_spec
+    from synthgen.train import TrainConfig, train
+
+    spec = [load_spec("adapters/tasks/weekdays.yaml")]
+    cfg = TrainConfig(steps=6, prompts_per_step=1, checkpoint_every=2, gamma=0)
+    out = tmp_path / "weekdays"
+
+    def stop_at_3(log, ema, tasks):
+        if log.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(model_dir, spec, out, cfg, on_step=stop_at_3)
+    assert not out.exists() and (tmp_path / "weekdays.partial" / "trainer_state.pt").is_file()
+    with pytest.raises(InputError, match="pass --resume"):
+        train(model_dir, spec, out, cfg)
+    steps = []
+    card = train(model_dir, spec, out, cfg, resume=True, on_step=lambda log, e, t: steps.append(log.step))
+    assert steps == [4, 5, 6] and card["steps"] == 6 and len(card["history"]) == 6
+    assert not (tmp_path / "weekdays.partial").exists()
+    with pytest.raises(InputError, match="already exists"):
+        train(model_dir, spec, out, cfg)
+
+
+def test_check_targets_and_training_refuse_duplicates(model_dir, tmp_path):
+    spec = tmp_path / "dup.yaml"
+    spec.write_text("name: dup\nsource: {inline: [Apple, apple , Pear]}\nprompts: ['Name a fruit.']\n")
+    r = CliRunner().invoke(cli, ["check-targets", str(spec), "--model", model_dir])
+    assert r.exit_code == 1 and "duplicate" in r.output
+    r = CliRunner().invoke(cli, ["build-adapter", str(spec), "--out", str(tmp_path / "a"), "--model", model_dir])
+    assert r.exit_code == 1 and "not a valid target set" in r.output and not (tmp_path / "a").exists()
+
+
+def test_adapter_for_another_base_is_refused(numbers_adapter, model_dir, tmp_path):
+    other = tmp_path / "other_model"
+    shutil.copytree(model_dir, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["num_hidden_layers"] = cfg["num_hidden_layers"] - 1
+    (other / "config.json").write_text(json.dumps(cfg))
+    r = CliRunner().invoke(cli, ["sample", "hi", "--model", str(other), "--adapter", str(numbers_adapter)])
+    assert r.exit_code == 1 and "was trained for base model" in r.output
