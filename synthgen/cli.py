@@ -134,10 +134,12 @@ def sample(prompt, n, model, adapter, seed, temperature, max_tokens, top, engine
     from .sample import check_sample_args, sample as run_sample
 
     check_sample_args(prompt, n, temperature, max_tokens)  # fail before the engine starts
+    if adapter:
+        check_adapter(adapter)
     if engine == "vllm":
         model = resolve_model(model)
-    if adapter:
-        check_adapter(adapter, model if engine == "vllm" else None)
+        if adapter:
+            check_adapter(adapter, model)  # refuses an adapter trained for another base model
     kwargs = {"endpoints": endpoint} if engine == "openai" else {}
     with _quiet_stdout(as_json) as emit:
         eng = create_engine(engine, model, **kwargs)

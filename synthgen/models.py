@@ -128,8 +128,15 @@ def ensure_converted(name: str) -> Path:
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:
+    import sys
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers.utils import logging as hf_logging
+
+    print(f"synthgen: converting {gguf.name} to a safetensors model under {out.parent} (once, ~30 s)",
+          file=sys.stderr)
+    hf_logging.disable_progress_bar()
 
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(
