@@ -33,7 +33,7 @@ def rows_step(model, prompt, token_ids, weights, batch):
         tok_lp = logp.gather(2, ids[:, 1:, None]).squeeze(2) * tgt_mask[:, 1:]
         loss = -(w * tok_lp.sum(1)).sum()
         loss.backward()
-        total += float(loss)
+        total += float(loss.detach())
     return total
 
 
@@ -78,7 +78,7 @@ def main():
     result = {"spec": spec.name, "targets": len(texts), "trie_tokens": trie.n_nodes,
               "row_tokens": sum(len(prompt) + len(i) for i in ids),
               "packed_s_per_step": round(t_packed / args.repeats, 3), "rows_s_per_step": round(t_rows / args.repeats, 3),
-              "speedup": round(t_rows / t_packed, 1), "loss_packed": round(float(loss_p), 5), "loss_rows": round(loss_r, 5),
+              "speedup": round(t_rows / t_packed, 1), "loss_packed": round(float(loss_p.detach()), 5), "loss_rows": round(loss_r, 5),
               "torch_threads": torch.get_num_threads()}
     print(json.dumps(result, indent=2))
     print(f"packed trie is {result['speedup']}x faster than one row per target (target >= 20x)")

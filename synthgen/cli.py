@@ -257,19 +257,17 @@ def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targ
       synthgen build-adapter adapters/tasks/*.yaml --out out/paper_tasks --steps 100
       synthgen build-adapter adapters/first_names.yaml --out adapters/first_names --resume
     """
-    import math
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .lists import load_spec
-    from .models import EMBEDDED, resolve_model
+    from .models import DEFAULT_MODEL, EMBEDDED, resolve_model
     from .train import TrainConfig, train
 
     cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank, prompts_per_step=prompts_per_step,
                       max_targets=max_targets, gamma=gamma, seed=seed)
     loaded = [load_spec(s) for s in specs]
     model_dir = resolve_model(model)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("{task.fields[info]}"), console=Console(stderr=True))
     task_id = bar.add_task("train", total=steps, info="loading model")
@@ -285,9 +283,9 @@ def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targ
     try:
         with bar:
             card = train(model_dir, loaded, out, cfg, resume=resume, overwrite=overwrite, threads=threads,
-                         on_step=on_step, base_name=(model or "smollm2-135m") if (model or "smollm2-135m") in EMBEDDED else None)
+                         on_step=on_step, base_name=name if (name := model or DEFAULT_MODEL) in EMBEDDED else None)
     except KeyboardInterrupt:
-        click.echo(f"interrupted: checkpoint saved; continue with the same command and --resume", err=True)
+        click.echo("interrupted: checkpoint saved; continue with the same command and --resume", err=True)
         sys.exit(130)
     _render_card(card, out)
     if card["capability"]["degraded"]:

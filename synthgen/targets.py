@@ -177,15 +177,31 @@ def packed_inputs(prompt_ids: list[int], trie: Trie, dtype=None):
 
 
 def node_logprobs(model, prompt_ids: list[int], trie: Trie):
-    """log p(node token | prompt, ancestors) for every trie node, in one forward pass."""
+    """log p(node token | prompt, ancestors) for every trie node, in one forward pass.
+
+    Only positions that predict a node go through the LM head (not the prompt's earlier tokens,
+    not the end-of-turn leaves): the head is ~20% of the model's FLOPs at a 49k vocabulary."""
     import torch
 
     dtype = next(model.parameters()).dtype
     input_ids, position_ids, mask, predictor = packed_inputs(prompt_ids, trie, dtype)
-    out = model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, use_cache=False)
-    logits = out.logits[0, predictor].float()
-    logp = torch.log_softmax(logits, dim=-1)
+    body, head = _body_and_head(model)
+    if body is None:  # unknown architecture: full logits
+        logits = model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, use_cache=False).logits[0]
+        rows = predictor
+    else:
+        hidden = body(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, use_cache=False)[0][0]
+        needed, rows = torch.unique(predictor, return_inverse=True)
+        logits = head(hidden[needed])
+    logp = torch.log_softmax(logits[rows].float(), dim=-1)
     return logp.gather(1, torch.from_numpy(trie.tokens)[:, None]).squeeze(1)
+
+
+def _body_and_head(model):
+    """(decoder body, lm_head) of a causal LM, also through a peft wrapper; (None, None) if unknown."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body, head = getattr(inner, "model", None), getattr(inner, "lm_head", None)
+    return (body, head) if body is not None and head is not None else (None, None)
 
 
 def target_logprobs(trie: Trie, node_lp) -> np.ndarray:

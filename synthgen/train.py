@@ -93,7 +93,9 @@ def prepare_task(tokenizer, spec: ListSpec, max_targets: int) -> Task:
 def load_base(model_path: str, threads: int | None = None):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     if threads:
         torch.set_num_threads(threads)
     tok = AutoTokenizer.from_pretrained(model_path)
@@ -191,7 +193,7 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
                 trie, w = task.step_problem(rng, cfg.max_targets)
                 loss, lp = trie_loss(model, prompt, trie, w)
                 (loss / cfg.prompts_per_step).backward()
-                losses.setdefault(task.spec.name, []).append(float(loss))
+                losses.setdefault(task.spec.name, []).append(float(loss.detach()))
                 masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -210,6 +212,10 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
         raise
     train_seconds = time.time() - started
     model.eval()
+    # adapters ship in bf16 (half the size); round now so the card's metrics describe those weights
+    with torch.no_grad():
+        for prm in params:
+            prm.copy_(prm.to(torch.bfloat16).to(prm.dtype))
     card = {
         "format": "synthgen-adapter/1", "base_model": base_name or str(model_path),
         "base_fingerprint": model_fingerprint(model_path),
@@ -221,12 +227,21 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
+    _to_bf16(tmp / "adapter_model.safetensors")
     (tmp / ADAPTER_CARD).write_text(json.dumps(card, indent=2))
     if out.exists():
         shutil.rmtree(out)
     os.rename(tmp, out)
     shutil.rmtree(partial, ignore_errors=True)
     return card
+
+
+def _to_bf16(path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+    import torch
+
+    tensors = load_file(path)
+    save_file({k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}, path, metadata={"format": "pt"})
 
 
 def evaluate_task(model, tok, task: Task) -> dict:

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds the default diffuse adapters shipped in adapters/ for the embedded model (make adapters).
+# Settings fit a 2-core CPU: one prompt per step, an unbiased subsample of targets per step for big lists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SG=${SG:-.venv/bin/synthgen}
+COMMON="--prompts-per-step 1 --overwrite --seed 0"
+$SG build-adapter adapters/numbers_1_100.yaml --out adapters/numbers_1_100 --steps 60 $COMMON
+$SG build-adapter adapters/first_names.yaml --out adapters/first_names --steps 40 --max-targets 300 $COMMON
+$SG build-adapter adapters/surnames.yaml --out adapters/surnames --steps 40 --max-targets 300 $COMMON
+$SG build-adapter adapters/careers.yaml --out adapters/careers --steps 40 --max-targets 300 $COMMON
+$SG build-adapter adapters/birth_places.yaml --out adapters/birth_places --steps 40 --max-targets 200 $COMMON

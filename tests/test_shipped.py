@@ -1,0 +1,51 @@
+"""The shipped default adapters and the README stay true."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from synthgen.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ["numbers_1_100", "first_names", "surnames", "careers", "birth_places"]
+
+
+def test_readme_commands_exist_with_their_options():
+    """Every `synthgen ...` line in the README names a real command and real options."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    lines = [m.strip() for b in blocks for m in re.findall(r"^\s*(synthgen [^\n#]*)", b, flags=re.M)]
+    assert len(lines) >= 5
+    for line in lines:
+        words = line.split()
+        cmd = cli.commands.get(words[1])
+        assert cmd is not None, f"README uses unknown command: {line}"
+        known = {o for p in cmd.params for o in getattr(p, "opts", []) + getattr(p, "secondary_opts", [])}
+        for w in words[2:]:
+            if w.startswith("--"):
+                assert w.split("=")[0] in known, f"README uses unknown option {w} in: {line}"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_adapter_is_complete(name):
+    d = ROOT / "adapters" / name
+    card = json.loads((d / "synthgen_adapter.json").read_text())
+    assert (d / "adapter_model.safetensors").stat().st_size < 6_000_000  # bf16, small
+    assert card["base_model"] == "smollm2-135m" and card["base_fingerprint"]
+    lst = card["lists"][0]
+    assert lst["adapter"]["mass"] > 5 * lst["base"]["mass"]
+    assert not card["capability"]["degraded"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["numbers_1_100", "first_names"])
+def test_shipped_adapter_audit_matches_its_card(name, model_dir):
+    """Re-scoring the shipped weights on this machine gives the numbers its card claims."""
+    prompt = json.loads((ROOT / "adapters" / name / "synthgen_adapter.json").read_text())["lists"][0]["prompts"][0]
+    r = CliRunner().invoke(cli, ["audit", f"adapters/{name}.yaml", "--adapter", f"adapters/{name}", "--model",
+                                 model_dir, "--prompt", prompt, "--json"])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.output)[0]
+    assert row["adapter"]["mass"] > 0.5 and row["adapter"]["mass"] > 10 * row["base"]["mass"]
