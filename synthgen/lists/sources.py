@@ -55,10 +55,12 @@ def builtin(name: str, where: dict | None = None):
     file, column, weight = BUILTINS[name]
     path = resources.files("synthgen") / "data" / file
     items, weights = read_csv(Path(str(path)), column, weight, where)
-    # the same name for both sexes (Taylor F, Taylor M): one target, counts summed
+    # the same name for both sexes (Taylor F, Taylor M): one target, counts summed; rows with a
+    # zero count (uninhabited territories) are not answers
     merged: dict[str, float] = {}
     for item, w in zip(items, weights):
-        merged[item] = merged.get(item, 0.0) + w
+        if w > 0:
+            merged[item] = merged.get(item, 0.0) + w
     return list(merged), list(merged.values())
 
 
