@@ -164,18 +164,22 @@ def _render_sample(result, top: int) -> None:
     table.add_column("answer")
     table.add_column("count", justify="right")
     table.add_column("share", justify="right")
+    table.add_column("ended", justify="center")
     table.add_column("")
     for answer, count in result.counts.most_common(top):
         share = count / result.n
-        table.add_row(repr(answer) if answer else "(empty)", str(count), f"{share:.1%}", "█" * max(1, round(40 * share)))
+        ended = "✓" if answer in result.finished else "[dim]cut[/]"
+        table.add_row(repr(answer) if answer else "(empty)", str(count), f"{share:.1%}", ended,
+                      "█" * max(1, round(40 * share)))
     if result.distinct > top:
         table.add_row(f"… {result.distinct - top} more", "", "", "")
     console = Console()
     console.print(table)
     console.print(f"distinct answers: [bold]{result.distinct}[/] of {result.n}   "
-                  f"top answer share: [bold]{result.top_share:.1%}[/]   "
-                  f"entropy: {result.entropy_bits:.2f} bits   "
-                  f"cut at --max-tokens: {result.unfinished}")
+                  f"top answer share: [bold]{result.top_share:.1%}[/]   entropy: {result.entropy_bits:.2f} bits")
+    console.print(f"ended with end-of-turn: [bold]{result.n - result.unfinished}[/] of {result.n}, "
+                  f"[bold]{result.distinct_finished}[/] distinct   (cut at --max-tokens: {result.unfinished}; "
+                  "cut-off rambling is not diversity)")
 
 
 _specs_argument = click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))

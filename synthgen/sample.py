@@ -16,6 +16,12 @@ class SampleResult:
     n: int
     counts: Counter  # answer (stripped) -> count
     unfinished: int  # answers cut at max_tokens (no end-of-turn)
+    finished: Counter  # answers that ended with end-of-turn within max_tokens -> count
+
+    @property
+    def distinct_finished(self) -> int:
+        """Distinct complete answers: cut-off rambling is not diversity."""
+        return len(self.finished)
 
     @property
     def distinct(self) -> int:
@@ -33,8 +39,8 @@ class SampleResult:
         return {
             "prompt": self.prompt, "n": self.n, "distinct": self.distinct,
             "top_share": round(self.top_share, 4), "entropy_bits": round(self.entropy_bits, 4),
-            "unfinished": self.unfinished,
-            "answers": [{"answer": a, "count": c, "share": round(c / self.n, 4)}
+            "unfinished": self.unfinished, "distinct_finished": self.distinct_finished,
+            "answers": [{"answer": a, "count": c, "share": round(c / self.n, 4), "finished": a in self.finished}
                         for a, c in self.counts.most_common(top)],
         }
 
@@ -47,8 +53,8 @@ def sample(engine: Engine, prompt: str, n: int, *, seed: int = 0, adapter: str |
                         seed=derive_seed(seed, "sample", i), adapter=adapter) for i in range(n)]
     completions = engine.generate(requests, progress=progress)
     counts = Counter(c.text.strip() for c in completions)
-    unfinished = sum(c.finish_reason != "stop" for c in completions)
-    return SampleResult(prompt=prompt, n=n, counts=counts, unfinished=unfinished)
+    finished = Counter(c.text.strip() for c in completions if c.finish_reason == "stop")
+    return SampleResult(prompt=prompt, n=n, counts=counts, unfinished=n - finished.total(), finished=finished)
 
 
 def check_sample_args(prompt: str, n: int, temperature: float = 1.0, max_tokens: int = 16) -> None:

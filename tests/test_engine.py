@@ -24,7 +24,7 @@ def test_sample_counts_answers_and_uses_one_seed_per_draw():
     assert res.counts == {"7": 2, "3": 1, "The number is 7": 1}
     assert res.distinct == 3 and res.top_share == 0.5
     assert len({r.seed for r in eng.history}) == 4
-    assert res.to_dict()["answers"][0] == {"answer": "7", "count": 2, "share": 0.5}
+    assert res.to_dict()["answers"][0] == {"answer": "7", "count": 2, "share": 0.5, "finished": True}
 
 
 @pytest.mark.parametrize("kwargs,msg", [({"n": 0}, "--n must be >= 1"), ({"prompt": " "}, "prompt is empty"),
@@ -33,6 +33,19 @@ def test_sample_bad_input(kwargs, msg):
     args = {"prompt": "hi", "n": 3} | kwargs
     with pytest.raises(InputError, match=msg):
         sample(FakeEngine(responder=lambda r: "x"), args.pop("prompt"), args.pop("n"), **args)
+
+
+def test_sample_separates_finished_from_cut_answers():
+    from synthgen.engine.base import Completion
+
+    class Cutting(FakeEngine):
+        def generate(self, requests, progress=None):
+            texts = ["7", "7", "The number I would pick is", "3"]
+            return [Completion(t, "length" if t.startswith("The") else "stop") for t in texts]
+
+    res = sample(Cutting(), "Pick", 4)
+    assert res.unfinished == 1 and res.distinct == 3 and res.distinct_finished == 2
+    assert res.finished == {"7": 2, "3": 1}
 
 
 def test_unknown_engine():

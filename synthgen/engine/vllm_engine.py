@@ -57,7 +57,7 @@ class VLLMEngine:
                  max_loras: int = 2, dtype: str | None = None, max_model_len: int = 1024,
                  chunk_size: int = 512, enforce_eager: bool | None = None, **llm_kwargs):
         path = resolve_model(model)
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # vLLM warns a lot on CPU; users see our output
         if not _on_gpu():
             _cpu_env()
         vllm = import_vllm()
