@@ -38,15 +38,15 @@ class AuditResult:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
-def score_targets(model, prompt_ids, token_ids: list[list[int]], chunk: int = 1000) -> np.ndarray:
-    """log P(t | prompt) for every target, one packed pass per chunk of targets (bounded memory)."""
+def score_targets(model, prompt_ids, token_ids: list[list[int]], max_nodes: int = 1024) -> np.ndarray:
+    """log P(t | prompt) for every target, one packed pass per trie chunk (bounded time and memory)."""
     import torch
 
     out = np.empty(len(token_ids))
     with torch.no_grad():
-        for start in range(0, len(token_ids), chunk):
-            trie = T.build_trie(token_ids[start:start + chunk])
-            out[start:start + chunk] = T.target_logprobs(trie, T.node_logprobs(model, prompt_ids, trie))
+        for idx in T.chunk_targets(token_ids, max_nodes):
+            trie = T.build_trie([token_ids[i] for i in idx])
+            out[idx] = T.target_logprobs(trie, T.node_logprobs(model, prompt_ids, trie))
     return out
 
 

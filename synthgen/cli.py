@@ -111,10 +111,11 @@ def _progress(total: int, label: str):
 @_model_option
 @click.option("--adapter", "-a", default=None, metavar="DIR", help="Sample through this LoRA adapter (peft directory).")
 @click.option("--seed", default=0, show_default=True, help="Run seed: the same seed gives the same answers.")
-@click.option("--temperature", "-t", default=1.0, show_default=True)
+@click.option("--temperature", "-t", default=1.0, show_default=True, help="Sampling temperature (0 = greedy).")
 @click.option("--max-tokens", default=16, show_default=True, help="Longest answer, in tokens.")
 @click.option("--top", default=20, show_default=True, help="Rows in the frequency table.")
-@click.option("--engine", type=click.Choice(["vllm", "openai"]), default="vllm", show_default=True)
+@click.option("--engine", type=click.Choice(["vllm", "openai"]), default="vllm", show_default=True,
+              help="vllm: in-process; openai: running vLLM OpenAI servers (--endpoint).")
 @click.option("--endpoint", multiple=True, metavar="URL", help="vLLM OpenAI server URL (repeatable; --engine openai).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def sample(prompt, n, model, adapter, seed, temperature, max_tokens, top, engine, endpoint, as_json):
@@ -242,7 +243,7 @@ def _tokenizer(model_dir):
 @click.option("--prompts-per-step", default=2, show_default=True, help="Packed prompt passes per step.")
 @click.option("--max-targets", default=1000, show_default=True, help="Targets per pass; bigger lists are subsampled.")
 @click.option("--gamma", default=0.02, show_default=True, help="Stop early when loss <= (1+gamma)·H(p*).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seeds LoRA init and prompt/target sampling.")
 @click.option("--threads", default=None, type=int, help="torch threads (default: all cores).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (OUT.partial).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter at OUT.")

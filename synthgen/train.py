@@ -63,19 +63,19 @@ class Task:
     p: np.ndarray
     token_ids: list[list[int]]
     prompt_ids: list[list[int]]
-    trie: T.Trie | None = None  # None: subsample per step
+    subsample: bool = False  # more targets than one step takes: draw an unbiased subsample
 
     @property
     def entropy(self) -> float:  # nats
         return float(-(self.p * np.log(self.p)).sum())
 
     def step_problem(self, rng: np.random.Generator, max_targets: int):
-        """(trie, per-target weights) whose weighted log-likelihood is an unbiased estimate."""
-        if self.trie is not None:
-            return self.trie, self.p
+        """(target token ids, weights) whose weighted log-likelihood is an unbiased estimate of the loss."""
+        if not self.subsample:
+            return self.token_ids, self.p
         draws = rng.choice(len(self.texts), size=max_targets, p=self.p)
         idx, counts = np.unique(draws, return_counts=True)
-        return T.build_trie([self.token_ids[i] for i in idx]), counts / max_targets
+        return [self.token_ids[i] for i in idx], counts / max_targets
 
 
 def prepare_task(tokenizer, spec: ListSpec, max_targets: int) -> Task:
@@ -86,8 +86,7 @@ def prepare_task(tokenizer, spec: ListSpec, max_targets: int) -> Task:
         raise InputError(f"list {spec.name!r} is not a valid target set: {problems.summary()} "
                          f"(see `synthgen check-targets {spec.path or spec.name}`)")
     prompts = [T.render_chat(tokenizer, pr) for pr in spec.prompts]
-    trie = T.build_trie(token_ids) if len(texts) <= max_targets else None
-    return Task(spec, texts, p, token_ids, prompts, trie)
+    return Task(spec, texts, p, token_ids, prompts, subsample=len(texts) > max_targets)
 
 
 def load_base(model_path: str, threads: int | None = None):
@@ -111,6 +110,22 @@ def trie_loss(model, prompt_ids, trie: T.Trie, weights: np.ndarray):
     node_lp = T.node_logprobs(model, prompt_ids, trie)
     w = torch.from_numpy(T.node_weights(trie, weights)).to(node_lp.dtype)
     return -(w * node_lp).sum(), T.target_logprobs(trie, node_lp)
+
+
+def packed_backward(model, prompt_ids, token_ids: list[list[int]], weights: np.ndarray, scale: float = 1.0,
+                    max_nodes: int = 768) -> tuple[float, np.ndarray]:
+    """Loss and gradient for one prompt over all its targets, one packed pass per trie chunk.
+
+    Gradients accumulate chunk by chunk, so memory stays that of one chunk. Returns the loss and
+    log P(t | prompt) for every target."""
+    total, logp = 0.0, np.empty(len(token_ids))
+    for idx in T.chunk_targets(token_ids, max_nodes):
+        trie = T.build_trie([token_ids[i] for i in idx])
+        loss, lp = trie_loss(model, prompt_ids, trie, weights[idx])
+        (loss * scale).backward()
+        total += float(loss.detach())
+        logp[idx] = lp
+    return total, logp
 
 
 @dataclass
@@ -190,10 +205,9 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
             for _ in range(cfg.prompts_per_step):
                 task = tasks[rng.integers(len(tasks))]
                 prompt = task.prompt_ids[rng.integers(len(task.prompt_ids))]
-                trie, w = task.step_problem(rng, cfg.max_targets)
-                loss, lp = trie_loss(model, prompt, trie, w)
-                (loss / cfg.prompts_per_step).backward()
-                losses.setdefault(task.spec.name, []).append(float(loss.detach()))
+                ids, w = task.step_problem(rng, cfg.max_targets)
+                loss, lp = packed_backward(model, prompt, ids, w, scale=1 / cfg.prompts_per_step)
+                losses.setdefault(task.spec.name, []).append(loss)
                 masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
             opt.step()
             opt.zero_grad(set_to_none=True)

@@ -75,3 +75,11 @@ def test_models_lists_default(monkeypatch):
     rows = json.loads(r.output)
     assert rows[0]["name"] == "smollm2-135m" and rows[0]["default"] is True
     assert rows[0]["cached"] is False  # the isolated SYNTHGEN_HOME is empty
+
+
+def test_every_command_has_examples_and_every_option_help():
+    for name, cmd in cli.commands.items():
+        assert "Example" in (cmd.help or ""), f"{name} --help has no examples"
+        for p in cmd.params:
+            if p.param_type_name == "option":
+                assert p.help, f"{name} {p.opts} has no --help text"

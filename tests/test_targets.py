@@ -99,3 +99,26 @@ def test_trie_loss_descends_towards_target_entropy(tiny_model):
     assert float(loss) < first and float(loss) < entropy + 0.3
     q = np.exp(lp)
     assert q.sum() > 0.7 and np.argmax(q) == 0
+
+
+def test_chunked_packing_gives_the_same_loss_and_gradient(tiny_model):
+    """Splitting the trie into several passes changes cost, not the loss or its gradient."""
+    import copy
+
+    from synthgen.train import packed_backward
+
+    tok = CharTokenizer()
+    texts = [f"{a}{b}{c}" for a in "abc" for b in "de" for c in "fgh"] + ["a", "b"]
+    ids = T.encode_targets(tok, texts)
+    w = np.random.default_rng(0).dirichlet(np.ones(len(texts)))
+    chunks = T.chunk_targets(ids, max_nodes=12)
+    assert len(chunks) > 2 and sorted(np.concatenate(chunks).tolist()) == list(range(len(texts)))
+    results = []
+    for max_nodes in (10_000, 12):
+        model = copy.deepcopy(tiny_model)
+        loss, lp = packed_backward(model, [1, 5, 9], ids, w, max_nodes=max_nodes)
+        grad = model.model.embed_tokens.weight.grad.clone()
+        results.append((loss, lp, grad))
+    assert results[0][0] == pytest.approx(results[1][0], abs=1e-4)
+    np.testing.assert_allclose(results[0][1], results[1][1], atol=1e-4)
+    torch.testing.assert_close(results[0][2], results[1][2], atol=1e-5, rtol=1e-4)
