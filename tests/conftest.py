@@ -1,5 +1,4 @@
 import os
-import shutil
 
 import pytest
 
@@ -73,7 +72,3 @@ def vllm_engine(model_dir):
     yield engine
     engine.close()
 
-
-def copytree(src, dst):
-    shutil.copytree(src, dst)
-    return dst
