@@ -83,3 +83,19 @@ def test_every_command_has_examples_and_every_option_help():
         for p in cmd.params:
             if p.param_type_name == "option":
                 assert p.help, f"{name} {p.opts} has no --help text"
+
+
+def test_build_adapter_bad_settings_are_one_line_errors(tmp_path):
+    for args, msg in ((["--lr", "0"], "`lr` must be > 0"), (["--steps", "0"], "`steps` must be >= 1"),
+                      (["--gamma", "-1"], "`gamma` must be >= 0"), (["--rank", "0"], "`rank` must be >= 1")):
+        r = run("build-adapter", "adapters/tasks/weekdays.yaml", "--out", str(tmp_path / "a"), *args)
+        assert msg in _one_line_error(r)
+        assert not (tmp_path / "a").exists()
+
+
+def test_audit_and_check_targets_bad_spec_are_one_line_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsource: {inline: [a]}\nprompts: [hi]\ncolour: red\n")
+    assert "unknown key" in _one_line_error(run("check-targets", str(bad)))
+    assert "unknown key" in _one_line_error(run("audit", str(bad)))
+    assert "cannot read spec" in _one_line_error(run("audit", str(tmp_path / "missing.yaml")))
