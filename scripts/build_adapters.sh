@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SG=${SG:-.venv/bin/synthgen}
 COMMON="--prompts-per-step 1 --overwrite --seed 0"
+$SG build-adapter adapters/gender.yaml --out adapters/gender --steps 30 $COMMON
 $SG build-adapter adapters/numbers_1_100.yaml --out adapters/numbers_1_100 --steps 60 $COMMON
 $SG build-adapter adapters/first_names.yaml --out adapters/first_names --steps 40 --max-targets 300 $COMMON
 $SG build-adapter adapters/surnames.yaml --out adapters/surnames --steps 40 --max-targets 300 $COMMON

@@ -372,3 +372,145 @@ def audit(specs, model, adapter, prompts, as_json):
     for name, b, a in rows:
         top = (a or b)["top"]
         console.print(f"{name} top 10{' (adapter)' if a else ''}: " + ", ".join(f"{t} {p:.1%}" for t, p, _ in top))
+
+
+def _generate_options(f):
+    options = [
+        click.option("--n", "n", default=100, show_default=True, help="Number of records."),
+        click.option("--out", "-o", required=True, type=click.Path(), help="Output file (.jsonl, .parquet) or directory (--format hf)."),
+        click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet", "hf"]), default=None,
+                     help="Output format (default: from the --out suffix, else jsonl). parquet/hf stream to OUT.stream.jsonl, then convert."),
+        click.option("--seed", default=0, show_default=True, help="Run seed: the same seed gives the identical file."),
+        click.option("--no-adapters", is_flag=True, help="Every field on the base model (the comparison run)."),
+        click.option("--retries", default=None, type=int, help="Retries of an invalid answer, new seed each (default: the template's, 3)."),
+        click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command (no record lost, duplicated or changed)."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing output."),
+        click.option("--block-size", default=512, show_default=True, help="Records per block: one engine call per field per block; the unit of crash recovery."),
+        _model_option,
+        click.option("--engine", type=click.Choice(["vllm", "openai"]), default="vllm", show_default=True,
+                     help="vllm: in-process; openai: running vLLM OpenAI servers (--endpoint), adapters served with --lora-modules NAME=DIR."),
+        click.option("--endpoint", multiple=True, metavar="URL", help="vLLM OpenAI server URL (repeatable; requests are sharded across them)."),
+        click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def _run_generate(template_ref, n, out, fmt, seed, no_adapters, retries, resume, overwrite, block_size, model, engine,
+                  endpoint, as_json):
+    from .engine import check_adapter, create_engine
+    from .generate import plan_run, run
+    from .models import resolve_model
+    from .template import load_template
+
+    if fmt is None:
+        fmt = "parquet" if str(out).endswith(".parquet") else "jsonl"
+    if retries is not None and retries < 0:
+        raise click.ClickException(f"--retries must be >= 0, got {retries}")
+    if block_size < 1:
+        raise click.ClickException(f"--block-size must be >= 1, got {block_size}")
+    template = load_template(template_ref, use_adapters=not no_adapters)
+    model_id = None
+    if engine == "vllm":
+        model_id = model = resolve_model(model)
+        for path in template.adapters().values():
+            check_adapter(path, model)  # refuses adapters trained for another base model, before vLLM starts
+    plan = plan_run(template, out, n, seed, fmt=fmt, model=model_id, use_adapters=not no_adapters, resume=resume,
+                    overwrite=overwrite)
+    if plan.start >= n:
+        click.echo(f"{out}: already has {plan.start} records (>= --n {n}); nothing to do", err=True)
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    kwargs = {"endpoints": endpoint} if engine == "openai" else {}
+    if engine == "vllm":
+        kwargs["max_loras"] = max(1, min(4, len(set(template.adapters().values()))))
+    console = Console(stderr=True)
+    with _quiet_stdout(as_json) as emit:
+        if plan.start:
+            console.print(f"resuming {out} at record {plan.start}")
+        console.print(f"starting engine ({engine}) ...")
+        eng = create_engine(engine, model, **kwargs)
+        try:
+            bar = Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console)
+            tasks = {f.name: bar.add_task(f.name, total=n, completed=plan.start, rate="") for f in template.fields}
+            started = {}
+
+            def on_field(name, k):
+                import time as _t
+
+                t = bar.tasks[tasks[name]]
+                started.setdefault(name, (_t.perf_counter(), t.completed))
+                t0, c0 = started[name]
+                bar.advance(tasks[name], k)
+                dt = _t.perf_counter() - t0
+                if dt > 0:
+                    bar.update(tasks[name], rate=f"{(t.completed - c0) / dt:.1f} rec/s")
+
+            with bar:
+                summary = run(template, eng, plan, n, seed, use_adapters=not no_adapters, retries=retries,
+                              block_size=block_size, on_field=on_field)
+        finally:
+            eng.close()
+        if as_json:
+            emit(json.dumps(summary.to_dict(), indent=2))
+            return
+    _render_summary(summary, template)
+
+
+def _render_summary(s, template):
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{s.out}: {s.records} records ({s.new_records} new)")
+    for col in ("field", "kind", "adapter", "valid", "valid at 1st try"):
+        table.add_column(col, justify="left" if col in ("field", "kind", "adapter") else "right")
+    for f in template.fields:
+        v, ft = s.valid.get(f.name), s.first_try_valid.get(f.name)
+        table.add_row(f.name, f.kind, f.adapter if f.adapter_path else "-", "" if v is None else f"{v:.1%}",
+                      "" if ft is None else f"{ft:.1%}")
+    console.print(table)
+    console.print(f"time {s.seconds:.1f}s   {s.records_per_s:.2f} records/s   {s.tokens} tokens generated "
+                  f"({s.tokens_per_s:.1f} tok/s, {s.requests} requests)   peak memory {s.peak_rss_gib:.2f} GiB")
+
+
+@cli.command()
+@click.argument("template")
+@_generate_options
+def generate(template, **kw):
+    """Fill N records of TEMPLATE (a YAML path or a name in templates/), field by field.
+
+    Every record's prompt for a field goes to the engine in one batched call, through the field's
+    adapter; answers are parsed and validated, invalid ones retried with a new seed, then stored
+    as null with the reason. Records stream to OUT (one JSON object per line, with its index and
+    seed); kill it at any moment and run the same command with --resume.
+
+    \b
+    Examples:
+      synthgen generate templates/biography.yaml --n 500 --out x.jsonl --seed 7
+      synthgen generate customer_profile --n 1000 --out customers.parquet
+      synthgen generate biography --n 10000 --out bios.jsonl --resume
+      synthgen generate biography --n 1000 --out bios.jsonl --engine openai --endpoint http://gpu1:8000
+    """
+    _run_generate(template, **kw)
+
+
+@cli.command()
+@_generate_options
+def biographies(**kw):
+    """Fictional biographies (templates/biography.yaml), each attribute through its diffuse adapter.
+
+    Gender, first name, last name, birth date, birth place, career and a one-sentence
+    achievements text conditioned on them. --no-adapters makes the base-model comparison.
+
+    \b
+    Examples:
+      synthgen biographies --n 10000 --out bios.jsonl
+      synthgen biographies --n 10000 --out base.jsonl --no-adapters
+      synthgen biographies --n 200 --out bios.parquet --seed 3
+    """
+    _run_generate("biography", **kw)

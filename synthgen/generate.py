@@ -1,0 +1,345 @@
+"""Fill a template's records field by field on an engine, stream them to JSONL, resume after a crash.
+
+Work goes in blocks of records (default 512): for each field in order, the prompts of every
+record in the block go to the engine in one batched call, with the field's adapter; invalid
+answers are retried with a new seed (all retries of a field in one more call), then stored as
+null with the reason. A finished block is appended to the JSONL with one write and fsync, so
+`kill -9` loses at most the block in flight and `--resume` recomputes it identically: every
+request's seed is derived from (run seed, record index, field, attempt), never from the batch.
+
+Run identity (template digest, seed, model, adapters) lives in a sidecar `OUT.meta.json`; a
+resume with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .engine.base import Engine, Request, derive_seed
+from .errors import InputError
+from .template import Template
+
+FORMATS = ("jsonl", "parquet", "hf")
+
+
+@dataclass
+class Summary:
+    records: int  # complete records in the output
+    new_records: int  # made by this run
+    seconds: float
+    valid: dict[str, float]  # field -> share of this run's records with a valid value
+    first_try_valid: dict[str, float]  # field -> share valid at the first attempt (among attempted)
+    requests: int
+    tokens: int
+    peak_rss_gib: float
+    out: str
+
+    @property
+    def records_per_s(self) -> float:
+        return self.new_records / self.seconds if self.seconds else 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"records_per_s": round(self.records_per_s, 3), "tokens_per_s": round(self.tokens_per_s, 2)}
+
+
+@dataclass
+class Plan:
+    """Where the run writes and where it starts; made before any engine starts (fast errors)."""
+
+    out: Path
+    fmt: str
+    stream: Path  # the append-only JSONL
+    meta_path: Path
+    identity: dict
+    start: int = 0
+    valid_bytes: int = 0  # resume: the stream's complete-line prefix
+    overwrite: bool = False
+    done_before: dict = field(default_factory=dict)
+
+
+def _identity(template: Template, seed: int, model: str | None, use_adapters: bool) -> dict:
+    return {"template": template.name, "template_digest": template.digest, "seed": seed, "model": model,
+            "adapters": {f.name: (f.adapter if use_adapters else None) for f in template.fields}}
+
+
+def plan_run(template: Template, out: str | Path, n: int, seed: int, *, fmt: str = "jsonl", model: str | None = None,
+             use_adapters: bool = True, resume: bool = False, overwrite: bool = False) -> Plan:
+    if not isinstance(n, int) or n < 1:
+        raise InputError(f"--n must be >= 1, got {n}")
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
+    if resume and overwrite:
+        raise InputError("--resume and --overwrite contradict each other: pick one")
+    out = Path(out)
+    stream = out if fmt == "jsonl" else Path(f"{out}.stream.jsonl")
+    meta_path = Path(f"{out}.meta.json")
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise InputError(f"cannot write {str(out)!r}: directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"cannot write {str(out)!r}: directory {str(parent)!r} is not writable")
+    if out.is_dir() and fmt != "hf":
+        raise InputError(f"{str(out)!r} is a directory: give a file path")
+    plan = Plan(out=out, fmt=fmt, stream=stream, meta_path=meta_path,
+                identity=_identity(template, seed, model, use_adapters), overwrite=overwrite)
+    exists = [p for p in (out, stream, meta_path) if p.exists()]
+    if not resume:
+        if exists and not overwrite:
+            raise InputError(f"{str(exists[0])!r} exists: add --resume to continue that run or --overwrite to replace it")
+        return plan
+    if not exists:
+        return plan  # --resume on a fresh path: start from 0 (idempotent re-runs)
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        raise InputError(f"cannot resume {str(out)!r}: its run metadata {str(meta_path)!r} is missing or corrupt; "
+                         "use --overwrite to start again") from None
+    if meta.get("format") != fmt:
+        raise InputError(f"cannot resume {str(out)!r}: it was written as --format {meta.get('format')}, not {fmt}")
+    theirs = meta.get("identity", {})
+    for key in ("template", "template_digest", "seed", "adapters"):
+        if theirs.get(key) != plan.identity[key]:
+            what = {"template_digest": "template file"}.get(key, key)
+            raise InputError(f"cannot resume {str(out)!r}: it was made with a different {what} "
+                             f"({theirs.get(key)!r}, this run: {plan.identity[key]!r}); "
+                             "use the same settings, another --out, or --overwrite")
+    if model is not None and theirs.get("model") not in (None, model):
+        raise InputError(f"cannot resume {str(out)!r}: it was made with model {theirs.get('model')!r}, not {model!r}")
+    if fmt != "jsonl" and out.exists() and meta.get("complete"):
+        # already converted: read records back from the stream if it is still there, else nothing to do
+        if not stream.exists():
+            plan.start = int(meta.get("records", 0))
+            plan.done_before = meta
+            return plan
+    plan.start, plan.valid_bytes = _scan(stream)
+    plan.done_before = meta
+    return plan
+
+
+def _scan(stream: Path) -> tuple[int, int]:
+    """Complete records in an append-only JSONL and the byte length of that prefix (a torn last
+    line from a kill is dropped). Records must be 0..k-1 in order."""
+    if not stream.exists():
+        return 0, 0
+    data = stream.read_bytes()
+    end = data.rfind(b"\n") + 1
+    count = 0
+    pos = 0
+    while pos < end:
+        nl = data.index(b"\n", pos)
+        line = data[pos:nl]
+        try:
+            rec = json.loads(line)
+            ok = isinstance(rec, dict) and rec.get("index") == count
+        except ValueError:
+            ok = False
+        if not ok:
+            raise InputError(f"cannot resume {str(stream)!r}: line {count + 1} is not record {count} "
+                             "(the file was edited?); use --overwrite to start again")
+        count += 1
+        pos = nl + 1
+    return count, end
+
+
+class _PeakRSS:
+    """Peak resident memory of this process and its children (vLLM runs its engine in a child)."""
+
+    def __init__(self, interval: float = 0.5):
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def sample(self) -> None:
+        try:
+            import psutil
+
+            me = psutil.Process()
+            total = me.memory_info().rss
+            for c in me.children(recursive=True):
+                try:
+                    total += c.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+        except Exception:  # psutil missing or a process vanished: memory is informational
+            pass
+
+    def _run(self, interval):
+        while not self._stop.wait(interval):
+            self.sample()
+
+    def __enter__(self):
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
+FieldProgress = Callable[[str, int], None]  # (field name, records newly finished for it)
+
+
+def fill_block(template: Template, engine: Engine, indices: list[int], seed: int, *, use_adapters: bool = True,
+               retries: int | None = None, on_field: FieldProgress | None = None, stats: dict | None = None) -> list[dict]:
+    """Records for `indices`, each field in order, one batched engine call per field and attempt."""
+    retries = template.retries if retries is None else retries
+    stats = stats if stats is not None else {}
+    records = [{"index": i, "seed": derive_seed(seed, i)} for i in indices]
+    errors = [{} for _ in indices]
+    attempts = [{} for _ in indices]
+    for f in template.fields:
+        adapter = f.adapter_path if use_adapters else None
+        todo = []
+        for k, rec in enumerate(records):
+            missing = [d for d in f.depends if rec.get(d) is None]
+            if missing:
+                rec[f.name] = None
+                errors[k][f.name] = f"needs {missing[0]}, which is invalid"
+                attempts[k][f.name] = 0
+            else:
+                todo.append(k)
+        done_fields = len(records) - len(todo)
+        if on_field and done_fields:
+            on_field(f.name, done_fields)
+        attempt = 0
+        while todo:
+            reqs = [Request(prompt=f.render(records[k]), max_tokens=f.max_tokens, temperature=f.temperature,
+                            top_p=f.top_p, seed=derive_seed(records[k]["seed"], f.name, attempt), adapter=adapter,
+                            system=template.system) for k in todo]
+            outs = engine.generate(reqs)
+            stats["requests"] = stats.get("requests", 0) + len(reqs)
+            stats["tokens"] = stats.get("tokens", 0) + sum(o.n_tokens for o in outs)
+            again = []
+            for k, o in zip(todo, outs):
+                value, reason = f.parse(o.text, o.finish_reason)
+                attempts[k][f.name] = attempt + 1
+                if value is not None:
+                    records[k][f.name] = value
+                    errors[k][f.name] = None
+                    if attempt == 0:
+                        stats.setdefault("first_valid", {}).setdefault(f.name, 0)
+                        stats["first_valid"][f.name] += 1
+                elif attempt < retries:
+                    again.append(k)
+                else:
+                    records[k][f.name] = None
+                    errors[k][f.name] = f"{reason}: {o.text.strip()[:120]!r}"
+            if attempt == 0:
+                stats.setdefault("attempted", {}).setdefault(f.name, 0)
+                stats["attempted"][f.name] += len(todo)
+            if on_field:
+                on_field(f.name, len(todo) - len(again))
+            todo = again
+            attempt += 1
+    for rec, err, att in zip(records, errors, attempts):
+        rec["errors"] = {f.name: err.get(f.name) for f in template.fields}
+        rec["attempts"] = {f.name: att.get(f.name, 0) for f in template.fields}
+    return records
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False))
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _convert(plan: Plan) -> None:
+    """JSONL stream -> Parquet file or HF datasets directory, atomically (temp + rename)."""
+    rows = read_jsonl(plan.stream)
+    tmp = plan.out.with_name(plan.out.name + ".tmp")
+    if tmp.is_dir():
+        shutil.rmtree(tmp)
+    if plan.fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), tmp)
+    else:
+        try:
+            import datasets
+        except ImportError:
+            raise InputError("--format hf needs the `datasets` package: pip install datasets") from None
+        datasets.Dataset.from_list(rows).save_to_disk(str(tmp))
+    if plan.out.is_dir():
+        shutil.rmtree(plan.out)
+    os.replace(tmp, plan.out)
+    plan.stream.unlink()
+
+
+def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, use_adapters: bool = True,
+        retries: int | None = None, block_size: int = 512, on_field: FieldProgress | None = None,
+        on_block: Callable[[int], None] | None = None) -> Summary:
+    """Generate records plan.start..n-1 into plan.stream (append-only), then convert if needed."""
+    if block_size < 1:
+        raise InputError(f"block size must be >= 1, got {block_size}")
+    retries = template.retries if retries is None else retries
+    t0 = time.perf_counter()
+    meta = {"identity": plan.identity | {"model": plan.identity.get("model") or engine.model}, "format": plan.fmt,
+            "template": template.describe(), "retries": retries, "n": n, "complete": False}
+    if plan.overwrite:
+        for p in (plan.out, plan.stream, plan.meta_path):
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    if plan.start and plan.stream.exists() and plan.stream.stat().st_size != plan.valid_bytes:
+        with open(plan.stream, "r+b") as fh:  # drop the torn line a kill left behind
+            fh.truncate(plan.valid_bytes)
+    _write_json_atomic(plan.meta_path, meta)
+    stats: dict = {}
+    new = 0
+    with _PeakRSS() as rss:
+        if plan.start < n:
+            with open(plan.stream, "ab") as fh:
+                i = plan.start
+                while i < n:
+                    stop = min(n, (i // block_size + 1) * block_size)  # blocks aligned to multiples of block_size
+                    records = fill_block(template, engine, list(range(i, stop)), seed, use_adapters=use_adapters,
+                                         retries=retries, on_field=on_field, stats=stats)
+                    fh.write(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                    new += len(records)
+                    i = stop
+                    if on_block:
+                        on_block(new)
+        total = max(n, plan.start)
+        valid = _valid_shares(plan.stream, template) if plan.stream.exists() else {}
+        if plan.fmt != "jsonl" and plan.stream.exists():
+            _convert(plan)
+    seconds = time.perf_counter() - t0
+    attempted = stats.get("attempted", {})
+    first = {f.name: stats.get("first_valid", {}).get(f.name, 0) / attempted[f.name]
+             for f in template.fields if attempted.get(f.name)}
+    summary = Summary(records=total, new_records=new, seconds=seconds, valid=valid, first_try_valid=first,
+                      requests=stats.get("requests", 0), tokens=stats.get("tokens", 0),
+                      peak_rss_gib=rss.peak / 2**30, out=str(plan.out))
+    meta.update(complete=True, records=total, summary=summary.to_dict())
+    _write_json_atomic(plan.meta_path, meta)
+    return summary
+
+
+def _valid_shares(stream: Path, template: Template) -> dict[str, float]:
+    rows = read_jsonl(stream)
+    if not rows:
+        return {}
+    return {f.name: sum(r.get(f.name) is not None for r in rows) / len(rows) for f in template.fields}

@@ -1,0 +1,397 @@
+"""A template: a short YAML file describing a structured record, filled field by field.
+
+    name: biography
+    system: null                       # optional system prompt for every field
+    retries: 3                         # invalid answers are retried with a new seed, then null
+    fields:
+      - name: gender
+        kind: choice                   # choice | date | text
+        choices: [female, male]        # or {builtin: first_names} | {csv: f.csv, column: c} | {range: ...}
+        prompt: "Pick a gender ..."
+      - name: first_name
+        kind: choice
+        choices: {builtin: first_names}
+        prompt: "Pick a random {gender} first name. Answer with the name only."   # earlier fields only
+        adapter: first_names           # a directory in adapters/ (or a path); omit for the base model
+        max_tokens: 8
+        temperature: 1.0
+
+Unknown keys are errors. Parsing and validation per kind:
+- choice: the whole answer (quotes, trailing period and surrounding space removed) must equal a
+  list item, case-insensitively; the list's spelling is stored.
+- date: ISO (1987-03-14), "March 14, 1987", "14 March 1987" or 3/14/1987; optional `min`/`max`
+  (ISO dates); stored as ISO.
+- text: the first `sentences` sentences (default: all), `min_words`..`max_words` words, none of
+  the `reject` regexes; an answer cut off at max_tokens keeps only its complete sentences.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import InputError
+
+KINDS = ("choice", "date", "text")
+RESERVED = {"index", "seed", "errors", "attempts"}
+_FIELD_KEYS = {"name", "kind", "prompt", "choices", "adapter", "max_tokens", "temperature", "top_p", "min", "max",
+               "min_words", "max_words", "sentences", "reject", "description"}
+_TEMPLATE_KEYS = {"name", "description", "system", "retries", "fields"}
+_DEFAULT_MAX_TOKENS = {"choice": 12, "date": 16, "text": 80}
+
+
+@dataclass
+class Field:
+    name: str
+    kind: str
+    prompt: str
+    choices: object = None
+    adapter: str | None = None
+    max_tokens: int = 0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    min: str | None = None
+    max: str | None = None
+    min_words: int = 1
+    max_words: int | None = None
+    sentences: int | None = None
+    reject: list[str] = field(default_factory=list)
+    description: str = ""
+    # resolved at load time
+    depends: tuple[str, ...] = ()
+    adapter_path: str | None = None
+    _lookup: dict = field(default_factory=dict, repr=False)
+    _reject_re: list = field(default_factory=list, repr=False)
+
+    def render(self, record: dict) -> str:
+        return self.prompt.format(**{k: record[k] for k in self.depends})
+
+    def parse(self, text: str, finish_reason: str = "stop") -> tuple[object | None, str | None]:
+        """(value, None) for a valid answer, (None, reason) otherwise."""
+        return _PARSERS[self.kind](self, text, finish_reason)
+
+    @property
+    def valid_values(self) -> list[str] | None:
+        return list(self._lookup.values()) if self.kind == "choice" else None
+
+
+@dataclass
+class Template:
+    name: str
+    fields: list[Field]
+    system: str | None = None
+    retries: int = 3
+    description: str = ""
+    path: str | None = None
+    digest: str = ""
+
+    def field(self, name: str) -> Field:
+        return next(f for f in self.fields if f.name == name)
+
+    def adapters(self) -> dict[str, str]:
+        return {f.name: f.adapter_path for f in self.fields if f.adapter_path}
+
+    def describe(self) -> dict:
+        """What a report needs to know about each field (kept in the run's metadata)."""
+        return {"name": self.name, "path": self.path, "digest": self.digest,
+                "fields": [{"name": f.name, "kind": f.kind, "adapter": f.adapter, "depends": list(f.depends),
+                            "choices": f.choices if f.kind == "choice" else None} for f in self.fields]}
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+_STRIP = " \t\r\n\"'`*“”‘’"
+
+
+def _clean(text: str) -> str:
+    s = text.strip().strip(_STRIP).rstrip(".!").strip(_STRIP)
+    return re.sub(r"\s+", " ", s)
+
+
+def _parse_choice(f: Field, text: str, finish: str):
+    if finish != "stop":
+        return None, "cut off at max_tokens"
+    s = _clean(text)
+    if not s:
+        return None, "empty answer"
+    hit = f._lookup.get(s.casefold())
+    if hit is None:
+        return None, "not in the list"
+    return hit, None
+
+
+_MONTHS = {m.lower(): i for i, m in enumerate(
+    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+     "November", "December"], 1)}
+_MONTHS.update({k[:3]: v for k, v in list(_MONTHS.items())})
+_DATE_RES = [
+    (re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"), ("y", "m", "d")),
+    (re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$"), ("m", "d", "y")),
+    (re.compile(r"^([A-Za-z]+)\.? (\d{1,2})(?:st|nd|rd|th)?,? (\d{4})$"), ("M", "d", "y")),
+    (re.compile(r"^(\d{1,2})(?:st|nd|rd|th)? (?:of )?([A-Za-z]+)\.?,? (\d{4})$"), ("d", "M", "y")),
+]
+
+
+def parse_date(text: str) -> dt.date | None:
+    s = _clean(text)
+    for rx, order in _DATE_RES:
+        m = rx.match(s)
+        if not m:
+            continue
+        parts = dict(zip(order, m.groups()))
+        month = int(parts["m"]) if "m" in parts else _MONTHS.get(parts["M"].lower())
+        if month is None:
+            return None
+        try:
+            return dt.date(int(parts["y"]), month, int(parts["d"]))
+        except ValueError:
+            return None
+    return None
+
+
+def _parse_date(f: Field, text: str, finish: str):
+    if finish != "stop":
+        return None, "cut off at max_tokens"
+    d = parse_date(text)
+    if d is None:
+        return None, "not a date"
+    if f.min and d.isoformat() < f.min:
+        return None, f"before {f.min}"
+    if f.max and d.isoformat() > f.max:
+        return None, f"after {f.max}"
+    return d.isoformat(), None
+
+
+_SENTENCE = re.compile(r"[^.!?]*[.!?]+(?=\s|$)")
+
+
+def _parse_text(f: Field, text: str, finish: str):
+    s = re.sub(r"\s+", " ", text.strip())
+    if finish != "stop" or f.sentences:
+        sentences = [m.group(0).strip() for m in _SENTENCE.finditer(s)]
+        if finish != "stop" and not sentences:
+            return None, "cut off at max_tokens"
+        if f.sentences or finish != "stop":
+            s = " ".join(sentences[: f.sentences] if f.sentences else sentences)
+    if not s:
+        return None, "empty answer"
+    words = len(s.split())
+    if words < f.min_words:
+        return None, f"fewer than {f.min_words} words"
+    if f.max_words is not None and words > f.max_words:
+        return None, f"more than {f.max_words} words"
+    for rx in f._reject_re:
+        if rx.search(s):
+            return None, f"matches reject pattern {rx.pattern!r}"
+    return s, None
+
+
+_PARSERS = {"choice": _parse_choice, "date": _parse_date, "text": _parse_text}
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def template_dirs() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("SYNTHGEN_TEMPLATES", "").split(os.pathsep) if p]
+    return dirs + [Path.cwd() / "templates", repo_root() / "templates"]
+
+
+def find_template(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise InputError(f"template {name_or_path!r} does not exist")
+        return p
+    for d in template_dirs():
+        for ext in (".yaml", ".yml"):
+            if (d / f"{name_or_path}{ext}").is_file():
+                return d / f"{name_or_path}{ext}"
+    raise InputError(f"unknown template {name_or_path!r}: give a YAML path or a name in "
+                     + ", ".join(str(d) for d in template_dirs()))
+
+
+def adapter_dirs(template_path: Path | None) -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("SYNTHGEN_ADAPTERS", "").split(os.pathsep) if p]
+    if template_path is not None:
+        dirs.append(template_path.resolve().parent.parent / "adapters")
+    return dirs + [Path.cwd() / "adapters", repo_root() / "adapters"]
+
+
+def resolve_adapter(name: str, template_path: Path | None) -> str:
+    p = Path(name).expanduser()
+    if "/" in name or name.startswith("."):
+        if not p.is_dir():
+            raise InputError(f"adapter {name!r} does not exist")
+        return str(p.resolve())
+    seen = []
+    for d in adapter_dirs(template_path):
+        if (d / name).is_dir():
+            return str((d / name).resolve())
+        if str(d) not in seen:
+            seen.append(str(d))
+    raise InputError(f"unknown adapter {name!r} (looked in {', '.join(seen)}): build it with "
+                     f"`synthgen build-adapter adapters/{name}.yaml --out adapters/{name}` or fix the name")
+
+
+def _choices(f: Field, where: str, base: Path) -> dict:
+    from .lists.spec import ListSpec, _raw_items
+
+    c = f.choices
+    if isinstance(c, list):
+        items = [str(i) for i in c]
+    elif isinstance(c, dict):
+        spec = ListSpec(name=f.name, source=c, prompts=["-"], path=str(base / "template.yaml"))
+        items, _ = _raw_items(spec, base)
+    else:
+        raise InputError(f"{where}: a choice field needs `choices`: a list, or a source such as {{builtin: first_names}}")
+    lookup = {}
+    for item in items:
+        s = _clean(item)
+        if s:
+            lookup.setdefault(s.casefold(), s)
+    if not lookup:
+        raise InputError(f"{where}: `choices` is empty")
+    return lookup
+
+
+def _number(where, key, value, kind, lo, hi=None):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or isinstance(value, int))
+    if not ok or value < lo or (hi is not None and value > hi):
+        rng = f">= {lo}" + (f" and <= {hi}" if hi is not None else "")
+        raise InputError(f"{where}: `{key}` must be a{'n integer' if kind is int else ' number'} {rng}, got {value!r}")
+
+
+def _iso(where, key, value):
+    if value is None:
+        return None
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    try:
+        return dt.date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise InputError(f"{where}: `{key}` must be an ISO date (YYYY-MM-DD), got {value!r}") from None
+
+
+def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Template:
+    path = find_template(str(name_or_path))
+    raw = path.read_bytes()
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise InputError(f"template {str(path)!r} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    where = f"template {str(path)!r}"
+    if not isinstance(data, dict):
+        raise InputError(f"{where} must be a YAML mapping with name and fields")
+    unknown = sorted(set(data) - _TEMPLATE_KEYS)
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_TEMPLATE_KEYS))})")
+    if not isinstance(data.get("name"), str) or not data["name"].strip():
+        raise InputError(f"{where}: `name` must be a non-empty string")
+    fields_raw = data.get("fields")
+    if not isinstance(fields_raw, list) or not fields_raw:
+        raise InputError(f"{where}: `fields` must be a non-empty list of field mappings")
+    retries = data.get("retries", 3)
+    _number(where, "retries", retries, int, 0, 100)
+    system = data.get("system")
+    if system is not None and not isinstance(system, str):
+        raise InputError(f"{where}: `system` must be a string")
+
+    fields: list[Field] = []
+    for i, fr in enumerate(fields_raw):
+        if not isinstance(fr, dict):
+            raise InputError(f"{where}: field {i + 1} must be a mapping")
+        fname = fr.get("name")
+        fwhere = f"{where}, field {fname or i + 1!r}"
+        unknown = sorted(set(fr) - _FIELD_KEYS)
+        if unknown:
+            raise InputError(f"{fwhere}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_FIELD_KEYS))})")
+        if not isinstance(fname, str) or not fname.isidentifier():
+            raise InputError(f"{fwhere}: `name` must be an identifier (letters, digits, _)")
+        if fname in RESERVED:
+            raise InputError(f"{fwhere}: the name {fname!r} is reserved ({', '.join(sorted(RESERVED))})")
+        if any(f.name == fname for f in fields):
+            raise InputError(f"{fwhere}: duplicate field name")
+        kind = fr.get("kind")
+        if kind not in KINDS:
+            raise InputError(f"{fwhere}: `kind` must be one of {', '.join(KINDS)}, got {kind!r}")
+        prompt = fr.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InputError(f"{fwhere}: `prompt` must be a non-empty string")
+        try:
+            refs = [r for _, r, _, _ in string.Formatter().parse(prompt) if r is not None]
+        except ValueError as e:
+            raise InputError(f"{fwhere}: bad placeholder in prompt ({e}); write {{{{ and }}}} for literal braces") from None
+        earlier = [f.name for f in fields]
+        for r in refs:
+            if r not in earlier:
+                later = any(isinstance(x, dict) and x.get("name") == r for x in fields_raw)
+                raise InputError(f"{fwhere}: prompt refers to {{{r}}}, which is "
+                                 + ("a later field: fields are filled in order" if later else "not a field")
+                                 + (f" (earlier fields: {', '.join(earlier)})" if earlier else ""))
+        f = Field(name=fname, kind=kind, prompt=prompt, depends=tuple(dict.fromkeys(refs)),
+                  choices=fr.get("choices"), description=str(fr.get("description", "")))
+        f.max_tokens = fr.get("max_tokens", _DEFAULT_MAX_TOKENS[kind])
+        _number(fwhere, "max_tokens", f.max_tokens, int, 1, 4096)
+        f.temperature = fr.get("temperature", 1.0)
+        _number(fwhere, "temperature", f.temperature, float, 0, 10)
+        f.top_p = fr.get("top_p", 1.0)
+        _number(fwhere, "top_p", f.top_p, float, 0.0001, 1)
+        if kind == "choice":
+            f._lookup = _choices(f, fwhere, path.parent)
+        elif "choices" in fr:
+            raise InputError(f"{fwhere}: `choices` is only for kind: choice")
+        if kind == "date":
+            f.min, f.max = _iso(fwhere, "min", fr.get("min")), _iso(fwhere, "max", fr.get("max"))
+            if f.min and f.max and f.min > f.max:
+                raise InputError(f"{fwhere}: `min` {f.min} is after `max` {f.max}")
+        elif "min" in fr or "max" in fr:
+            raise InputError(f"{fwhere}: `min`/`max` are only for kind: date")
+        if kind == "text":
+            f.min_words = fr.get("min_words", 1)
+            _number(fwhere, "min_words", f.min_words, int, 0)
+            f.max_words = fr.get("max_words")
+            if f.max_words is not None:
+                _number(fwhere, "max_words", f.max_words, int, max(1, f.min_words))
+            f.sentences = fr.get("sentences")
+            if f.sentences is not None:
+                _number(fwhere, "sentences", f.sentences, int, 1)
+            reject = fr.get("reject", [])
+            if not isinstance(reject, list) or not all(isinstance(r, str) for r in reject):
+                raise InputError(f"{fwhere}: `reject` must be a list of regular expressions")
+            try:
+                f._reject_re = [re.compile(r, re.IGNORECASE) for r in reject]
+            except re.error as e:
+                raise InputError(f"{fwhere}: bad `reject` pattern ({e})") from None
+            f.reject = reject
+        elif any(k in fr for k in ("min_words", "max_words", "sentences", "reject")):
+            raise InputError(f"{fwhere}: min_words/max_words/sentences/reject are only for kind: text")
+        adapter = fr.get("adapter")
+        if adapter is not None:
+            if not isinstance(adapter, str) or not adapter.strip():
+                raise InputError(f"{fwhere}: `adapter` must be an adapter name or path")
+            f.adapter = adapter
+            if use_adapters:
+                f.adapter_path = resolve_adapter(adapter, path)
+        fields.append(f)
+
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    return Template(name=data["name"], fields=fields, system=system, retries=retries,
+                    description=str(data.get("description", "")), path=str(path), digest=digest)
+
+
+def template_json(t: Template) -> str:
+    return json.dumps(t.describe(), sort_keys=True)

@@ -1,0 +1,321 @@
+"""Templates and field-by-field generation on a fake engine (the real-model runs are in test_generate_vllm.py)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from synthgen.cli import cli
+from synthgen.engine import FakeEngine
+from synthgen.errors import InputError
+from synthgen.generate import plan_run, read_jsonl, run
+from synthgen.template import load_template, parse_date
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = """
+name: tiny
+fields:
+  - name: color
+    kind: choice
+    choices: [red, green, blue]
+    prompt: "Pick a color."
+  - name: day
+    kind: date
+    min: 2000-01-01
+    max: 2000-12-31
+    prompt: "Pick a day in 2000 for something {color}."
+  - name: story
+    kind: text
+    sentences: 1
+    min_words: 3
+    prompt: "Write about a {color} thing on {day}."
+"""
+
+
+def write(tmp_path, text, name="t.yaml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def responder(req):
+    """Deterministic answers that depend on the request's seed (like a sampler would)."""
+    s = req.seed
+    if req.prompt.startswith("Pick a color"):
+        return ["red", "Green.", "blue", "purple", "The color is red"][s % 5]
+    if req.prompt.startswith("Pick a day"):
+        return [f"2000-03-{1 + s % 28:02d}", "March 5, 2000", "1999-01-01", "sometime"][s % 4]
+    return f"A thing number {s % 97} was seen. More text."
+
+
+def tiny(tmp_path):
+    return load_template(write(tmp_path, TINY))
+
+
+# --- templates -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad, message", [
+    ("name: x\nfields: []\n", "non-empty list"),
+    ("name: x\ncolour: 1\nfields: [{name: a, kind: text, prompt: p}]\n", "unknown key(s) colour"),
+    ("name: x\nfields: [{name: a, kind: text, prompt: p, colour: 1}]\n", "unknown key(s) colour"),
+    ("name: x\nfields: [{name: a, kind: poem, prompt: p}]\n", "kind"),
+    ("name: x\nfields: [{name: a, kind: text, prompt: 'about {b}'}, {name: b, kind: text, prompt: p}]\n",
+     "a later field"),
+    ("name: x\nfields: [{name: a, kind: text, prompt: 'about {zzz}'}]\n", "not a field"),
+    ("name: x\nfields: [{name: a, kind: choice, prompt: p}]\n", "needs `choices`"),
+    ("name: x\nfields: [{name: a, kind: choice, choices: [x], prompt: p, adapter: no_such_adapter}]\n",
+     "unknown adapter 'no_such_adapter'"),
+    ("name: x\nfields: [{name: index, kind: text, prompt: p}]\n", "reserved"),
+    ("name: x\nfields: [{name: a, kind: date, prompt: p, min: 2001-01-01, max: 2000-01-01}]\n", "after `max`"),
+    ("name: x\nfields: [{name: a, kind: text, prompt: p, max_tokens: 0}]\n", "max_tokens"),
+    ("name: x\nfields: [{name: a, kind: text, prompt: p}, {name: a, kind: text, prompt: q}]\n", "duplicate"),
+    ("name: x\nfields: [{name: a, kind: text, prompt: 'p {'}]\n", "placeholder"),
+    ("name: x\nfields:\n  - name: a\n   kind: text\n", "not valid YAML at line"),
+    ("name: x\nfields: [{name: a, kind: choice, prompt: p, choices: {builtin: nope}}]\n", "unknown list source"),
+])
+def test_bad_templates_are_refused_with_a_clear_message(tmp_path, bad, message):
+    with pytest.raises(InputError, match=None) as e:
+        load_template(write(tmp_path, bad))
+    assert message in str(e.value), str(e.value)
+
+
+def test_shipped_templates_load_and_name_existing_adapters():
+    names = sorted(p.stem for p in (ROOT / "templates").glob("*.yaml"))
+    assert "biography" in names and len(names) >= 2
+    for name in names:
+        t = load_template(ROOT / "templates" / f"{name}.yaml")
+        for f in t.fields:
+            assert f.adapter is None or Path(f.adapter_path, "adapter_config.json").is_file()
+    bio = load_template("biography")
+    assert [f.name for f in bio.fields] == ["gender", "first_name", "last_name", "birth_date", "birth_place",
+                                            "career", "achievements"]
+    assert bio.field("first_name").depends == ("gender",)
+    assert set(bio.field("achievements").depends) >= {"first_name", "last_name", "career", "birth_place"}
+
+
+def test_choice_parsing_is_strict_but_forgives_punctuation_and_case(tmp_path):
+    f = tiny(tmp_path).field("color")
+    assert f.parse("  Green. ") == ("green", None)
+    assert f.parse('"BLUE"') == ("blue", None)
+    assert f.parse("The color is red")[1] == "not in the list"
+    assert f.parse("red", "length")[1] == "cut off at max_tokens"
+    assert f.parse("")[1] == "empty answer"
+
+
+def test_date_formats_and_range(tmp_path):
+    assert str(parse_date("1987-03-14")) == "1987-03-14"
+    assert str(parse_date("March 14, 1987")) == "1987-03-14"
+    assert str(parse_date("14th of March 1987")) == "1987-03-14"
+    assert str(parse_date("3/14/1987")) == "1987-03-14"
+    assert parse_date("1987-02-30") is None and parse_date("soon") is None
+    f = tiny(tmp_path).field("day")
+    assert f.parse("June 1, 2000") == ("2000-06-01", None)
+    assert f.parse("1999-12-31")[1] == "before 2000-01-01"
+
+
+def test_text_keeps_complete_sentences(tmp_path):
+    f = tiny(tmp_path).field("story")
+    assert f.parse("She won two prizes. Then more.") == ("She won two prizes.", None)
+    assert f.parse("She won two prizes. Then she went on and", "length") == ("She won two prizes.", None)
+    assert f.parse("She won two prizes and", "length")[1] == "cut off at max_tokens"
+    assert f.parse("Hi.")[1] == "fewer than 3 words"
+
+
+# --- generation ------------------------------------------------------------------------------
+
+def test_fields_are_batched_in_order_with_earlier_values_and_derived_seeds(tmp_path):
+    t = tiny(tmp_path)
+    eng = FakeEngine(responder=responder)
+    plan = plan_run(t, tmp_path / "o.jsonl", 40, seed=3)
+    s = run(t, eng, plan, 40, seed=3, block_size=16)
+    rows = read_jsonl(tmp_path / "o.jsonl")
+    assert [r["index"] for r in rows] == list(range(40)) and s.records == 40 and s.new_records == 40
+    for r in rows:
+        assert set(r) == {"index", "seed", "color", "day", "story", "errors", "attempts"}
+        assert r["color"] in (None, "red", "green", "blue")
+        if r["color"] is None:  # dependants are not asked, and say why
+            assert r["day"] is None and "needs color" in r["errors"]["day"] and r["attempts"]["day"] == 0
+        else:
+            assert r["errors"]["color"] is None
+    # prompts carry earlier answers; seeds are unique per record/field/attempt
+    story_prompts = [q.prompt for q in eng.history if q.prompt.startswith("Write")]
+    assert any("green thing on 2000-03-05" in p or "thing on 2000-" in p for p in story_prompts)
+    seeds = [q.seed for q in eng.history]
+    assert len(set(seeds)) == len(seeds)
+    assert set(s.valid) == {"color", "day", "story"} and 0 < s.valid["color"] <= 1
+    # retries happened (3/5 of colour answers are valid at the first try) and were limited to `retries`
+    assert s.first_try_valid["color"] < s.valid["color"]
+    assert max(r["attempts"]["color"] for r in rows) <= t.retries + 1
+
+
+def test_invalid_answers_are_retried_then_stored_as_null_with_the_reason(tmp_path):
+    t = tiny(tmp_path)
+    eng = FakeEngine(responder=lambda r: "I don't like colors")
+    run(t, eng, plan_run(t, tmp_path / "o.jsonl", 3, seed=0), 3, seed=0, retries=2)
+    rows = read_jsonl(tmp_path / "o.jsonl")
+    assert all(r["color"] is None and r["attempts"]["color"] == 3 for r in rows)
+    assert rows[0]["errors"]["color"].startswith("not in the list: \"I don't like colors\"")
+    assert len(eng.history) == 9  # 3 records x 3 attempts; nothing asked for dependants
+
+
+def test_same_seed_same_file_and_other_seed_differs(tmp_path):
+    t = tiny(tmp_path)
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        run(t, FakeEngine(responder=responder), plan_run(t, tmp_path / f"{name}.jsonl", 50, seed), 50, seed,
+            block_size=7)
+    a, b, c = ((tmp_path / f"{x}.jsonl").read_bytes() for x in "abc")
+    assert a == b and a != c
+
+
+def test_resume_after_a_torn_write_gives_the_identical_file(tmp_path):
+    t = tiny(tmp_path)
+    full = tmp_path / "full.jsonl"
+    run(t, FakeEngine(responder=responder), plan_run(t, full, 30, 5), 30, 5, block_size=8)
+    part = tmp_path / "part.jsonl"
+    run(t, FakeEngine(responder=responder), plan_run(t, part, 30, 5), 30, 5, block_size=8)
+    data = full.read_bytes()
+    cut = data.index(b"\n", len(data) // 2) + 25  # 1 complete half + a torn line
+    part.write_bytes(data[:cut])
+    plan = plan_run(t, part, 30, 5, resume=True)
+    assert 0 < plan.start < 30
+    run(t, FakeEngine(responder=responder), plan, 30, 5, block_size=8)
+    assert part.read_bytes() == data
+    # finished: resuming again does nothing and changes nothing
+    assert plan_run(t, part, 30, 5, resume=True).start == 30
+
+
+def test_existing_output_is_never_clobbered_and_resume_checks_the_run(tmp_path):
+    t = tiny(tmp_path)
+    out = tmp_path / "o.jsonl"
+    run(t, FakeEngine(responder=responder), plan_run(t, out, 5, 1), 5, 1)
+    before = out.read_bytes()
+    with pytest.raises(InputError, match="exists: add --resume"):
+        plan_run(t, out, 5, 1)
+    with pytest.raises(InputError, match="different seed"):
+        plan_run(t, out, 5, 2, resume=True)
+    other = load_template(write(tmp_path, TINY.replace("Pick a color.", "Pick a colour."), "u.yaml"))
+    with pytest.raises(InputError, match="different template"):
+        plan_run(other, out, 5, 1, resume=True)
+    t.fields[0].adapter = "something"
+    with pytest.raises(InputError, match="different adapters"):
+        plan_run(t, out, 5, 1, resume=True)
+    t.fields[0].adapter = None
+    with pytest.raises(InputError, match=">= 1"):
+        plan_run(t, tmp_path / "new.jsonl", 0, 1)
+    with pytest.raises(InputError, match="does not exist"):
+        plan_run(t, tmp_path / "no" / "dir" / "x.jsonl", 5, 1)
+    assert out.read_bytes() == before
+    # --resume with a larger --n extends the same run
+    run(t, FakeEngine(responder=responder), plan_run(t, out, 9, 1, resume=True), 9, 1)
+    fresh = tmp_path / "fresh.jsonl"
+    run(t, FakeEngine(responder=responder), plan_run(t, fresh, 9, 1), 9, 1)
+    assert out.read_bytes() == fresh.read_bytes()
+
+
+def test_parquet_and_hf_outputs_and_jsonl_loads_with_datasets(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    pq = pytest.importorskip("pyarrow.parquet")
+    t = tiny(tmp_path)
+    run(t, FakeEngine(responder=responder), plan_run(t, tmp_path / "o.jsonl", 20, 0), 20, 0)
+    run(t, FakeEngine(responder=responder), plan_run(t, tmp_path / "o.parquet", 20, 0, fmt="parquet"), 20, 0)
+    run(t, FakeEngine(responder=responder), plan_run(t, tmp_path / "o_hf", 20, 0, fmt="hf"), 20, 0)
+    rows = read_jsonl(tmp_path / "o.jsonl")
+    assert pq.read_table(tmp_path / "o.parquet").to_pylist() == rows
+    assert datasets.load_from_disk(str(tmp_path / "o_hf")).to_list() == rows
+    ds = datasets.load_dataset("json", data_files=str(tmp_path / "o.jsonl"), split="train",
+                               cache_dir=str(tmp_path / "hf_cache"))
+    assert ds.num_rows == 20 and ds[3]["color"] == rows[3]["color"]
+    assert not (tmp_path / "o.parquet.stream.jsonl").exists()
+
+
+# --- CLI -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    import synthgen.engine as E
+
+    made = []
+
+    def create(kind="vllm", model=None, endpoints=(), **kw):
+        made.append((kind, kw))
+        return FakeEngine(responder=responder)
+
+    monkeypatch.setattr(E, "create_engine", create)
+    return made
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_cli_generate_writes_a_summary_and_refuses_bad_input(tmp_path, fake_engine, capfd):
+    tpl = write(tmp_path, TINY)
+    out = tmp_path / "x.jsonl"
+    r = invoke("generate", tpl, "--n", 12, "--out", out, "--engine", "openai", "--endpoint", "http://x", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(capfd.readouterr().out)  # --json writes to the real stdout (fd 1)
+    assert summary["records"] == 12 and set(summary["valid"]) == {"color", "day", "story"}
+    assert len(read_jsonl(out)) == 12
+    before = out.read_bytes()
+    for args, message in [
+        (("--n", 12, "--out", out), "exists: add --resume"),
+        (("--n", 0, "--out", tmp_path / "y.jsonl"), "--n must be >= 1"),
+        (("--n", 5, "--out", tmp_path / "nodir" / "y.jsonl"), "does not exist"),
+        (("--n", 12, "--out", out, "--resume", "--seed", 9), "different seed"),
+        (("--n", 12, "--out", out, "--resume", "--overwrite"), "contradict"),
+    ]:
+        r = invoke("generate", tpl, *args, "--engine", "openai", "--endpoint", "http://x")
+        assert r.exit_code == 1 and r.output.count("\n") == 1 and "Traceback" not in r.output, r.output
+        assert message in r.output, r.output
+    assert out.read_bytes() == before
+    bad = write(tmp_path, "name: x\nfields: [{name: a, kind: text, prompt: 'about {b}'}]\n", "bad.yaml")
+    r = invoke("generate", bad, "--n", 1, "--out", tmp_path / "z.jsonl")
+    assert r.exit_code == 1 and "not a field" in r.output and not (tmp_path / "z.jsonl").exists()
+    r = invoke("generate", "no_such_template", "--n", 1, "--out", tmp_path / "z.jsonl")
+    assert r.exit_code == 1 and "unknown template" in r.output
+
+
+KILLER = """
+import sys, time
+from synthgen.engine import FakeEngine
+from synthgen.generate import plan_run, run
+from synthgen.template import load_template
+sys.path.insert(0, {tests!r})
+from test_generate import responder
+
+def slow(req):
+    time.sleep(0.002)
+    return responder(req)
+
+t = load_template({tpl!r})
+resume = sys.argv[1] == "resume"
+run(t, FakeEngine(responder=slow), plan_run(t, {out!r}, 400, 11, resume=resume), 400, 11, block_size=16)
+"""
+
+
+def test_kill_9_then_resume_loses_nothing(tmp_path):
+    tpl = write(tmp_path, TINY)
+    out = tmp_path / "k.jsonl"
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER.format(tests=str(ROOT / "tests"), tpl=str(tpl), out=str(out)))
+    proc = subprocess.Popen([sys.executable, str(script), "fresh"])
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or out.stat().st_size < 4000):
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_before = len(out.read_bytes().splitlines())
+    assert 0 < n_before < 400, "the run finished before it could be killed"
+    subprocess.run([sys.executable, str(script), "resume"], check=True)
+    ref = tmp_path / "ref.jsonl"
+    t = load_template(tpl)
+    run(t, FakeEngine(responder=responder), plan_run(t, ref, 400, 11), 400, 11, block_size=16)
+    assert out.read_bytes() == ref.read_bytes()
