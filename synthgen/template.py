@@ -18,7 +18,9 @@
 
 Unknown keys are errors. Parsing and validation per kind:
 - choice: the whole answer (quotes, trailing period and surrounding space removed) must equal a
-  list item, case-insensitively; the list's spelling is stored.
+  list item, case-insensitively; the list's spelling is stored. With `match: place`, a
+  "City, Country" answer is also resolved through the offline GeoNames geocoder (synthgen.geo:
+  aliases such as "Bombay, India" or "New York, USA") to the list's spelling.
 - date: ISO (1987-03-14), "March 14, 1987", "14 March 1987" or 3/14/1987; optional `min`/`max`
   (ISO dates); stored as ISO.
 - text: the first `sentences` sentences (default: all), `min_words`..`max_words` words, none of
@@ -42,8 +44,8 @@ from .errors import InputError
 
 KINDS = ("choice", "date", "text")
 RESERVED = {"index", "seed", "errors", "attempts"}
-_FIELD_KEYS = {"name", "kind", "prompt", "choices", "adapter", "max_tokens", "temperature", "top_p", "min", "max",
-               "min_words", "max_words", "sentences", "reject", "description"}
+_FIELD_KEYS = {"name", "kind", "prompt", "choices", "match", "adapter", "max_tokens", "temperature", "top_p", "min",
+               "max", "min_words", "max_words", "sentences", "reject", "description"}
 _TEMPLATE_KEYS = {"name", "description", "system", "retries", "fields"}
 _DEFAULT_MAX_TOKENS = {"choice": 12, "date": 16, "text": 80}
 
@@ -54,6 +56,7 @@ class Field:
     kind: str
     prompt: str
     choices: object = None
+    match: str = "exact"  # choice: exact (list item) | place ("City, Country" through the offline geocoder)
     adapter: str | None = None
     max_tokens: int = 0
     temperature: float = 1.0
@@ -103,7 +106,8 @@ class Template:
         """What a report needs to know about each field (kept in the run's metadata)."""
         return {"name": self.name, "path": self.path, "digest": self.digest,
                 "fields": [{"name": f.name, "kind": f.kind, "adapter": f.adapter, "depends": list(f.depends),
-                            "choices": f.choices if f.kind == "choice" else None} for f in self.fields]}
+                            "choices": f.choices if f.kind == "choice" else None,
+                            "match": f.match if f.kind == "choice" else None} for f in self.fields]}
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -123,6 +127,13 @@ def _parse_choice(f: Field, text: str, finish: str):
     if not s:
         return None, "empty answer"
     hit = f._lookup.get(s.casefold())
+    if hit is None and f.match == "place" and "," in s:
+        from .geo import GeoNamesOffline
+
+        row = GeoNamesOffline().lookup(s)  # "Bombay, India" -> "Mumbai, India"
+        hit = f._lookup.get(row["place"].casefold()) if row else None
+        if hit is None:
+            return None, "not a known City, Country"
     if hit is None:
         return None, "not in the list"
     return hit, None
@@ -352,8 +363,11 @@ def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Tem
         _number(fwhere, "top_p", f.top_p, float, 0.0001, 1)
         if kind == "choice":
             f._lookup = _choices(f, fwhere, path.parent)
-        elif "choices" in fr:
-            raise InputError(f"{fwhere}: `choices` is only for kind: choice")
+            f.match = fr.get("match", "exact")
+            if f.match not in ("exact", "place"):
+                raise InputError(f"{fwhere}: `match` must be exact or place, got {f.match!r}")
+        elif "choices" in fr or "match" in fr:
+            raise InputError(f"{fwhere}: `choices` and `match` are only for kind: choice")
         if kind == "date":
             f.min, f.max = _iso(fwhere, "min", fr.get("min")), _iso(fwhere, "max", fr.get("max"))
             if f.min and f.max and f.min > f.max:

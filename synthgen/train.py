@@ -43,8 +43,11 @@ class TrainConfig:
     gamma: float = field(default=0.02, metadata={"help": "stop when loss <= (1+gamma) * H(p*) for every list"})
     seed: int = 0
     checkpoint_every: int = 10
+    audit_prompts: int | None = field(default=None, metadata={"help": "card audit on the first N prompts (default all)"})
 
     def __post_init__(self):
+        if self.audit_prompts is not None and self.audit_prompts < 1:
+            raise InputError(f"`audit_prompts` must be >= 1, got {self.audit_prompts}")
         for name in ("steps", "rank", "alpha", "prompts_per_step", "max_targets", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise InputError(f"`{name}` must be >= 1, got {getattr(self, name)}")
@@ -233,7 +236,7 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
     card = {
         "format": "synthgen-adapter/1", "base_model": base_name or str(model_path),
         "base_fingerprint": model_fingerprint(model_path),
-        "lists": [evaluate_task(model, tok, t) for t in tasks],
+        "lists": [evaluate_task(model, tok, t, cfg.audit_prompts) for t in tasks],
         "capability": capability_check(model, tok),
         "config": asdict(cfg), "steps": step, "stopped_early": step < cfg.steps,
         "train_seconds": round(train_seconds, 1), "history": history,
@@ -258,14 +261,15 @@ def _to_bf16(path: Path) -> None:
     save_file({k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}, path, metadata={"format": "pt"})
 
 
-def evaluate_task(model, tok, task: Task) -> dict:
+def evaluate_task(model, tok, task: Task, n_prompts: int | None = None) -> dict:
     """Exact before/after metrics for one list (audit.py), recorded in the adapter card."""
     from .audit import audit
 
-    after = audit(model, tok, task.spec)
-    before = audit(model, tok, task.spec, adapter_off=True)
+    prompts = task.spec.prompts[:n_prompts] if n_prompts else task.spec.prompts
+    after = audit(model, tok, task.spec, prompts=prompts)
+    before = audit(model, tok, task.spec, prompts=prompts, adapter_off=True)
     return {"name": task.spec.name, "spec_hash": task.spec.digest(), "n_targets": len(task.texts),
-            "target_entropy_bits": round(task.entropy / math.log(2), 4), "prompts": task.spec.prompts,
+            "target_entropy_bits": round(task.entropy / math.log(2), 4), "prompts": prompts,
             "base": before.to_dict(), "adapter": after.to_dict()}
 
 

@@ -319,3 +319,16 @@ def test_kill_9_then_resume_loses_nothing(tmp_path):
     t = load_template(tpl)
     run(t, FakeEngine(responder=responder), plan_run(t, ref, 400, 11), 400, 11, block_size=16)
     assert out.read_bytes() == ref.read_bytes()
+
+
+def test_place_fields_resolve_aliases_through_the_offline_geocoder(tmp_path):
+    t = load_template(write(tmp_path, """
+name: p
+fields:
+  - {name: place, kind: choice, choices: {builtin: world_cities}, match: place, prompt: "Where?"}
+"""))
+    f = t.field("place")
+    assert f.parse("Bombay, India.") == ("Mumbai, India", None)
+    assert f.parse("new york, USA") == ("New York City, United States", None)
+    assert f.parse("Cheeseburg, United States")[1] == "not a known City, Country"
+    assert f.parse("Paris")[1] == "not in the list"  # a bare city is not "City, Country"

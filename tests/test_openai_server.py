@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from synthgen.engine.openai_engine import OpenAIEngine
 from .conftest import PROMPTS
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port():
@@ -32,7 +34,9 @@ def server(model_dir, random_adapter, tmp_path_factory):
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, "--host", "127.0.0.1",
            "--port", str(port), "--dtype", "float32", "--max-model-len", "1024", "--enforce-eager",
            "--no-enable-chunked-prefill", "--max-num-batched-tokens", "4096", "--enable-lora", "--max-lora-rank", "16",
-           "--lora-modules", f"random_lora={random_adapter}"]
+           "--block-size", "32", "--max-loras", "2",
+           "--lora-modules", f"random_lora={random_adapter}", f"gender={ROOT / 'adapters' / 'gender'}",
+           f"first_names={ROOT / 'adapters' / 'first_names'}"]
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"

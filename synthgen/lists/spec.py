@@ -1,7 +1,8 @@
 """A list spec: a short YAML file naming a target list, its weighting and its prompts.
 
     name: first_names
-    source: {builtin: first_names, where: {sex: F}}   # or inline: [...], range: {start, stop, only}, csv: {...}
+    source: {builtin: first_names, where: {sex: F}}   # or inline: [...], range: {start, stop, only},
+                                                      # dates: {start, stop} (ISO), csv: {...}
     weighting: frequency          # uniform | frequency | a number a for frequency^a
     top_k: 1000                   # keep the K heaviest items
     prompts:                      # paraphrases; training samples among them
@@ -24,7 +25,7 @@ import yaml
 from ..errors import InputError
 from . import sources
 
-_SOURCE_KINDS = {"builtin", "inline", "range", "csv"}
+_SOURCE_KINDS = {"builtin", "inline", "range", "dates", "csv"}
 
 
 @dataclass
@@ -56,7 +57,7 @@ class ListSpec:
     def digest(self) -> str:
         """Hash of what defines the training problem (recorded in the adapter card)."""
         d = {k: v for k, v in asdict(self).items() if k not in ("path", "description")}
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def load_spec(path: str | Path) -> ListSpec:
@@ -89,6 +90,11 @@ def _raw_items(spec: ListSpec, base: Path):
         raise InputError(f"spec {spec.name!r}: unknown source key(s) {', '.join(sorted(extra))}")
     if kind == "builtin":
         return sources.builtin(src["builtin"], src.get("where"))
+    if kind == "dates":
+        r = src["dates"]
+        if not isinstance(r, dict) or {"start", "stop"} - set(r):
+            raise InputError(f"spec {spec.name!r}: dates needs start and stop (ISO dates)")
+        return sources.date_range(r["start"], r["stop"])
     if kind == "range":
         r = src["range"]
         if not isinstance(r, dict) or {"start", "stop"} - set(r):

@@ -1,0 +1,120 @@
+"""Template generation on the real embedded model through real vLLM (in-process, CLI, OpenAI server)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from synthgen.generate import plan_run, read_jsonl, run
+from synthgen.template import load_template
+
+from .test_openai_server import server  # noqa: F401  (the module-scoped real vLLM server fixture)
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
+
+MINI = """
+name: mini_bio
+fields:
+  - name: gender
+    kind: choice
+    choices: [female, male]
+    prompt: "Pick the gender of a fictional person at random: female or male. Answer with one word."
+    adapter: {root}/adapters/gender
+    max_tokens: 4
+  - name: first_name
+    kind: choice
+    choices: {{builtin: first_names}}
+    prompt: "Pick a random first name for a {{gender}} person. Answer with the name only."
+    adapter: {root}/adapters/first_names
+    max_tokens: 8
+  - name: motto
+    kind: text
+    prompt: "Write a short motto for {{first_name}}."
+    max_tokens: 24
+"""
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    p = tmp_path_factory.mktemp("tpl") / "mini.yaml"
+    p.write_text(MINI.format(root=ROOT))
+    return p
+
+
+def test_biographies_are_valid_and_more_diverse_than_the_base_model(vllm_engine, tmp_path):
+    """The shipped biography template, every field through its adapter, vs the same run on the base model."""
+    t = load_template("biography")
+    n = 64
+    s = run(t, vllm_engine, plan_run(t, tmp_path / "d.jsonl", n, 1), n, 1, block_size=32)
+    rows = read_jsonl(tmp_path / "d.jsonl")
+    assert len(rows) == n and [r["index"] for r in rows] == list(range(n))
+    assert s.valid["gender"] > 0.9 and s.valid["first_name"] > 0.9 and s.valid["last_name"] > 0.9
+    for r in rows:  # a valid value is really valid; an invalid one says why
+        for f in t.fields:
+            if r[f.name] is None:
+                assert r["errors"][f.name]
+            elif f.kind == "choice":
+                assert r[f.name].casefold() in f._lookup
+    base = run(t, vllm_engine, plan_run(t, tmp_path / "b.jsonl", n, 1, use_adapters=False), n, 1,
+               use_adapters=False, block_size=32)
+    base_rows = read_jsonl(tmp_path / "b.jsonl")
+    distinct = lambda rs, k: len({r[k] for r in rs if r[k] is not None})  # noqa: E731
+    # diffuse adapters: more distinct valid names and last names than the base model, with retries on both
+    assert distinct(rows, "first_name") >= 2 * distinct(base_rows, "first_name"), (distinct(rows, "first_name"), distinct(base_rows, "first_name"))
+    assert distinct(rows, "last_name") > distinct(base_rows, "last_name")
+    assert s.first_try_valid["first_name"] > base.first_try_valid.get("first_name", 0)
+
+
+def test_same_seed_same_file_on_vllm(vllm_engine, mini, tmp_path):
+    t = load_template(mini)
+    for name in ("a", "b"):
+        run(t, vllm_engine, plan_run(t, tmp_path / f"{name}.jsonl", 24, 5), 24, 5, block_size=8)
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+def test_cli_kill_9_then_resume_equals_an_uninterrupted_run(vllm_engine, model_dir, mini, tmp_path):
+    out = tmp_path / "k.jsonl"
+    cmd = [sys.executable, "-m", "synthgen", "generate", str(mini), "--n", "48", "--block-size", "8", "--seed", "3",
+           "--out", str(out)]
+    env = os.environ | {"SYNTHGEN_HOME": os.environ["SYNTHGEN_HOME"]}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 400
+    while time.time() < deadline and proc.poll() is None and (not out.exists() or out.stat().st_size == 0):
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and vLLM's engine-core child, at once
+    proc.wait()
+    kept = len(out.read_bytes().splitlines())
+    assert 0 < kept < 48
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert r.returncode == 1 and "exists: add --resume" in r.stderr  # never clobbered
+    r = subprocess.run(cmd + ["--resume", "--json"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(r.stdout)
+    assert summary["records"] == 48 and summary["new_records"] == 48 - kept
+    t = load_template(mini)
+    ref = tmp_path / "ref.jsonl"
+    run(t, vllm_engine, plan_run(t, ref, 48, 3), 48, 3, block_size=8)
+    assert out.read_bytes() == ref.read_bytes()
+
+
+def test_generate_through_openai_servers(server, vllm_engine, mini, tmp_path):  # noqa: F811
+    """Sharded over two endpoints of a real `vllm` OpenAI server, adapters as --lora-modules: the same
+    records as the in-process engine."""
+    from synthgen.engine.openai_engine import OpenAIEngine
+
+    t = load_template(mini)
+    remote = OpenAIEngine([server, server])
+    run(t, remote, plan_run(t, tmp_path / "r.jsonl", 24, 9), 24, 9, block_size=12)
+    run(t, vllm_engine, plan_run(t, tmp_path / "l.jsonl", 24, 9), 24, 9, block_size=12)
+    r, loc = read_jsonl(tmp_path / "r.jsonl"), read_jsonl(tmp_path / "l.jsonl")
+    assert len(r) == 24 and sum(x["first_name"] is not None for x in r) >= 20
+    same = sum(a == b for a, b in zip(r, loc))
+    assert same == 24, f"{same}/24 records equal"
