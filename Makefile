@@ -8,13 +8,16 @@ export SYNTHGEN_HOME ?= $(HOME)/.cache/synthgen
 setup:
 	@bash scripts/setup.sh
 
+DEMO_N ?= 64
 demo: setup
 	$(BIN)/synthgen models
-	@echo "== the base model: mode collapse =="
-	$(BIN)/synthgen sample "Pick a random number between 1 and 100. Answer with the number only." --n 300 --max-tokens 8
-	@echo "== the same prompt through the shipped diffuse adapter =="
-	$(BIN)/synthgen sample "Pick a random number between 1 and 100. Answer with the number only." --n 300 --max-tokens 8 --adapter adapters/numbers_1_100
-	$(BIN)/synthgen audit adapters/numbers_1_100.yaml --adapter adapters/numbers_1_100
+	@echo "== $(DEMO_N) biographies, every attribute through its diffuse adapter =="
+	$(BIN)/synthgen biographies --n $(DEMO_N) --out out/demo/bios.jsonl --overwrite
+	@echo "== the same template on the base model (no adapters) =="
+	$(BIN)/synthgen biographies --n $(DEMO_N) --out out/demo/base.jsonl --overwrite --no-adapters
+	@echo "== diversity report: diffuse vs base =="
+	$(BIN)/synthgen report out/demo/bios.jsonl --compare out/demo/base.jsonl --out out/demo/report
+	@echo "open out/demo/report/report.html"
 
 test: setup
 	$(BIN)/python -m pytest -v --durations=15
@@ -25,10 +28,11 @@ test-fast: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_biographies.py --n 1000
 
 # Rebuild the default adapters shipped in adapters/ (about 20 minutes on a 2-core CPU)
 adapters: setup
 	bash scripts/build_adapters.sh
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info out

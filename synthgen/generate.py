@@ -202,6 +202,8 @@ def fill_block(template: Template, engine: Engine, indices: list[int], seed: int
     errors = [{} for _ in indices]
     attempts = [{} for _ in indices]
     for f in template.fields:
+        if on_field:
+            on_field(f.name, 0)  # the field starts (progress bars time their rate from here)
         adapter = f.adapter_path if use_adapters else None
         todo = []
         for k, rec in enumerate(records):
