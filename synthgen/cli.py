@@ -593,7 +593,7 @@ def _render_report(rep, other):
         console.print(t)
         for f in cats:
             console.print(f"  [bold]{f['field']}[/] top: " + ", ".join(f"{v} {s:.1%}" for v, _, s in f["top"][:5])
-                          + (f"   [dim]invalid: " + ", ".join(f"{k} {v}" for k, v in f["invalid_reasons"].items())
+                          + ("   [dim]invalid: " + ", ".join(f"{k} {v}" for k, v in f["invalid_reasons"].items())
                              + "[/]" if f["invalid"] else ""))
     texts = [f for f in rep["fields"] if f["kind"] == "text"]
     if texts:

@@ -118,3 +118,12 @@ def test_generate_through_openai_servers(server, vllm_engine, mini, tmp_path):  
     assert len(r) == 24 and sum(x["first_name"] is not None for x in r) >= 20
     same = sum(a == b for a, b in zip(r, loc))
     assert same == 24, f"{same}/24 records equal"
+
+
+def test_python_example_runs(model_dir, tmp_path):
+    """examples/generate_biographies.py works as documented (its own engine, from another directory)."""
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "generate_biographies.py"), "4"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "4 records in" in r.stdout and "first_name:" in r.stdout
+    assert len(read_jsonl(tmp_path / "out" / "example" / "bios.jsonl")) == 4

@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from synthgen.cli import cli
-from synthgen.errors import InputError
 from synthgen.geo import GeoNamesOffline
 from synthgen.report import analyse, entropy_bits, rarefaction, write_outputs
 
