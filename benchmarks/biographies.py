@@ -55,7 +55,8 @@ class Verbalized:
                 if m:
                     cands.append((m.group(1).strip(), float(m.group(2))))
             if not cands or sum(p for _, p in cands) <= 0:
-                result.append(Completion(o.text, "length", o.n_tokens))  # no usable candidate list: invalid
+                # no candidate list: a bare single answer counts as that answer, anything else is invalid
+                result.append(Completion(o.text, o.finish_reason, o.n_tokens))
                 continue
             w = np.array([p for _, p in cands])
             rng = np.random.default_rng(r.seed)
