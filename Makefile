@@ -11,6 +11,7 @@ setup:
 DEMO_N ?= 64
 demo: setup
 	$(BIN)/synthgen models
+	@mkdir -p out/demo
 	@echo "== $(DEMO_N) biographies, every attribute through its diffuse adapter =="
 	$(BIN)/synthgen biographies --n $(DEMO_N) --out out/demo/bios.jsonl --overwrite
 	@echo "== the same template on the base model (no adapters) =="
