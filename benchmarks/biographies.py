@@ -75,7 +75,6 @@ def headline(rep: dict) -> dict:
         if name in f:
             out[name] = {"valid": round(f[name]["valid_share"], 3), "unique": f[name]["unique"],
                          "entropy_bits": round(f[name]["entropy_bits"], 2)}
-    out["all_fields_valid"] = None
     return out
 
 

@@ -18,7 +18,7 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -65,7 +65,6 @@ class Plan:
     start: int = 0
     valid_bytes: int = 0  # resume: the stream's complete-line prefix
     overwrite: bool = False
-    done_before: dict = field(default_factory=dict)
 
 
 def _identity(template: Template, seed: int, model: str | None, use_adapters: bool) -> dict:
@@ -120,10 +119,8 @@ def plan_run(template: Template, out: str | Path, n: int, seed: int, *, fmt: str
         # already converted: read records back from the stream if it is still there, else nothing to do
         if not stream.exists():
             plan.start = int(meta.get("records", 0))
-            plan.done_before = meta
             return plan
     plan.start, plan.valid_bytes = _scan(stream)
-    plan.done_before = meta
     return plan
 
 

@@ -113,3 +113,9 @@ class GeoNamesOffline(Geocoder):
 
     def reverse(self, *args, **kwargs):
         raise NotImplementedError("GeoNamesOffline only geocodes forward")
+
+
+@lru_cache(maxsize=1)
+def geocoder() -> GeoNamesOffline:
+    """One shared instance (validation calls it per answer)."""
+    return GeoNamesOffline()

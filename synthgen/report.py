@@ -128,7 +128,7 @@ def _list_lookup(ref: str) -> tuple[dict, dict | None]:
 
     name = ref.split(":", 1)[1] if ref.startswith("builtin:") else ref
     if name in BUILTINS:
-        items, w = builtin(name)
+        items, _ = builtin(name)
         target = None
     else:
         items, p = load_targets(load_spec(ref))
@@ -385,9 +385,9 @@ def mutual_information(ds: Dataset, a: dict, b: dict, a_spec: FieldSpec, b_spec:
 
 
 def geography(stats: dict) -> dict:
-    from .geo import GeoNamesOffline
+    from .geo import geocoder
 
-    g = GeoNamesOffline()
+    g = geocoder()
     by_country, by_continent, points = Counter(), Counter(), Counter()
     unresolved = Counter()
     for value, c in stats["_counts"].items():

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 import re
 import string
@@ -81,10 +80,6 @@ class Field:
         """(value, None) for a valid answer, (None, reason) otherwise."""
         return _PARSERS[self.kind](self, text, finish_reason)
 
-    @property
-    def valid_values(self) -> list[str] | None:
-        return list(self._lookup.values()) if self.kind == "choice" else None
-
 
 @dataclass
 class Template:
@@ -128,9 +123,9 @@ def _parse_choice(f: Field, text: str, finish: str):
         return None, "empty answer"
     hit = f._lookup.get(s.casefold())
     if hit is None and f.match == "place" and "," in s:
-        from .geo import GeoNamesOffline
+        from .geo import geocoder
 
-        row = GeoNamesOffline().lookup(s)  # "Bombay, India" -> "Mumbai, India"
+        row = geocoder().lookup(s)  # "Bombay, India" -> "Mumbai, India"
         hit = f._lookup.get(row["place"].casefold()) if row else None
         if hit is None:
             return None, "not a known City, Country"
@@ -405,7 +400,3 @@ def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Tem
     digest = hashlib.sha256(raw).hexdigest()[:16]
     return Template(name=data["name"], fields=fields, system=system, retries=retries,
                     description=str(data.get("description", "")), path=str(path), digest=digest)
-
-
-def template_json(t: Template) -> str:
-    return json.dumps(t.describe(), sort_keys=True)

@@ -332,3 +332,15 @@ fields:
     assert f.parse("new york, USA") == ("New York City, United States", None)
     assert f.parse("Cheeseburg, United States")[1] == "not a known City, Country"
     assert f.parse("Paris")[1] == "not in the list"  # a bare city is not "City, Country"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--retries", -1), "--retries must be >= 0"),
+    (("--block-size", 0), "--block-size must be >= 1"),
+    (("--format", "csv"), "Invalid value for '--format'"),
+])
+def test_cli_generate_bad_option_values(tmp_path, fake_engine, args, message):
+    tpl = write(tmp_path, TINY)
+    r = invoke("generate", tpl, "--n", 3, "--out", tmp_path / "o.jsonl", *args)
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "o.jsonl").exists() and not fake_engine  # nothing written, no engine started
