@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export SYNTHGEN_HOME ?= $(HOME)/.cache/synthgen
 
-.PHONY: setup demo test test-fast bench adapters clean
+.PHONY: setup demo test test-fast bench results adapters clean
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +30,14 @@ bench: setup
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_biographies.py --n 1000
+
+# Issue #6: the paper's task suite and biographies each way, then the README's Results section
+# (about 1 h 15 min on a 2-core CPU at these sizes; --n 1000 doubles the biographies part)
+RESULTS_N ?= 500
+results: setup
+	$(BIN)/python benchmarks/paper_tasks.py --steps 40 --prompts-per-step 1 --samples 200
+	$(BIN)/python benchmarks/biographies.py --n $(RESULTS_N) --retries 0
+	$(BIN)/python scripts/results_section.py
 
 # Rebuild the default adapters shipped in adapters/ (about 20 minutes on a 2-core CPU)
 adapters: setup

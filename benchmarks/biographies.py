@@ -1,15 +1,30 @@
 """Biographies each way on the embedded model, in one run, audited by `synthgen report` (issue #6).
 
-Systems (same template, same seeds, same parser and validity rules for all):
-  base          every field on the base model, T=1
-  base_t1.5     every field on the base model, T=1.5
+Systems (same fields, seeds, parser, validity rules and retries: --retries N for every field, or
+by default the template's per field, i.e. 3, birth place 6, career 8):
+  base          templates/biography.yaml field by field on the base model, T=1
+  base_t1.5     the same at T=1.5
   verbalized    Verbalized-Sampling-style: for each list field the base model is asked for 5
                 candidates with probabilities; one is drawn by the stated probabilities (seeded)
-  synthgen      every list field through its diffuse adapter (attribute by attribute)
-Not yet here: the paper's single-prompt format with one diffuse adapter (needs an adapter trained
-on all lists at once).
+  single        the paper's single-prompt format: one prompt asks for the whole record ("Gender: ...
+                First name: ... Career: ..."; the reply is prefilled with "Gender:" so the 135M model
+                keeps the format), through ONE diffuse adapter trained on first names, surnames, birth
+                places and careers together (OUT/joint_adapter, trained here if missing, ~10 min on
+                2 cores); a record with an invalid field is re-asked with the whole prompt (up to the largest
+                field retries), the first valid value of each field kept
+  synthgen      field by field, every list field through its own diffuse adapter (adapters/)
+  synthgen_retry  the same with the template's own retries whatever --retries says: what
+                `synthgen biographies` gives a user
 
-For each: valid %, unique valid first names / birth places / careers, entropy, and ratios to base.
+Fairness: where a system's earlier field is invalid after its retries, the later prompts use a
+value from a shared skeleton (drawn from the fields' lists with the run seed) instead of giving up,
+so every field is judged on its own. The invalid field stays null in the file and counts as
+invalid. The benchmark uses the biography fields gender, first_name, last_name, birth_place,
+career (no birth date or free text: they cost time and are not among the issue's measures).
+
+For each: valid %, unique valid first names / birth places / careers, entropy, ratios to base;
+OUT/results.json, OUT/results.md (the README's tables), OUT/report_SYSTEM/ (`synthgen report`
+of each system against base, with the birth-place world map).
 
     .venv/bin/python benchmarks/biographies.py --n 1000 [--out out/biographies] [--systems base,synthgen]
 """
@@ -23,9 +38,20 @@ from pathlib import Path
 
 import numpy as np
 
+FIELDS = ["gender", "first_name", "last_name", "birth_place", "career"]
+SYSTEMS = ["base", "base_t1.5", "verbalized", "single", "synthgen", "synthgen_retry"]
+MEASURED = ("first_name", "birth_place", "career")
+TARGETS = {"first_name": 4.0, "birth_place": 3.0, "career": 1.5}  # unique valid vs base (issue #6)
 VS_SUFFIX = ("\nDo not answer with one choice. Give 5 different possible answers and how likely each is, "
              "one per line, formatted exactly as: answer | probability")
 _LINE = re.compile(r"^\s*(?:\d+[.)]\s*|[-*]\s*)?(.+?)\s*[|:\-–]\s*([0-9]*\.?[0-9]+)\s*%?\s*$")
+SINGLE_PROMPT = ("Invent a random fictional person. Reply in exactly this format, nothing else:\n"
+                 "Gender: <female or male>\nFirst name: <first name>\nLast name: <last name>\n"
+                 "Birth place: <City, Country>\nCareer: <job title>")
+SINGLE_PREFILL = "Gender:"
+SINGLE_LABELS = {"gender": "gender", "first name": "first_name", "last name": "last_name",
+                 "birth place": "birth_place", "career": "career"}
+JOINT_SPECS = ["first_names", "surnames", "birth_places", "careers"]
 
 
 class Verbalized:
@@ -41,7 +67,7 @@ class Verbalized:
     def generate(self, requests, progress=None):
         from synthgen.engine import Completion
 
-        reqs = [replace(r, prompt=r.prompt + VS_SUFFIX, max_tokens=max(80, 6 * r.max_tokens))
+        reqs = [replace(r, prompt=r.prompt + VS_SUFFIX, max_tokens=max(48, 4 * r.max_tokens))
                 if self._is_list_field(r.prompt) else r for r in requests]
         outs = self.engine.generate(reqs, progress)
         result = []
@@ -78,55 +104,214 @@ def headline(rep: dict) -> dict:
     return out
 
 
-if __name__ == "__main__":
+
+def biography_template(use_adapters: bool):
+    from synthgen.template import load_template
+
+    t = load_template("biography", use_adapters=use_adapters)
+    t.fields = [f for f in t.fields if f.name in FIELDS]
+    return t
+
+
+def skeleton(template, seed: int):
+    """fallback(index): one value per field from its list, the same for every system."""
+    from synthgen.engine import derive_seed
+
+    pools = {f.name: sorted(set(f._lookup.values())) for f in template.fields if f.kind == "choice"}
+
+    def values(i):
+        rng = np.random.default_rng(derive_seed(seed, "skeleton", i))
+        return {name: pool[rng.integers(len(pool))] for name, pool in pools.items()}
+    return values
+
+
+def parse_single(text: str) -> dict[str, str]:
+    """'Gender: female\\nFirst name: Ava ...' (the prefill included) -> {field: raw answer}."""
+    got = {}
+    for line in text.splitlines():
+        label, sep, value = line.partition(":")
+        key = SINGLE_LABELS.get(label.strip().strip("*# ").casefold())
+        if sep and key and key not in got:
+            got[key] = value
+    return got
+
+
+def run_single(template, engine, adapter: str | None, path: Path, n: int, seed: int, retries: int) -> dict:
+    """The single-prompt system: one request per record and attempt; writes a file like `run` does."""
+    from synthgen.engine import Request, derive_seed
+    from synthgen.generate import _identity, _write_json_atomic
+
+    prefill = engine.tokenizer.encode(SINGLE_PREFILL, add_special_tokens=False)
+    plain = engine.prompt_ids
+    engine.prompt_ids = lambda p, s=None: plain(p, s) + prefill if p == SINGLE_PROMPT else plain(p, s)
+    records = [{"index": i, "seed": derive_seed(seed, i)} for i in range(n)]
+    errors = [{} for _ in range(n)]
+    attempts = [{} for _ in range(n)]
+    stats = {"requests": 0, "first_valid": {f.name: 0 for f in template.fields}}
+    todo = list(range(n))
+    try:
+        for attempt in range(retries + 1):
+            if not todo:
+                break
+            outs = engine.generate([Request(prompt=SINGLE_PROMPT, max_tokens=64, seed=derive_seed(
+                records[k]["seed"], "single", attempt), adapter=adapter) for k in todo])
+            stats["requests"] += len(todo)
+            again = []
+            for k, o in zip(todo, outs):
+                raw = parse_single(SINGLE_PREFILL + o.text)
+                for f in template.fields:
+                    if records[k].get(f.name) is not None:
+                        continue
+                    value, reason = f.parse(raw[f.name], "stop") if f.name in raw else (None, "no such line")
+                    attempts[k][f.name] = attempt + 1
+                    records[k][f.name] = value
+                    errors[k][f.name] = None if value is not None else f"{reason}: {raw.get(f.name, o.text)[:80]!r}"
+                    if value is not None and attempt == 0:
+                        stats["first_valid"][f.name] += 1
+                if any(records[k][f.name] is None for f in template.fields):
+                    again.append(k)
+            todo = again
+    finally:
+        engine.prompt_ids = plain
+    with open(path, "w") as fh:
+        for rec, err, att in zip(records, errors, attempts):
+            fh.write(json.dumps(rec | {"errors": err, "attempts": att}, ensure_ascii=False) + "\n")
+    _write_json_atomic(path.with_name(path.name + ".meta.json"), {
+        "identity": _identity(template, seed, engine.model, False) | {"system": "single", "adapter": adapter},
+        "template": template.describe(), "n": n, "complete": True})
+    return {"requests": stats["requests"],
+            "first_try_valid": {f: c / n for f, c in stats["first_valid"].items()}}
+
+
+def joint_adapter(out: Path) -> str:
+    """One adapter on all four lists (the single-prompt system's), trained once and cached."""
+    from synthgen.lists import load_spec
+    from synthgen.models import resolve_model
+    from synthgen.train import TrainConfig, read_card, train
+
+    path = out / "joint_adapter"
+    specs = [load_spec(Path(__file__).resolve().parent.parent / "adapters" / f"{n}.yaml") for n in JOINT_SPECS]
+    card = read_card(path)
+    if [x["spec_hash"] for x in card.get("lists", [])] != [s.digest() for s in specs]:
+        print(f"training the joint adapter on {', '.join(JOINT_SPECS)} -> {path}", flush=True)
+        card = train(resolve_model(None), specs, path, TrainConfig(steps=30, prompts_per_step=2, max_targets=200,
+                                                                  audit_prompts=1, seed=0),
+                     overwrite=True, base_name="smollm2-135m")
+    print("joint adapter: " + ", ".join(f"{x['name']} mass {x['base']['mass']:.3f} -> {x['adapter']['mass']:.3f}"
+                                        for x in card["lists"]), flush=True)
+    return str(path)
+
+
+def markdown(results: dict, n: int) -> str:
+    lines = [f"| system ({n} records each) | all 5 fields valid | first names: valid, unique | birth places | careers "
+             "| entropy bits (names / places / careers) | unique vs base (names / places / careers) | requests | s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for system, h in results.items():
+        cell = lambda k: f"{h[k]['valid']:.1%}, **{h[k]['unique']}**"  # noqa: E731
+        r = h.get("ratio_to_base", {})
+        ent = " / ".join(f"{h[k]['entropy_bits']:.2f}" for k in MEASURED)
+        lines.append(f"| {system} | {h['all_fields_valid']:.1%} | {cell('first_name')} | {cell('birth_place')} | "
+                     f"{cell('career')} | {ent} | {' / '.join(f'{r.get(k)}×' for k in MEASURED)} "
+                     f"| {h['requests']} | {h['seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def verdict(results: dict) -> list[str]:
+    """The issue's targets, each with the measured number and met / missed by how much."""
+    out = []
+    base = results.get("base")
+    for name in ("synthgen", "synthgen_retry"):
+        s = results.get(name)
+        if not (s and base):
+            continue
+        for k, want in TARGETS.items():
+            got, valid = s["ratio_to_base"][k], s[k]["valid"]
+            ok = got is not None and got >= want and valid >= 0.9
+            out.append(f"- {name} {k}: {got}× base unique (target ≥ {want}×) at {valid:.1%} valid (target ≥ 90%): "
+                       + ("met" if ok else "MISSED" + (f" (ratio {got / want:.2f} of target)" if got and got < want else "")
+                          + (f" (validity {valid - 0.9:+.1%})" if valid < 0.9 else "")))
+    s = results.get("synthgen")
+    if not s:
+        return out
+    for other in ("base_t1.5", "verbalized", "single"):
+        o = results.get(other)
+        if not o:
+            continue
+        ahead = [k for k in MEASURED if s[k]["unique"] > o[k]["unique"] and s[k]["valid"] >= o[k]["valid"]]
+        behind = [f"{k} ({s[k]['unique']} vs {o[k]['unique']} unique, {s[k]['valid']:.1%} vs {o[k]['valid']:.1%} valid)"
+                  for k in MEASURED if k not in ahead]
+        out.append(f"- ahead of {other} on unique at equal or better validity: {len(ahead)}/3"
+                   + (f"; not on {'; '.join(behind)}" if behind else ""))
+    return out
+
+
+def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="out/biographies")
-    ap.add_argument("--systems", default="base,base_t1.5,verbalized,synthgen")
+    ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument("--retries", type=int, default=None, help="retries per field for every system but "
+                    "synthgen_retry (default: the template's)")
     args = ap.parse_args()
+    systems = args.systems.split(",")
+    if set(systems) - set(SYSTEMS):
+        ap.error(f"unknown system(s) {', '.join(sorted(set(systems) - set(SYSTEMS)))}: use {', '.join(SYSTEMS)}")
 
     from synthgen.engine.vllm_engine import VLLMEngine
     from synthgen.generate import plan_run, read_jsonl, run
-    from synthgen.report import analyse
-    from synthgen.template import load_template
+    from synthgen.report import analyse, write_outputs
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    joint = joint_adapter(out) if "single" in systems else None
+    t_start = time.perf_counter()
     engine = VLLMEngine(max_loras=4)
-    results = {}
-    for system in args.systems.split(","):
-        use_adapters = system == "synthgen"
-        t = load_template("biography", use_adapters=use_adapters)
-        eng = engine
-        if system == "base_t1.5":
-            for f in t.fields:
-                f.temperature = 1.5
-        if system == "verbalized":
-            eng = Verbalized(engine, {f.prompt.split("{")[0] for f in t.fields if f.kind == "choice"})
+    fallback = skeleton(biography_template(False), args.seed)
+    results, reports = {}, {}
+    for system in systems:
+        use_adapters = system.startswith("synthgen")
+        retries = None if system == "synthgen_retry" else args.retries
+        t = biography_template(use_adapters)
         path = out / f"{system}.jsonl"
         t0 = time.perf_counter()
-        s = run(t, eng, plan_run(t, path, args.n, args.seed, use_adapters=use_adapters, overwrite=True),
-                args.n, args.seed, use_adapters=use_adapters)
+        if system == "single":
+            s = run_single(t, engine, joint, path, args.n, args.seed, retries if retries is not None else
+                           max(t.retries if f.retries is None else f.retries for f in t.fields))
+            requests, first = s["requests"], s["first_try_valid"]
+        else:
+            eng = engine
+            if system == "base_t1.5":
+                for f in t.fields:
+                    f.temperature = 1.5
+            if system == "verbalized":
+                eng = Verbalized(engine, {f.prompt.split("{")[0] for f in t.fields if f.kind == "choice"})
+            s = run(t, eng, plan_run(t, path, args.n, args.seed, use_adapters=use_adapters, overwrite=True),
+                    args.n, args.seed, use_adapters=use_adapters, retries=retries, fallback=fallback)
+            requests, first = s.requests, s.first_try_valid
+        seconds = time.perf_counter() - t0
         rows = read_jsonl(path)
-        rep = analyse(path)
-        h = headline(rep)
+        reports[system] = analyse(path)
+        h = headline(reports[system])
         h["all_fields_valid"] = round(sum(all(r[f.name] is not None for f in t.fields) for r in rows) / len(rows), 3)
-        h["first_try_valid"] = {k: round(v, 3) for k, v in s.first_try_valid.items()}
-        h["seconds"] = round(time.perf_counter() - t0, 1)
+        h["first_try_valid"] = {k: round(v, 3) for k, v in first.items()}
+        h["requests"], h["seconds"] = requests, round(seconds, 1)
         results[system] = h
         print(system, json.dumps(h), flush=True)
     engine.close()
     base = results.get("base")
-    if base:
-        for system, h in results.items():
-            h["ratio_to_base"] = {k: round(h[k]["unique"] / base[k]["unique"], 2) if base[k]["unique"] else None
-                                  for k in ("first_name", "birth_place", "career")}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    print("\n| system | all fields valid | first names (valid, unique) | birth places | careers | unique ratio to base (names/places/careers) |")
-    print("|---|---|---|---|---|---|")
     for system, h in results.items():
-        cell = lambda k: f"{h[k]['valid']:.0%}, {h[k]['unique']}"  # noqa: E731
-        r = h.get("ratio_to_base", {})
-        print(f"| {system} | {h['all_fields_valid']:.0%} | {cell('first_name')} | {cell('birth_place')} | "
-              f"{cell('career')} | {r.get('first_name')}× / {r.get('birth_place')}× / {r.get('career')}× |")
+        if base:
+            h["ratio_to_base"] = {k: round(h[k]["unique"] / base[k]["unique"], 2) if base[k]["unique"] else None
+                                  for k in MEASURED}
+        write_outputs(reports[system], out / f"report_{system}", reports.get("base") if system != "base" else None)
+    doc = {"n": args.n, "seed": args.seed, "retries": args.retries, "systems": results, "verdict": verdict(results),
+           "seconds": round(time.perf_counter() - t_start, 1)}
+    (out / "results.json").write_text(json.dumps(doc, indent=2))
+    md = markdown(results, args.n) + "\n\n" + "\n".join(doc["verdict"]) + "\n"
+    (out / "results.md").write_text(md)
+    print("\n" + md)
+
+
+if __name__ == "__main__":
+    main()

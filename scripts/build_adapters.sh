@@ -11,4 +11,4 @@ $SG build-adapter adapters/first_names.yaml --out adapters/first_names --steps 4
 $SG build-adapter adapters/surnames.yaml --out adapters/surnames --steps 40 --max-targets 300 $COMMON
 $SG build-adapter adapters/birth_dates.yaml --out adapters/birth_dates --steps 40 --max-targets 200 --audit-prompts 1 $COMMON
 $SG build-adapter adapters/careers.yaml --out adapters/careers --steps 40 --max-targets 300 $COMMON
-$SG build-adapter adapters/birth_places.yaml --out adapters/birth_places --steps 40 --max-targets 200 $COMMON
+$SG build-adapter adapters/birth_places.yaml --out adapters/birth_places --steps 100 --max-targets 200 $COMMON

@@ -383,7 +383,7 @@ def _generate_options(f):
                      help="Output format (default: from the --out suffix, else jsonl). parquet/hf stream to OUT.stream.jsonl, then convert."),
         click.option("--seed", default=0, show_default=True, help="Run seed: the same seed gives the identical file."),
         click.option("--no-adapters", is_flag=True, help="Every field on the base model (the comparison run)."),
-        click.option("--retries", default=None, type=int, help="Retries of an invalid answer, new seed each (default: the template's, 3)."),
+        click.option("--retries", default=None, type=int, help="Retries of an invalid answer, new seed each, for every field (default: the template's per field, else 3)."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command (no record lost, duplicated or changed)."),
         click.option("--overwrite", is_flag=True, help="Replace an existing output."),
         click.option("--block-size", default=512, show_default=True, help="Records per block: one engine call per field per block; the unit of crash recovery."),

@@ -191,22 +191,32 @@ FieldProgress = Callable[[str, int], None]  # (field name, records newly finishe
 
 
 def fill_block(template: Template, engine: Engine, indices: list[int], seed: int, *, use_adapters: bool = True,
-               retries: int | None = None, on_field: FieldProgress | None = None, stats: dict | None = None) -> list[dict]:
-    """Records for `indices`, each field in order, one batched engine call per field and attempt."""
-    retries = template.retries if retries is None else retries
+               retries: int | None = None, on_field: FieldProgress | None = None, stats: dict | None = None,
+               fallback: Callable[[int], dict] | None = None) -> list[dict]:
+    """Records for `indices`, each field in order, one batched engine call per field and attempt.
+
+    `fallback(index)` (benchmarks): values that later prompts use where an earlier field is invalid,
+    so each field is judged on its own; the record still stores the invalid field as null."""
     stats = stats if stats is not None else {}
     records = [{"index": i, "seed": derive_seed(seed, i)} for i in indices]
     errors = [{} for _ in indices]
     attempts = [{} for _ in indices]
+    given = [fallback(i) for i in indices] if fallback else None
+
+    def context(k):  # the values this record's prompts see
+        rec = records[k]
+        return rec if given is None else {**given[k], **{n: v for n, v in rec.items() if v is not None}}
+
     for f in template.fields:
         if on_field:
             on_field(f.name, 0)  # the field starts (progress bars time their rate from here)
         adapter = f.adapter_path if use_adapters else None
         todo = []
-        for k, rec in enumerate(records):
+        for k in range(len(records)):
+            rec = context(k)
             missing = [d for d in f.depends if rec.get(d) is None]
             if missing:
-                rec[f.name] = None
+                records[k][f.name] = None
                 errors[k][f.name] = f"needs {missing[0]}, which is invalid"
                 attempts[k][f.name] = 0
             else:
@@ -214,9 +224,10 @@ def fill_block(template: Template, engine: Engine, indices: list[int], seed: int
         done_fields = len(records) - len(todo)
         if on_field and done_fields:
             on_field(f.name, done_fields)
+        tries = retries if retries is not None else f.retries if f.retries is not None else template.retries
         attempt = 0
         while todo:
-            reqs = [Request(prompt=f.render(records[k]), max_tokens=f.max_tokens, temperature=f.temperature,
+            reqs = [Request(prompt=f.render(context(k)), max_tokens=f.max_tokens, temperature=f.temperature,
                             top_p=f.top_p, seed=derive_seed(records[k]["seed"], f.name, attempt), adapter=adapter,
                             system=template.system) for k in todo]
             outs = engine.generate(reqs)
@@ -232,7 +243,7 @@ def fill_block(template: Template, engine: Engine, indices: list[int], seed: int
                     if attempt == 0:
                         stats.setdefault("first_valid", {}).setdefault(f.name, 0)
                         stats["first_valid"][f.name] += 1
-                elif attempt < retries:
+                elif attempt < tries:
                     again.append(k)
                 else:
                     records[k][f.name] = None
@@ -286,11 +297,10 @@ def _convert(plan: Plan) -> None:
 
 def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, use_adapters: bool = True,
         retries: int | None = None, block_size: int = 512, on_field: FieldProgress | None = None,
-        on_block: Callable[[int], None] | None = None) -> Summary:
+        on_block: Callable[[int], None] | None = None, fallback: Callable[[int], dict] | None = None) -> Summary:
     """Generate records plan.start..n-1 into plan.stream (append-only), then convert if needed."""
     if block_size < 1:
         raise InputError(f"block size must be >= 1, got {block_size}")
-    retries = template.retries if retries is None else retries
     t0 = time.perf_counter()
     meta = {"identity": plan.identity | {"model": plan.identity.get("model") or engine.model}, "format": plan.fmt,
             "template": template.describe(), "retries": retries, "n": n, "complete": False}
@@ -313,7 +323,7 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
                 while i < n:
                     stop = min(n, (i // block_size + 1) * block_size)  # blocks aligned to multiples of block_size
                     records = fill_block(template, engine, list(range(i, stop)), seed, use_adapters=use_adapters,
-                                         retries=retries, on_field=on_field, stats=stats)
+                                         retries=retries, on_field=on_field, stats=stats, fallback=fallback)
                     fh.write(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records))
                     fh.flush()
                     os.fsync(fh.fileno())

@@ -15,6 +15,7 @@
         adapter: first_names           # a directory in adapters/ (or a path); omit for the base model
         max_tokens: 8
         temperature: 1.0
+        retries: 5                     # this field's retries (default: the template's)
 
 Unknown keys are errors. Parsing and validation per kind:
 - choice: the whole answer (quotes, trailing period and surrounding space removed) must equal a
@@ -43,7 +44,7 @@ from .errors import InputError
 
 KINDS = ("choice", "date", "text")
 RESERVED = {"index", "seed", "errors", "attempts"}
-_FIELD_KEYS = {"name", "kind", "prompt", "choices", "match", "adapter", "max_tokens", "temperature", "top_p", "min",
+_FIELD_KEYS = {"name", "kind", "prompt", "choices", "match", "adapter", "max_tokens", "temperature", "top_p", "retries", "min",
                "max", "min_words", "max_words", "sentences", "reject", "description"}
 _TEMPLATE_KEYS = {"name", "description", "system", "retries", "fields"}
 _DEFAULT_MAX_TOKENS = {"choice": 12, "date": 16, "text": 80}
@@ -60,6 +61,7 @@ class Field:
     max_tokens: int = 0
     temperature: float = 1.0
     top_p: float = 1.0
+    retries: int | None = None  # None: the template's
     min: str | None = None
     max: str | None = None
     min_words: int = 1
@@ -101,6 +103,7 @@ class Template:
         """What a report needs to know about each field (kept in the run's metadata)."""
         return {"name": self.name, "path": self.path, "digest": self.digest,
                 "fields": [{"name": f.name, "kind": f.kind, "adapter": f.adapter, "depends": list(f.depends),
+                            "retries": f.retries if f.retries is not None else self.retries,
                             "choices": f.choices if f.kind == "choice" else None,
                             "match": f.match if f.kind == "choice" else None} for f in self.fields]}
 
@@ -356,6 +359,9 @@ def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Tem
         _number(fwhere, "temperature", f.temperature, float, 0, 10)
         f.top_p = fr.get("top_p", 1.0)
         _number(fwhere, "top_p", f.top_p, float, 0.0001, 1)
+        f.retries = fr.get("retries")
+        if f.retries is not None:
+            _number(fwhere, "retries", f.retries, int, 0, 100)
         if kind == "choice":
             f._lookup = _choices(f, fwhere, path.parent)
             f.match = fr.get("match", "exact")

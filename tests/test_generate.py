@@ -166,6 +166,18 @@ def test_invalid_answers_are_retried_then_stored_as_null_with_the_reason(tmp_pat
     assert len(eng.history) == 9  # 3 records x 3 attempts; nothing asked for dependants
 
 
+
+def test_fallback_values_let_later_fields_be_judged_when_an_earlier_one_is_invalid(tmp_path):
+    t = tiny(tmp_path)
+    eng = FakeEngine(responder=lambda r: "no color" if r.prompt.startswith("Pick a color") else responder(r))
+    run(t, eng, plan_run(t, tmp_path / "o.jsonl", 4, seed=0), 4, seed=0, retries=0,
+        fallback=lambda i: {"color": ["teal", "ochre"][i % 2]})
+    rows = read_jsonl(tmp_path / "o.jsonl")
+    assert all(r["color"] is None and r["errors"]["color"].startswith("not in the list") for r in rows)
+    day_prompts = [r.prompt for r in eng.history if r.prompt.startswith("Pick a day")]
+    assert day_prompts[:2] == ["Pick a day in 2000 for something teal.", "Pick a day in 2000 for something ochre."]
+    assert any(r["day"] is not None for r in rows)  # judged on its own answers, not nulled by color
+
 def test_same_seed_same_file_and_other_seed_differs(tmp_path):
     t = tiny(tmp_path)
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
@@ -344,3 +356,15 @@ def test_cli_generate_bad_option_values(tmp_path, fake_engine, args, message):
     r = invoke("generate", tpl, "--n", 3, "--out", tmp_path / "o.jsonl", *args)
     assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "o.jsonl").exists() and not fake_engine  # nothing written, no engine started
+
+
+def test_a_field_can_have_its_own_retries_and_the_cli_option_overrides_all(tmp_path):
+    t = load_template(write(tmp_path, TINY.replace('    prompt: "Pick a color."', '    prompt: "Pick a color."\n    retries: 5')))
+    assert t.field("color").retries == 5 and t.field("day").retries is None
+    eng = FakeEngine(responder=lambda r: "no")
+    run(t, eng, plan_run(t, tmp_path / "o.jsonl", 2, seed=0), 2, seed=0)
+    assert [r["attempts"]["color"] for r in read_jsonl(tmp_path / "o.jsonl")] == [6, 6]
+    run(t, eng, plan_run(t, tmp_path / "p.jsonl", 2, seed=0), 2, seed=0, retries=1)
+    assert [r["attempts"]["color"] for r in read_jsonl(tmp_path / "p.jsonl")] == [2, 2]
+    with pytest.raises(InputError, match="retries"):
+        load_template(write(tmp_path, TINY.replace('    prompt: "Pick a color."', '    prompt: "Pick a color."\n    retries: -1'), "b.yaml"))

@@ -1,0 +1,65 @@
+"""The issue #6 benchmark scripts: their parsing, fairness skeleton and verdicts (no model needed)."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import biographies as B  # noqa: E402
+import paper_tasks as P  # noqa: E402
+
+
+def test_single_prompt_reply_is_split_into_fields_and_validated_like_the_template():
+    raw = B.parse_single("Gender: female\n**First name:** Ava\nLast name: Smith\nBirth place: Bombay, India\n"
+                         "Career: Nurse\nCareer: Pilot\nHobby: chess")
+    assert raw == {"gender": " female", "first_name": "** Ava", "last_name": " Smith",
+                   "birth_place": " Bombay, India", "career": " Nurse"}  # first of a repeated label
+    t = B.biography_template(use_adapters=False)
+    assert [f.name for f in t.fields] == B.FIELDS
+    assert t.field("first_name").parse(raw["first_name"])[0] == "Ava"
+    assert t.field("birth_place").parse(raw["birth_place"])[0] == "Mumbai, India"
+
+
+def test_skeleton_is_valid_and_the_same_for_every_system():
+    t = B.biography_template(use_adapters=False)
+    a, b = B.skeleton(t, 0), B.skeleton(B.biography_template(use_adapters=True), 0)
+    rows = [a(i) for i in range(50)]
+    assert rows == [b(i) for i in range(50)]
+    assert len({r["first_name"] for r in rows}) > 40  # drawn from the lists, not one value
+    for r in rows:
+        for f in t.fields:
+            assert f.parse(r[f.name])[0] == r[f.name]
+
+
+def _results(unique, valid):
+    res = {}
+    for name, u, v in zip(B.SYSTEMS, unique, valid):
+        res[name] = {k: {"valid": v, "unique": u, "entropy_bits": 1.0} for k in B.MEASURED}
+        res[name] |= {"all_fields_valid": v, "requests": 1, "seconds": 1.0}
+    for h in res.values():
+        h["ratio_to_base"] = {k: round(h[k]["unique"] / res["base"][k]["unique"], 2) for k in B.MEASURED}
+    return res
+
+
+def test_verdict_says_met_or_missed_with_the_numbers():
+    res = _results([10, 20, 15, 30, 100, 140], [0.5, 0.3, 0.4, 0.2, 0.8, 0.95])
+    lines = B.verdict(res)
+    assert "- synthgen first_name: 10.0× base unique (target ≥ 4.0×) at 80.0% valid (target ≥ 90%): MISSED (validity -10.0%)" in lines
+    assert "- synthgen_retry career: 14.0× base unique (target ≥ 1.5×) at 95.0% valid (target ≥ 90%): met" in lines
+    assert "- ahead of verbalized on unique at equal or better validity: 3/3" in lines
+    res = _results([10, 200, 15, 30, 30, 40], [0.5, 0.9, 0.4, 0.2, 0.95, 0.95])
+    lines = B.verdict(res)
+    assert any(ln.startswith("- synthgen first_name: 3.0×") and "MISSED (ratio 0.75 of target)" in ln for ln in lines)
+    assert any(ln.startswith("- ahead of base_t1.5 on unique at equal or better validity: 0/3") for ln in lines)
+    assert "| synthgen_retry | 95.0% |" in B.markdown(res, 10)
+
+
+def test_paper_task_families_name_shipped_specs_and_the_table_averages():
+    specs = P.specs_by_name()
+    assert sum(len(v) for v in P.FAMILIES.values()) == len(specs) >= 15
+    audit = lambda m, n: {"mass": m, "entropy_bits": 1.0, "max_entropy_bits": 2.0, "expected_distinct": {"500": n}}  # noqa: E731
+    rows = {"a": {"family": "x", "targets": 10, "base": audit(0.1, 1), "all": audit(0.9, 10), "held_out": audit(0.5, 5)},
+            "b": {"family": "y", "targets": 10, "base": audit(0.3, 3), "all": audit(0.7, 8), "held_out": audit(0.3, 5)}}
+    md = P.table(rows, None)
+    assert "| **mean** | | | 0.20 → **0.80** → **0.40** | 0.50 → 0.50 → 0.50 | 0.20 → 0.90 → 0.50 |" in md
