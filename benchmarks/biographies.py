@@ -202,6 +202,10 @@ def joint_adapter(out: Path) -> str:
     return str(path)
 
 
+def ratio(x) -> str:
+    return "–" if x is None else f"{x}×"  # None: the base model had no valid answer
+
+
 def markdown(results: dict, n: int) -> str:
     lines = [f"| system ({n} records each) | all 5 fields valid | first names: valid, unique | birth places | careers "
              "| entropy bits (names / places / careers) | unique vs base (names / places / careers) | requests | s |",
@@ -211,7 +215,7 @@ def markdown(results: dict, n: int) -> str:
         r = h.get("ratio_to_base", {})
         ent = " / ".join(f"{h[k]['entropy_bits']:.2f}" for k in MEASURED)
         lines.append(f"| {system} | {h['all_fields_valid']:.1%} | {cell('first_name')} | {cell('birth_place')} | "
-                     f"{cell('career')} | {ent} | {' / '.join(f'{r.get(k)}×' for k in MEASURED)} "
+                     f"{cell('career')} | {ent} | {' / '.join(ratio(r.get(k)) for k in MEASURED)} "
                      f"| {h['requests']} | {h['seconds']:.0f} |")
     return "\n".join(lines)
 
@@ -226,9 +230,12 @@ def verdict(results: dict) -> list[str]:
             continue
         for k, want in TARGETS.items():
             got, valid = s["ratio_to_base"][k], s[k]["valid"]
-            ok = got is not None and got >= want and valid >= 0.9
-            out.append(f"- {name} {k}: {got}× base unique (target ≥ {want}×) at {valid:.1%} valid (target ≥ 90%): "
-                       + ("met" if ok else "MISSED" + (f" (ratio {got / want:.2f} of target)" if got and got < want else "")
+            if got is None:  # the base model gave no valid answer at all
+                got = "∞" if s[k]["unique"] else 0
+            ok = (got == "∞" or got >= want) and valid >= 0.9
+            shown = f"{got}× base unique" if got != "∞" else f"{s[k]['unique']} unique vs 0 for base"
+            out.append(f"- {name} {k}: {shown} (target ≥ {want}×) at {valid:.1%} valid (target ≥ 90%): "
+                       + ("met" if ok else "MISSED" + (f" (ratio {got / want:.2f} of target)" if got != "∞" and got < want else "")
                           + (f" (validity {valid - 0.9:+.1%})" if valid < 0.9 else "")))
     s = results.get("synthgen")
     if not s:
@@ -253,7 +260,15 @@ def main():
     ap.add_argument("--systems", default=",".join(SYSTEMS))
     ap.add_argument("--retries", type=int, default=None, help="retries per field for every system but "
                     "synthgen_retry (default: the template's)")
+    ap.add_argument("--render-only", action="store_true", help="rewrite OUT/results.md from OUT/results.json")
     args = ap.parse_args()
+    if args.render_only:
+        doc = json.loads((Path(args.out) / "results.json").read_text())
+        doc["verdict"] = verdict(doc["systems"])
+        (Path(args.out) / "results.json").write_text(json.dumps(doc, indent=2))
+        (Path(args.out) / "results.md").write_text(markdown(doc["systems"], doc["n"]) + "\n\n"
+                                                   + "\n".join(doc["verdict"]) + "\n")
+        return
     systems = args.systems.split(",")
     if set(systems) - set(SYSTEMS):
         ap.error(f"unknown system(s) {', '.join(sorted(set(systems) - set(SYSTEMS)))}: use {', '.join(SYSTEMS)}")

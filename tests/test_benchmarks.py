@@ -53,6 +53,11 @@ def test_verdict_says_met_or_missed_with_the_numbers():
     assert any(ln.startswith("- synthgen first_name: 3.0×") and "MISSED (ratio 0.75 of target)" in ln for ln in lines)
     assert any(ln.startswith("- ahead of base_t1.5 on unique at equal or better validity: 0/3") for ln in lines)
     assert "| synthgen_retry | 95.0% |" in B.markdown(res, 10)
+    for h in res.values():  # the base model had no valid career at all
+        h["ratio_to_base"]["career"] = None
+    assert "- synthgen_retry career: 40 unique vs 0 for base (target ≥ 1.5×) at 95.0% valid (target ≥ 90%): met" \
+        in B.verdict(res)
+    assert "| 4.0× / 4.0× / – |" in B.markdown(res, 10)
 
 
 def test_paper_task_families_name_shipped_specs_and_the_table_averages():
