@@ -139,8 +139,9 @@ def parse_single(text: str) -> dict[str, str]:
 def run_single(template, engine, adapter: str | None, path: Path, n: int, seed: int, retries: int) -> dict:
     """The single-prompt system: one request per record and attempt; writes a file like `run` does."""
     from synthgen.engine import Request, derive_seed
-    from synthgen.generate import _identity, _write_json_atomic
+    from synthgen.generate import _identity, _write_json_atomic, plan_run
 
+    meta_path = plan_run(template, path, n, seed, use_adapters=False, overwrite=True).meta_path  # checks `path`
     prefill = engine.tokenizer.encode(SINGLE_PREFILL, add_special_tokens=False)
     plain = engine.prompt_ids
     engine.prompt_ids = lambda p, s=None: plain(p, s) + prefill if p == SINGLE_PROMPT else plain(p, s)
@@ -176,7 +177,7 @@ def run_single(template, engine, adapter: str | None, path: Path, n: int, seed: 
     with open(path, "w") as fh:
         for rec, err, att in zip(records, errors, attempts):
             fh.write(json.dumps(rec | {"errors": err, "attempts": att}, ensure_ascii=False) + "\n")
-    _write_json_atomic(path.with_name(path.name + ".meta.json"), {
+    _write_json_atomic(meta_path, {
         "identity": _identity(template, seed, engine.model, False) | {"system": "single", "adapter": adapter},
         "template": template.describe(), "n": n, "complete": True})
     return {"requests": stats["requests"],
@@ -269,6 +270,8 @@ def main():
         (Path(args.out) / "results.md").write_text(markdown(doc["systems"], doc["n"]) + "\n\n"
                                                    + "\n".join(doc["verdict"]) + "\n")
         return
+    if args.n < 1 or (args.retries is not None and args.retries < 0):
+        ap.error("--n must be >= 1 and --retries >= 0")
     systems = args.systems.split(",")
     if set(systems) - set(SYSTEMS):
         ap.error(f"unknown system(s) {', '.join(sorted(set(systems) - set(SYSTEMS)))}: use {', '.join(SYSTEMS)}")
@@ -291,8 +294,8 @@ def main():
         path = out / f"{system}.jsonl"
         t0 = time.perf_counter()
         if system == "single":
-            s = run_single(t, engine, joint, path, args.n, args.seed, retries if retries is not None else
-                           max(t.retries if f.retries is None else f.retries for f in t.fields))
+            s = run_single(t, engine, joint, path, args.n, args.seed,
+                           max(t.retries_for(f) for f in t.fields) if retries is None else retries)
             requests, first = s["requests"], s["first_try_valid"]
         else:
             eng = engine

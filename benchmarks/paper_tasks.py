@@ -175,6 +175,8 @@ def main():
     ap.add_argument("--samples", type=int, default=500, help="draws per task and system (0: exact audit only)")
     ap.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of the families")
     args = ap.parse_args()
+    if args.steps < 1 or args.prompts_per_step < 1 or args.samples < 0:
+        ap.error("--steps and --prompts-per-step must be >= 1, --samples >= 0")
     unknown = set(args.families.split(",")) - set(FAMILIES)
     if unknown:
         ap.error(f"unknown famil(ies) {', '.join(sorted(unknown))}: use {', '.join(FAMILIES)}")

@@ -224,7 +224,7 @@ def fill_block(template: Template, engine: Engine, indices: list[int], seed: int
         done_fields = len(records) - len(todo)
         if on_field and done_fields:
             on_field(f.name, done_fields)
-        tries = retries if retries is not None else f.retries if f.retries is not None else template.retries
+        tries = template.retries_for(f) if retries is None else retries
         attempt = 0
         while todo:
             reqs = [Request(prompt=f.render(context(k)), max_tokens=f.max_tokens, temperature=f.temperature,

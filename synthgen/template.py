@@ -96,6 +96,10 @@ class Template:
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
 
+    def retries_for(self, f: Field) -> int:
+        """A field's own `retries`, else the template's."""
+        return self.retries if f.retries is None else f.retries
+
     def adapters(self) -> dict[str, str]:
         return {f.name: f.adapter_path for f in self.fields if f.adapter_path}
 
@@ -103,7 +107,7 @@ class Template:
         """What a report needs to know about each field (kept in the run's metadata)."""
         return {"name": self.name, "path": self.path, "digest": self.digest,
                 "fields": [{"name": f.name, "kind": f.kind, "adapter": f.adapter, "depends": list(f.depends),
-                            "retries": f.retries if f.retries is not None else self.retries,
+                            "retries": self.retries_for(f),
                             "choices": f.choices if f.kind == "choice" else None,
                             "match": f.match if f.kind == "choice" else None} for f in self.fields]}
 
