@@ -6,6 +6,11 @@ For each prompt of a spec: P(t) = P(t + end-of-turn | prompt) for every target t
   KL        = KL(p* || P / mass) in bits
   expected distinct valid answers in N draws = sum_t 1 - (1 - P(t))^N
 Metrics are averaged over the spec's prompts (or the ones given).
+
+Constrained decoding (engine/trie_processor.py) masks every step to the trie and renormalises, so
+it samples Q(t) = prod over t's tokens of p(token) / sum of p over the allowed tokens there, which
+is not P(t | valid) = P(t) / mass. Both come from the same trie pass; we report H(Q),
+KL(Q || P(.|valid)) (the distortion the mask adds), KL(Q || p*) and expected distinct under Q.
 """
 
 from __future__ import annotations
@@ -33,24 +38,54 @@ class AuditResult:
     kl_bits: float
     expected_distinct: dict  # N -> expected distinct valid answers
     top: list  # [(text, prob, target prob)]
+    # constrained decoding's distribution Q (see the module docstring)
+    q_entropy_bits: float = float("nan")
+    kl_q_valid_nats: float = float("nan")  # KL(Q || P(.|valid))
+    kl_q_target_bits: float = float("nan")  # KL(Q || p*)
+    q_expected_distinct: dict | None = None
 
     def to_dict(self) -> dict:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
-def score_targets(model, prompt_ids, token_ids: list[list[int]], max_nodes: int = 1024) -> np.ndarray:
-    """log P(t | prompt) for every target, one packed pass per trie chunk (bounded time and memory)."""
+def score_paths(model, prompt_ids, token_ids: list[list[int]], max_nodes: int = 1024) -> list[np.ndarray]:
+    """log p(token | prompt, earlier tokens) along every target, one packed pass per trie chunk
+    (bounded time and memory)."""
     import torch
 
-    out = np.empty(len(token_ids))
+    out: list = [None] * len(token_ids)
     with torch.no_grad():
         for idx in T.chunk_targets(token_ids, max_nodes):
             trie = T.build_trie([token_ids[i] for i in idx])
-            out[idx] = T.target_logprobs(trie, T.node_logprobs(model, prompt_ids, trie))
+            lp = T.node_logprobs(model, prompt_ids, trie).double().numpy()
+            for k, i in enumerate(idx):
+                out[i] = lp[trie.paths[k]]
     return out
 
 
-def metrics(name: str, texts, p_star: np.ndarray, logp: np.ndarray, ns=(100, 500, 1000)) -> AuditResult:
+def score_targets(model, prompt_ids, token_ids: list[list[int]], max_nodes: int = 1024) -> np.ndarray:
+    """log P(t | prompt) for every target."""
+    return np.array([lp.sum() for lp in score_paths(model, prompt_ids, token_ids, max_nodes)])
+
+
+def constrained_logprobs(token_ids: list[list[int]], path_lps: list[np.ndarray]) -> np.ndarray:
+    """log Q(t) of trie-constrained sampling at temperature 1: at each node the allowed tokens are
+    its children, renormalised. Needs every target's path log-probs (score_paths)."""
+    trie = T.build_trie(token_ids)
+    node_lp = np.empty(trie.n_nodes)
+    for path, lp in zip(trie.paths, path_lps):
+        node_lp[path] = lp
+    group = trie.parent + 1  # siblings share a parent (0 = the root)
+    top = np.full(trie.n_nodes + 1, -np.inf)
+    np.maximum.at(top, group, node_lp)
+    z = np.zeros(trie.n_nodes + 1)
+    np.add.at(z, group, np.exp(node_lp - top[group]))
+    log_cond = node_lp - (top[group] + np.log(z[group]))  # log p(token) - log sum_siblings p
+    return np.array([log_cond[path].sum() for path in trie.paths])
+
+
+def metrics(name: str, texts, p_star: np.ndarray, logp: np.ndarray, ns=(100, 500, 1000),
+            logq: np.ndarray | None = None) -> AuditResult:
     prob = np.exp(logp)
     mass = float(prob.sum())
     q = prob / mass
@@ -61,17 +96,26 @@ def metrics(name: str, texts, p_star: np.ndarray, logp: np.ndarray, ns=(100, 500
     expected = {int(n): float((1 - (1 - prob) ** n).sum()) for n in ns}
     order = np.argsort(-prob)[:10]
     top = [(texts[i], float(prob[i]), float(p_star[i])) for i in order]
-    return AuditResult(name, len(texts), mass, entropy, math.log2(len(texts)), h_star, kl, expected, top)
+    result = AuditResult(name, len(texts), mass, entropy, math.log2(len(texts)), h_star, kl, expected, top)
+    if logq is not None:
+        qq = np.exp(logq)
+        result.q_entropy_bits = float(-(qq * logq).sum()) / LOG2
+        result.kl_q_valid_nats = float((qq * (logq - np.log(np.maximum(q, 1e-300)))).sum())
+        result.kl_q_target_bits = float((qq * (logq - np.log(p_star))).sum()) / LOG2
+        result.q_expected_distinct = {int(n): float((1 - (1 - qq) ** n).sum()) for n in ns}
+    return result
 
 
 def average(results: list[AuditResult]) -> AuditResult:
     """Mean of per-prompt metrics; `top` from the first prompt."""
     r0 = results[0]
     mean = lambda attr: float(np.mean([getattr(r, attr) for r in results]))  # noqa: E731
+    mean_dict = lambda attr: {n: float(np.mean([getattr(r, attr)[n] for r in results]))  # noqa: E731
+                              for n in getattr(r0, attr)} if getattr(r0, attr) is not None else None
     return AuditResult(r0.name, r0.n_targets, mean("mass"), mean("entropy_bits"), r0.max_entropy_bits,
-                       r0.target_entropy_bits, mean("kl_bits"),
-                       {n: float(np.mean([r.expected_distinct[n] for r in results])) for n in r0.expected_distinct},
-                       r0.top)
+                       r0.target_entropy_bits, mean("kl_bits"), mean_dict("expected_distinct"), r0.top,
+                       mean("q_entropy_bits"), mean("kl_q_valid_nats"), mean("kl_q_target_bits"),
+                       mean_dict("q_expected_distinct"))
 
 
 def audit(model, tokenizer, spec: ListSpec, *, prompts: list[str] | None = None, adapter_off: bool = False,
@@ -83,8 +127,9 @@ def audit(model, tokenizer, spec: ListSpec, *, prompts: list[str] | None = None,
     results = []
     with ctx:
         for prompt in prompts or spec.prompts:
-            logp = score_targets(model, T.render_chat(tokenizer, prompt), token_ids)
-            results.append(metrics(spec.name, texts, p_star, logp, ns))
+            paths = score_paths(model, T.render_chat(tokenizer, prompt), token_ids)
+            logp = np.array([lp.sum() for lp in paths])
+            results.append(metrics(spec.name, texts, p_star, logp, ns, constrained_logprobs(token_ids, paths)))
     return average(results)
 
 

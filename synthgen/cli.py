@@ -324,6 +324,22 @@ def _audit_table(console, rows):
     console.print(table)
 
 
+def _distortion_table(console, rows):
+    from rich.table import Table
+
+    table = Table(title="constrained decoding: Q (masked to the list, renormalised per step) vs P(·|valid)")
+    for col in ("list", "model", "mass on valid", "H(P|valid) bits", "H(Q) bits", "KL(Q‖P|valid) nats",
+                "KL(Q‖p*) bits", "E[distinct] in 500 under Q"):
+        table.add_column(col, justify="left" if col in ("list", "model") else "right")
+    for name, base, ad in rows:
+        for label, r in (("base", base), ("adapter", ad)):
+            if r and r.get("q_expected_distinct"):
+                table.add_row(name, label, f"{r['mass']:.3f}", f"{r['entropy_bits']:.2f}", f"{r['q_entropy_bits']:.2f}",
+                              f"{r['kl_q_valid_nats']:.4f}", f"{r['kl_q_target_bits']:.2f}",
+                              f"{r['q_expected_distinct'][500]:.0f}")
+    console.print(table)
+
+
 @cli.command()
 @_specs_argument
 @_model_option
@@ -334,7 +350,10 @@ def audit(specs, model, adapter, prompts, as_json):
     """Exact distribution of a model (and adapter) over each list SPEC, without sampling.
 
     Mass on the valid set, entropy vs its maximum, KL(p*‖p), expected distinct answers in N
-    draws (Σ 1-(1-p_i)^N) and the top 10, base and adapter side by side.
+    draws (Σ 1-(1-p_i)^N) and the top 10, base and adapter side by side. A second table shows
+    what constrained decoding samples: Q, the model masked to the list's token trie and
+    renormalised at every step, next to P(·|valid): their entropies, the distortion
+    KL(Q‖P(·|valid)) in nats, KL(Q‖p*) and expected distinct answers under Q.
 
     \b
     Examples:
@@ -370,6 +389,7 @@ def audit(specs, model, adapter, prompts, as_json):
 
     console = Console()
     _audit_table(console, rows)
+    _distortion_table(console, rows)
     for name, b, a in rows:
         top = (a or b)["top"]
         console.print(f"{name} top 10{' (adapter)' if a else ''}: " + ", ".join(f"{t} {p:.1%}" for t, p, _ in top))
@@ -383,6 +403,9 @@ def _generate_options(f):
                      help="Output format (default: from the --out suffix, else jsonl). parquet/hf stream to OUT.stream.jsonl, then convert."),
         click.option("--seed", default=0, show_default=True, help="Run seed: the same seed gives the identical file."),
         click.option("--no-adapters", is_flag=True, help="Every field on the base model (the comparison run)."),
+        click.option("--decode", type=click.Choice(["constrained", "free"]), default=None,
+                     help="Every choice/date field: constrained = sampled inside its list's token trie (valid by construction; "
+                          "the default for those fields), free = sampled freely, parsed, retried if invalid. Default: each field's `decode`."),
         click.option("--retries", default=None, type=int, help="Retries of an invalid answer, new seed each, for every field (default: the template's per field, else 3)."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command (no record lost, duplicated or changed)."),
         click.option("--overwrite", is_flag=True, help="Replace an existing output."),
@@ -398,10 +421,10 @@ def _generate_options(f):
     return f
 
 
-def _run_generate(template_ref, n, out, fmt, seed, no_adapters, retries, resume, overwrite, block_size, model, engine,
-                  endpoint, as_json):
+def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries, resume, overwrite, block_size, model,
+                  engine, endpoint, as_json):
     from .engine import check_adapter, create_engine
-    from .generate import plan_run, run
+    from .generate import compile_tries, plan_run, run
     from .models import resolve_model
     from .template import load_template
 
@@ -411,12 +434,13 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, retries, resume,
         raise click.ClickException(f"--retries must be >= 0, got {retries}")
     if block_size < 1:
         raise click.ClickException(f"--block-size must be >= 1, got {block_size}")
-    template = load_template(template_ref, use_adapters=not no_adapters)
-    model_id = None
+    template = load_template(template_ref, use_adapters=not no_adapters).with_decode(decode)
+    model_id, tries = None, None
     if engine == "vllm":
         model_id = model = resolve_model(model)
         for path in template.adapters().values():
             check_adapter(path, model)  # refuses adapters trained for another base model, before vLLM starts
+        tries = compile_tries(template, _tokenizer(model))  # lists too long for max_tokens fail here
     plan = plan_run(template, out, n, seed, fmt=fmt, model=model_id, use_adapters=not no_adapters, resume=resume,
                     overwrite=overwrite)
     if plan.start >= n:
@@ -435,6 +459,8 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, retries, resume,
         console.print(f"starting engine ({engine}) ...")
         eng = create_engine(engine, model, **kwargs)
         try:
+            if tries is None:
+                tries = compile_tries(template, eng.tokenizer)
             bar = Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console)
             tasks = {f.name: bar.add_task(f.name, total=n, completed=plan.start, rate="") for f in template.fields}
@@ -453,7 +479,7 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, retries, resume,
 
             with bar:
                 summary = run(template, eng, plan, n, seed, use_adapters=not no_adapters, retries=retries,
-                              block_size=block_size, on_field=on_field)
+                              block_size=block_size, on_field=on_field, tries=tries)
         finally:
             eng.close()
         if as_json:
@@ -486,8 +512,9 @@ def generate(template, **kw):
     """Fill N records of TEMPLATE (a YAML path or a name in templates/), field by field.
 
     Every record's prompt for a field goes to the engine in one batched call, through the field's
-    adapter; answers are parsed and validated, invalid ones retried with a new seed, then stored
-    as null with the reason. Records stream to OUT (one JSON object per line, with its index and
+    adapter. Choice and date fields are sampled inside their list's token trie (valid by
+    construction); free fields are parsed and validated, invalid ones retried with a new seed,
+    then stored as null with the reason. Records stream to OUT (one JSON object per line, with its index and
     seed); kill it at any moment and run the same command with --resume.
 
     \b
@@ -495,6 +522,7 @@ def generate(template, **kw):
       synthgen generate templates/biography.yaml --n 500 --out x.jsonl --seed 7
       synthgen generate customer_profile --n 1000 --out customers.parquet
       synthgen generate biography --n 10000 --out bios.jsonl --resume
+      synthgen generate biography --n 500 --out free.jsonl --decode free      # the old sample-parse-retry
       synthgen generate biography --n 1000 --out bios.jsonl --engine openai --endpoint http://gpu1:8000
     """
     _run_generate(template, **kw)

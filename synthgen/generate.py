@@ -1,13 +1,14 @@
 """Fill a template's records field by field on an engine, stream them to JSONL, resume after a crash.
 
 Work goes in blocks of records (default 512): for each field in order, the prompts of every
-record in the block go to the engine in one batched call, with the field's adapter; invalid
-answers are retried with a new seed (all retries of a field in one more call), then stored as
+record in the block go to the engine in one batched call, with the field's adapter. Choice and
+date fields decode inside their list's token trie by default (`decode: constrained`: valid by
+construction, see engine/trie_processor.py); for free fields invalid answers are retried with a new seed (all retries of a field in one more call), then stored as
 null with the reason. A finished block is appended to the JSONL with one write and fsync, so
 `kill -9` loses at most the block in flight and `--resume` recomputes it identically: every
 request's seed is derived from (run seed, record index, field, attempt), never from the batch.
 
-Run identity (template digest, seed, model, adapters) lives in a sidecar `OUT.meta.json`; a
+Run identity (template digest, seed, model, adapters, decode modes) lives in a sidecar `OUT.meta.json`; a
 resume with other settings is refused.
 """
 
@@ -69,7 +70,30 @@ class Plan:
 
 def _identity(template: Template, seed: int, model: str | None, use_adapters: bool) -> dict:
     return {"template": template.name, "template_digest": template.digest, "seed": seed, "model": model,
-            "adapters": {f.name: (f.adapter if use_adapters else None) for f in template.fields}}
+            "adapters": {f.name: (f.adapter if use_adapters else None) for f in template.fields},
+            "decode": template.decodes()}
+
+
+def compile_tries(template: Template, tokenizer) -> dict[str, str]:
+    """Decode-trie files of the constrained fields (cached under SYNTHGEN_HOME/tries by digest).
+
+    Runs before any engine work: an item longer than its field's max_tokens is a one-line error."""
+    from .models import synthgen_home
+    from .targets import decode_trie_file, encode_targets
+
+    tries = {}
+    for f in template.fields:
+        if f.decode != "constrained":
+            continue
+        items = f.items()
+        path, trie = decode_trie_file(tokenizer, items, synthgen_home() / "tries")
+        if trie.max_len > f.max_tokens:
+            lens = [len(ids) for ids in encode_targets(tokenizer, items)]
+            longest = max(range(len(items)), key=lens.__getitem__)
+            raise InputError(f"field {f.name!r}: the item {items[longest]!r} is {lens[longest]} tokens with "
+                             f"end-of-turn, more than max_tokens {f.max_tokens}: raise max_tokens to {lens[longest]}")
+        tries[f.name] = path
+    return tries
 
 
 def plan_run(template: Template, out: str | Path, n: int, seed: int, *, fmt: str = "jsonl", model: str | None = None,
@@ -107,9 +131,9 @@ def plan_run(template: Template, out: str | Path, n: int, seed: int, *, fmt: str
     if meta.get("format") != fmt:
         raise InputError(f"cannot resume {str(out)!r}: it was written as --format {meta.get('format')}, not {fmt}")
     theirs = meta.get("identity", {})
-    for key in ("template", "template_digest", "seed", "adapters"):
+    for key in ("template", "template_digest", "seed", "adapters", "decode"):
         if theirs.get(key) != plan.identity[key]:
-            what = {"template_digest": "template file"}.get(key, key)
+            what = {"template_digest": "template file", "decode": "decode mode (--decode)"}.get(key, key)
             raise InputError(f"cannot resume {str(out)!r}: it was made with a different {what} "
                              f"({theirs.get(key)!r}, this run: {plan.identity[key]!r}); "
                              "use the same settings, another --out, or --overwrite")
@@ -192,12 +216,14 @@ FieldProgress = Callable[[str, int], None]  # (field name, records newly finishe
 
 def fill_block(template: Template, engine: Engine, indices: list[int], seed: int, *, use_adapters: bool = True,
                retries: int | None = None, on_field: FieldProgress | None = None, stats: dict | None = None,
-               fallback: Callable[[int], dict] | None = None) -> list[dict]:
+               fallback: Callable[[int], dict] | None = None, tries: dict[str, str] | None = None) -> list[dict]:
     """Records for `indices`, each field in order, one batched engine call per field and attempt.
 
+    `tries` (compile_tries): field -> decode-trie file; those fields are sampled inside their list.
     `fallback(index)` (benchmarks): values that later prompts use where an earlier field is invalid,
     so each field is judged on its own; the record still stores the invalid field as null."""
     stats = stats if stats is not None else {}
+    tries = tries or {}
     records = [{"index": i, "seed": derive_seed(seed, i)} for i in indices]
     errors = [{} for _ in indices]
     attempts = [{} for _ in indices]
@@ -224,12 +250,12 @@ def fill_block(template: Template, engine: Engine, indices: list[int], seed: int
         done_fields = len(records) - len(todo)
         if on_field and done_fields:
             on_field(f.name, done_fields)
-        tries = template.retries_for(f) if retries is None else retries
+        max_retries = template.retries_for(f) if retries is None else retries
         attempt = 0
         while todo:
             reqs = [Request(prompt=f.render(context(k)), max_tokens=f.max_tokens, temperature=f.temperature,
                             top_p=f.top_p, seed=derive_seed(records[k]["seed"], f.name, attempt), adapter=adapter,
-                            system=template.system) for k in todo]
+                            system=template.system, trie=tries.get(f.name)) for k in todo]
             outs = engine.generate(reqs)
             stats["requests"] = stats.get("requests", 0) + len(reqs)
             stats["tokens"] = stats.get("tokens", 0) + sum(o.n_tokens for o in outs)
@@ -243,7 +269,7 @@ def fill_block(template: Template, engine: Engine, indices: list[int], seed: int
                     if attempt == 0:
                         stats.setdefault("first_valid", {}).setdefault(f.name, 0)
                         stats["first_valid"][f.name] += 1
-                elif attempt < tries:
+                elif attempt < max_retries:
                     again.append(k)
                 else:
                     records[k][f.name] = None
@@ -297,10 +323,16 @@ def _convert(plan: Plan) -> None:
 
 def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, use_adapters: bool = True,
         retries: int | None = None, block_size: int = 512, on_field: FieldProgress | None = None,
-        on_block: Callable[[int], None] | None = None, fallback: Callable[[int], dict] | None = None) -> Summary:
-    """Generate records plan.start..n-1 into plan.stream (append-only), then convert if needed."""
+        on_block: Callable[[int], None] | None = None, fallback: Callable[[int], dict] | None = None,
+        tries: dict[str, str] | None = None) -> Summary:
+    """Generate records plan.start..n-1 into plan.stream (append-only), then convert if needed.
+
+    `tries`: from compile_tries (the CLI compiles them before the engine starts); else compiled
+    here with the engine's tokenizer."""
     if block_size < 1:
         raise InputError(f"block size must be >= 1, got {block_size}")
+    if tries is None:
+        tries = compile_tries(template, engine.tokenizer) if "constrained" in template.decodes().values() else {}
     t0 = time.perf_counter()
     meta = {"identity": plan.identity | {"model": plan.identity.get("model") or engine.model}, "format": plan.fmt,
             "template": template.describe(), "retries": retries, "n": n, "complete": False}
@@ -323,7 +355,8 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
                 while i < n:
                     stop = min(n, (i // block_size + 1) * block_size)  # blocks aligned to multiples of block_size
                     records = fill_block(template, engine, list(range(i, stop)), seed, use_adapters=use_adapters,
-                                         retries=retries, on_field=on_field, stats=stats, fallback=fallback)
+                                         retries=retries, on_field=on_field, stats=stats, fallback=fallback,
+                                         tries=tries)
                     fh.write(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records))
                     fh.flush()
                     os.fsync(fh.fileno())

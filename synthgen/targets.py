@@ -233,3 +233,89 @@ def target_logprobs(trie: Trie, node_lp) -> np.ndarray:
     """log P(target) = sum of its nodes' log-probs."""
     lp = node_lp.detach().double().numpy()
     return np.array([lp[path].sum() for path in trie.paths])
+
+
+# --- constrained decoding ------------------------------------------------------------------------
+
+@dataclass
+class DecodeTrie:
+    """A target trie compiled for decoding: node 0 is the root (the end of the prompt), every other
+    node one token. Children of node n are child_tok/child_node[start[n]:start[n+1]], sorted by
+    token, so a step is a binary search and the allowed tokens are one slice.
+
+    Built from answer tokens + end-of-turn (encode_targets): end-of-turn is allowed exactly where
+    an item ends, and an item that is a prefix of another ("Ann", "Anna") stays reachable."""
+
+    start: np.ndarray  # [N+1] int64
+    child_tok: np.ndarray  # [E] int64
+    child_node: np.ndarray  # [E] int64
+    eot: int
+    max_len: int  # longest item in tokens, end-of-turn included
+
+    @classmethod
+    def build(cls, token_ids: list[list[int]], eot: int) -> "DecodeTrie":
+        trie = build_trie(token_ids)
+        parent = trie.parent + 1  # root = 0, node i -> i + 1
+        order = np.lexsort((trie.tokens, parent))  # group by parent, children sorted by token
+        counts = np.bincount(parent, minlength=trie.n_nodes + 1)
+        start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return cls(start=start, child_tok=trie.tokens[order].astype(np.int64),
+                   child_node=(order + 1).astype(np.int64), eot=int(eot),
+                   max_len=int(max((len(t) for t in token_ids), default=0)))
+
+    def allowed(self, node: int) -> np.ndarray:
+        """Tokens that continue some item from `node` (only end-of-turn after a dead end)."""
+        if node < 0:
+            return np.array([self.eot], dtype=np.int64)
+        return self.child_tok[self.start[node]:self.start[node + 1]]
+
+    def step(self, node: int, token: int) -> int:
+        """The child of `node` reached by `token`, or -1 (off the trie)."""
+        if node < 0:
+            return -1
+        lo, hi = int(self.start[node]), int(self.start[node + 1])
+        k = lo + int(np.searchsorted(self.child_tok[lo:hi], token))
+        return int(self.child_node[k]) if k < hi and self.child_tok[k] == token else -1
+
+    def walk(self, tokens) -> int:
+        node = 0
+        for t in tokens:
+            node = self.step(node, int(t))
+        return node
+
+    def save(self, path) -> None:
+        np.savez(path, start=self.start, child_tok=self.child_tok, child_node=self.child_node,
+                 meta=np.array([self.eot, self.max_len], dtype=np.int64))
+
+    @classmethod
+    def load(cls, path) -> "DecodeTrie":
+        with np.load(path) as z:
+            eot, max_len = (int(x) for x in z["meta"])
+            return cls(start=z["start"], child_tok=z["child_tok"], child_node=z["child_node"], eot=eot,
+                       max_len=max_len)
+
+
+def decode_trie_file(tokenizer, items: list[str], cache_dir) -> tuple[str, DecodeTrie]:
+    """The decode trie of `items` under this tokenizer, cached on disk by the digest of its token ids
+    (so a changed list or tokenizer can never hit a stale file). Returns (path, trie)."""
+    import hashlib
+    import os
+    from pathlib import Path
+
+    token_ids = encode_targets(tokenizer, items)
+    eot = end_of_turn_id(tokenizer)
+    h = hashlib.sha256(str(eot).encode())
+    for ids in token_ids:
+        h.update(np.asarray(ids, dtype=np.int64).tobytes() + b"|")
+    path = Path(cache_dir) / f"{h.hexdigest()[:24]}.npz"
+    if path.is_file():
+        return str(path), DecodeTrie.load(path)
+    problems = check_targets(items, token_ids)
+    if problems.collisions:  # only possible without an end-of-turn token at the end
+        raise InputError(f"the list is not prefix-free under this tokenizer: {problems.summary()}")
+    trie = DecodeTrie.build(token_ids, eot)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    trie.save(tmp)
+    os.replace(tmp, path)  # atomic: engine processes only ever see a whole file
+    return str(path), trie

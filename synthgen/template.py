@@ -43,8 +43,9 @@ import yaml
 from .errors import InputError
 
 KINDS = ("choice", "date", "text")
+DECODES = ("constrained", "free")
 RESERVED = {"index", "seed", "errors", "attempts"}
-_FIELD_KEYS = {"name", "kind", "prompt", "choices", "match", "adapter", "max_tokens", "temperature", "top_p", "retries", "min",
+_FIELD_KEYS = {"name", "kind", "prompt", "choices", "match", "decode", "adapter", "max_tokens", "temperature", "top_p", "retries", "min",
                "max", "min_words", "max_words", "sentences", "reject", "description"}
 _TEMPLATE_KEYS = {"name", "description", "system", "retries", "fields"}
 _DEFAULT_MAX_TOKENS = {"choice": 12, "date": 16, "text": 80}
@@ -57,6 +58,7 @@ class Field:
     prompt: str
     choices: object = None
     match: str = "exact"  # choice: exact (list item) | place ("City, Country" through the offline geocoder)
+    decode: str = "free"  # constrained: sample inside the list's token trie (choice, date) | free: parse + retry
     adapter: str | None = None
     max_tokens: int = 0
     temperature: float = 1.0
@@ -77,6 +79,15 @@ class Field:
 
     def render(self, record: dict) -> str:
         return self.prompt.format(**{k: record[k] for k in self.depends})
+
+    def items(self) -> list[str]:
+        """The values constrained decoding may produce: the list's spellings, or every day in min..max (ISO)."""
+        if self.kind == "choice":
+            return sorted(set(self._lookup.values()))
+        if self.kind == "date":
+            first, last = dt.date.fromisoformat(self.min), dt.date.fromisoformat(self.max)
+            return [(first + dt.timedelta(days=k)).isoformat() for k in range((last - first).days + 1)]
+        raise InputError(f"field {self.name!r}: a text field has no list to constrain to")
 
     def parse(self, text: str, finish_reason: str = "stop") -> tuple[object | None, str | None]:
         """(value, None) for a valid answer, (None, reason) otherwise."""
@@ -100,13 +111,28 @@ class Template:
         """A field's own `retries`, else the template's."""
         return self.retries if f.retries is None else f.retries
 
+    def with_decode(self, mode: str | None) -> "Template":
+        """Every choice and date field decoded `mode` (the CLI's --decode); None keeps each field's own."""
+        if mode is None:
+            return self
+        if mode not in DECODES:
+            raise InputError(f"--decode must be one of {', '.join(DECODES)}, got {mode!r}")
+        for f in self.fields:
+            if f.kind == "choice" or (f.kind == "date" and (mode == "free" or (f.min and f.max))):
+                f.decode = mode  # an open date range has no list to constrain to: it stays free
+        return self
+
+    def decodes(self) -> dict[str, str]:
+        return {f.name: f.decode for f in self.fields}
+
     def adapters(self) -> dict[str, str]:
         return {f.name: f.adapter_path for f in self.fields if f.adapter_path}
 
     def describe(self) -> dict:
         """What a report needs to know about each field (kept in the run's metadata)."""
         return {"name": self.name, "path": self.path, "digest": self.digest,
-                "fields": [{"name": f.name, "kind": f.kind, "adapter": f.adapter, "depends": list(f.depends),
+                "fields": [{"name": f.name, "kind": f.kind, "decode": f.decode, "adapter": f.adapter,
+                            "depends": list(f.depends),
                             "retries": self.retries_for(f),
                             "choices": f.choices if f.kind == "choice" else None,
                             "match": f.match if f.kind == "choice" else None} for f in self.fields]}
@@ -398,6 +424,15 @@ def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Tem
             f.reject = reject
         elif any(k in fr for k in ("min_words", "max_words", "sentences", "reject")):
             raise InputError(f"{fwhere}: min_words/max_words/sentences/reject are only for kind: text")
+        f.decode = fr.get("decode", "free" if kind == "text" else "constrained")
+        if f.decode not in DECODES:
+            raise InputError(f"{fwhere}: `decode` must be constrained or free, got {f.decode!r}")
+        if f.decode == "constrained" and kind == "text":
+            raise InputError(f"{fwhere}: `decode: constrained` is for choice and date fields (text is free)")
+        if f.decode == "constrained" and kind == "date" and not (f.min and f.max):
+            if "decode" in fr:
+                raise InputError(f"{fwhere}: constrained decoding of a date needs `min` and `max` (or decode: free)")
+            f.decode = "free"  # an open date range has no list to constrain to
         adapter = fr.get("adapter")
         if adapter is not None:
             if not isinstance(adapter, str) or not adapter.strip():

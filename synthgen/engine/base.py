@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -25,6 +26,7 @@ class Request:
     seed: int | None = None
     adapter: str | None = None  # path to a peft LoRA directory, or None for the base model
     system: str | None = None  # None: the chat template's default system prompt
+    trie: str | None = None  # a decode trie file: the answer is constrained to its list (trie_processor.py)
 
 
 @dataclass(slots=True)
@@ -92,6 +94,23 @@ def check_adapter(path: str | Path, model_dir: str | None = None) -> AdapterInfo
     return AdapterInfo(path=str(p.resolve()), base_model=cfg.get("base_model_name_or_path"), rank=rank)
 
 
+class WordTokenizer:
+    """FakeEngine's tokenizer: one stable token id per space-separated piece, <|im_end|> = 2
+    (enough to compile tries; a word-sized token keeps items about as long as a real tokenizer's)."""
+
+    eos_token_id = 2
+
+    def get_vocab(self) -> dict[str, int]:
+        return {"<|im_end|>": 2}
+
+    @staticmethod
+    def _id(piece: str) -> int:
+        return 3 + int.from_bytes(hashlib.blake2b(piece.encode(), digest_size=6).digest(), "big")
+
+    def __call__(self, texts, add_special_tokens=False):
+        return {"input_ids": [[self._id(p) for p in re.split(r"(?= )", t) if p] for t in texts]}
+
+
 @dataclass
 class FakeEngine:
     """For unit tests: answers from a queue (or a function of the request), records every request."""
@@ -100,6 +119,7 @@ class FakeEngine:
     responder: Callable[[Request], str] | None = None
     queue: list[str] = field(default_factory=list)
     history: list[Request] = field(default_factory=list)
+    tokenizer: WordTokenizer = field(default_factory=WordTokenizer)
 
     def enqueue(self, *texts: str) -> None:
         self.queue.extend(texts)

@@ -30,6 +30,20 @@ class OpenAIEngine:
         self.concurrency = concurrency
         self.model = model or self._served_model(self.endpoints[0])
 
+    @property
+    def tokenizer(self):
+        """The served model's tokenizer, loaded locally (constrained decoding builds tries with it)."""
+        if getattr(self, "_tokenizer", None) is None:
+            try:
+                from transformers import AutoTokenizer
+
+                self._tokenizer = AutoTokenizer.from_pretrained(self.model)
+            except Exception as e:
+                raise EngineError(f"constrained decoding needs the served model's tokenizer here, but "
+                                  f"{self.model!r} does not load locally ({e.__class__.__name__}); "
+                                  "serve a local model directory, or use decode: free") from None
+        return self._tokenizer
+
     def _call(self, url: str, payload: dict | None = None) -> dict:
         data = json.dumps(payload).encode() if payload is not None else None
         req = urllib.request.Request(url, data=data, headers={
@@ -62,6 +76,8 @@ class OpenAIEngine:
         }
         if req.seed is not None:
             payload["seed"] = req.seed
+        if req.trie is not None:  # the server must run synthgen's trie processor (--logits-processors)
+            payload["vllm_xargs"] = {"synthgen_trie": req.trie}
         res = self._call(f"{endpoint}/chat/completions", payload)
         choice = res["choices"][0]
         return Completion(text=choice["message"]["content"] or "", finish_reason=choice.get("finish_reason") or "length",

@@ -68,7 +68,10 @@ class VLLMEngine:
         self._adapter_ids: dict[str, int] = {}
         self._prompt_cache: dict[tuple[str | None, str], list[int]] = {}
         self.dtype = dtype or default_dtype()
-        kwargs = dict(model=path, dtype=self.dtype, max_model_len=max_model_len, seed=0)
+        from .trie_processor import FQCN
+
+        # the trie processor is loaded once per engine and acts only on requests that carry a trie
+        kwargs = dict(model=path, dtype=self.dtype, max_model_len=max_model_len, seed=0, logits_processors=[FQCN])
         if enable_lora:
             kwargs.update(enable_lora=True, max_lora_rank=max_lora_rank, max_loras=max_loras)
         if not _on_gpu():
@@ -116,12 +119,14 @@ class VLLMEngine:
     def generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
         from vllm import SamplingParams
 
+        from .trie_processor import KEY
+
         out: list[Completion] = []
         for start in range(0, len(requests), self.chunk_size):
             chunk = requests[start:start + self.chunk_size]
             prompts = [{"prompt_token_ids": self.prompt_ids(r.prompt, r.system)} for r in chunk]
             params = [SamplingParams(n=1, temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens,
-                                     seed=r.seed) for r in chunk]
+                                     seed=r.seed, extra_args={KEY: r.trie} if r.trie else None) for r in chunk]
             loras = [self._lora_request(r.adapter) for r in chunk]
             results = self.llm.generate(prompts, sampling_params=params,
                                         lora_request=loras if any(loras) else None, use_tqdm=False)
