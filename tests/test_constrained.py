@@ -173,3 +173,98 @@ def test_processor_rejects_a_missing_trie_file(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         proc.validate_params(_params(str(tmp_path / "nope.npz")))
     proc.validate_params(_params(None))  # requests without a trie are not its business
+
+
+# --- the template option and the generator's constrained path (FakeEngine) -----------------------
+
+CONSTRAINED = """
+name: c
+fields:
+  - {name: color, kind: choice, choices: [red, green, dark blue], prompt: "Pick a color."}
+  - {name: day, kind: date, min: 2000-01-01, max: 2000-01-31, prompt: "Pick a day for {color}."}
+  - {name: open_day, kind: date, prompt: "Any day?"}
+  - {name: story, kind: text, prompt: "About {color} on {day}."}
+"""
+
+
+def _template(tmp_path, text=CONSTRAINED, name="c.yaml"):
+    from synthgen.template import load_template
+
+    p = tmp_path / name
+    p.write_text(text)
+    return load_template(p)
+
+
+def test_decode_defaults_and_bad_values(tmp_path):
+    from synthgen.errors import InputError
+
+    t = _template(tmp_path)
+    assert t.decodes() == {"color": "constrained", "day": "constrained", "open_day": "free", "story": "free"}
+    assert t.field("day").items()[:2] == ["2000-01-01", "2000-01-02"] and len(t.field("day").items()) == 31
+    assert t.with_decode("free").decodes()["color"] == "free"
+    for bad, msg in [("decode: weird", "`decode` must be constrained or free, got 'weird'"),
+                     ("decode: constrained", "for choice and date fields")]:
+        with pytest.raises(InputError, match=msg):
+            _template(tmp_path, CONSTRAINED.replace('prompt: "About', f'{bad}, prompt: "About'), "b.yaml")
+    with pytest.raises(InputError, match="needs `min` and `max`"):
+        _template(tmp_path, CONSTRAINED.replace('prompt: "Any day?"', 'decode: constrained, prompt: "Any day?"'), "d.yaml")
+
+
+def test_constrained_fields_send_their_trie_and_are_valid_at_the_first_try(tmp_path):
+    from synthgen.engine import FakeEngine
+    from synthgen.generate import plan_run, read_jsonl, run
+
+    t = _template(tmp_path)
+    answers = {"Pick a color.": ["red", "dark blue"], "Pick a day": ["2000-01-05", "2000-01-31"],
+               "Any day?": ["2001-02-03", "2001-02-04"], "About": ["It was a fine day.", "Rain fell all day."]}
+    eng = FakeEngine(responder=lambda r: next(v for k, v in answers.items() if r.prompt.startswith(k))[r.seed % 2])
+    s = run(t, eng, plan_run(t, tmp_path / "o.jsonl", 6, 1), 6, 1)
+    sent = {r.prompt.split(" ")[0]: r.trie for r in eng.history}
+    assert sent["Pick"] and sent["Any"] is None and sent["About"] is None
+    assert {r.trie for r in eng.history if r.prompt.startswith("Pick a color")} != {r.trie for r in eng.history
+                                                                                  if r.prompt.startswith("Pick a day")}
+    assert s.first_try_valid["color"] == s.first_try_valid["day"] == 1.0
+    assert all(r["color"] in ("red", "dark blue") for r in read_jsonl(tmp_path / "o.jsonl"))
+    # the fake, like a real constrained engine, cannot answer off the list
+    bad = FakeEngine(responder=lambda r: "purple")
+    with pytest.raises(AssertionError, match="not an item"):
+        run(t, bad, plan_run(t, tmp_path / "p.jsonl", 1, 1), 1, 1)
+
+
+def test_an_item_longer_than_max_tokens_is_a_one_line_error_and_nothing_is_written(tmp_path):
+    from synthgen.engine import FakeEngine
+    from synthgen.errors import InputError
+    from synthgen.generate import plan_run, run
+
+    t = _template(tmp_path, CONSTRAINED.replace("choices: [red, green, dark blue],",
+                                                "choices: [red, green, dark blue], max_tokens: 2,"))
+    with pytest.raises(InputError, match="'dark blue' is 3 tokens with end-of-turn, more than max_tokens 2"):
+        run(t, FakeEngine(responder=lambda r: "red"), plan_run(t, tmp_path / "o.jsonl", 2, 1), 2, 1)
+    assert list(tmp_path.glob("o.jsonl*")) == []
+
+
+def test_resume_with_another_decode_mode_is_refused(tmp_path):
+    from synthgen.engine import FakeEngine
+    from synthgen.errors import InputError
+    from synthgen.generate import plan_run, run
+
+    t = _template(tmp_path)
+    eng = FakeEngine(responder=lambda r: {"Pick a c": "red", "Pick a d": "2000-01-02"}.get(r.prompt[:8], "It rained."))
+    run(t, eng, plan_run(t, tmp_path / "o.jsonl", 2, 1), 2, 1)
+    with pytest.raises(InputError, match="different decode mode"):
+        plan_run(t.with_decode("free"), tmp_path / "o.jsonl", 4, 1, resume=True)
+
+
+def test_cli_bad_decode_is_one_line_and_writes_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from synthgen.cli import cli
+
+    tpl = tmp_path / "c.yaml"
+    tpl.write_text(CONSTRAINED.replace('prompt: "Pick a color."', 'decode: weird, prompt: "Pick a color."'))
+    for args in ([str(tpl)], [str(tmp_path / "ok.yaml"), "--decode", "weird"]):
+        (tmp_path / "ok.yaml").write_text(CONSTRAINED)
+        r = CliRunner().invoke(cli, ["generate", *args, "--n", "2", "--out", str(tmp_path / "o.jsonl")])
+        errors = [line for line in r.output.splitlines() if line.startswith("Error")]
+        assert r.exit_code != 0 and "Traceback" not in r.output and len(errors) == 1 and "decode" in errors[0], r.output
+    assert list(tmp_path.glob("o.jsonl*")) == []

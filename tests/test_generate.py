@@ -26,11 +26,13 @@ fields:
   - name: color
     kind: choice
     choices: [red, green, blue]
+    decode: free                 # the sample-parse-retry path (constrained decoding: test_constrained.py)
     prompt: "Pick a color."
   - name: day
     kind: date
     min: 2000-01-01
     max: 2000-12-31
+    decode: free
     prompt: "Pick a day in 2000 for something {color}."
   - name: story
     kind: text

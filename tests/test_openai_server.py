@@ -35,6 +35,7 @@ def server(model_dir, random_adapter, tmp_path_factory):
            "--port", str(port), "--dtype", "float32", "--max-model-len", "1024", "--enforce-eager",
            "--no-enable-chunked-prefill", "--max-num-batched-tokens", "4096", "--enable-lora", "--max-lora-rank", "16",
            "--block-size", "32", "--max-loras", "2",
+           "--logits-processors", "synthgen.engine.trie_processor:TrieLogitsProcessor",  # constrained decoding
            "--lora-modules", f"random_lora={random_adapter}", f"gender={ROOT / 'adapters' / 'gender'}",
            f"first_names={ROOT / 'adapters' / 'first_names'}"]
     with open(log, "w") as fh:

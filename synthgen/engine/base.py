@@ -134,10 +134,22 @@ class FakeEngine:
                 text = self.responder(req)
             else:
                 raise AssertionError("FakeEngine: no queued answer and no responder")
+            if req.trie is not None:
+                self._check_constrained(req.trie, text)
             out.append(Completion(text=text, finish_reason="stop", n_tokens=len(text.split())))
         if progress:
             progress(len(requests))
         return out
+
+    def _check_constrained(self, trie_path: str, text: str) -> None:
+        """A constrained engine can only produce list items: an answer off the trie is a test bug."""
+        from ..targets import DecodeTrie
+
+        trie = DecodeTrie.load(trie_path)
+        ids = self.tokenizer([text])["input_ids"][0] + [self.tokenizer.eos_token_id]
+        node = trie.walk(ids)
+        if node < 0 or len(trie.allowed(node)):
+            raise AssertionError(f"FakeEngine: {text!r} is not an item of the request's list (decode: constrained)")
 
     def close(self) -> None:
         pass
