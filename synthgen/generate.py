@@ -331,6 +331,10 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
     here with the engine's tokenizer."""
     if block_size < 1:
         raise InputError(f"block size must be >= 1, got {block_size}")
+    unbuilt = [f.name for f in template.fields if use_adapters and f.adapter == "auto" and not f.adapter_path]
+    if unbuilt:
+        raise InputError(f"field(s) {', '.join(unbuilt)} have adapter: auto: build them first with "
+                         "synthgen.auto.ensure_auto_adapters(template, model_dir)")
     if tries is None:
         tries = compile_tries(template, engine.tokenizer) if "constrained" in template.decodes().values() else {}
     t0 = time.perf_counter()

@@ -12,7 +12,8 @@
         kind: choice
         choices: {builtin: first_names}
         prompt: "Pick a random {gender} first name. Answer with the name only."   # earlier fields only
-        adapter: first_names           # a directory in adapters/ (or a path); omit for the base model
+        adapter: first_names           # a directory in adapters/ (or a path); auto: built for this list
+                                       # and prompt once, cached; omit for the base model
         max_tokens: 8
         temperature: 1.0
         retries: 5                     # this field's retries (default: the template's)
@@ -438,7 +439,10 @@ def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Tem
             if not isinstance(adapter, str) or not adapter.strip():
                 raise InputError(f"{fwhere}: `adapter` must be an adapter name or path")
             f.adapter = adapter
-            if use_adapters:
+            if adapter == "auto":  # built (once, cached) before generation: synthgen.auto
+                if kind == "text" or (kind == "date" and not (f.min and f.max)):
+                    raise InputError(f"{fwhere}: adapter: auto needs a list: a choice field or a date with min and max")
+            elif use_adapters:
                 f.adapter_path = resolve_adapter(adapter, path)
         fields.append(f)
 

@@ -32,10 +32,15 @@ def test_skeleton_is_valid_and_the_same_for_every_system():
             assert f.parse(r[f.name])[0] == r[f.name]
 
 
-def _results(unique, valid):
+NAMES = ["base", "base_t1.5", "verbalized", "single", "synthgen", "synthgen_retry"]
+
+
+def _results(unique, valid, names=NAMES):
     res = {}
-    for name, u, v in zip(B.SYSTEMS, unique, valid):
-        res[name] = {k: {"valid": v, "unique": u, "entropy_bits": 1.0} for k in B.MEASURED}
+    for name, u, v in zip(names, unique, valid):
+        res[name] = {k: {"valid": v, "unique": u, "entropy_bits": 1.0, "kl_to_target_bits": 2.0 if name == "base" else 0.5,
+                         "off_target_share": 0.1, "top": ["A", "B", "C"], "unique_per_1000_valid": 42.0}
+                     for k in B.MEASURED}
         res[name] |= {"all_fields_valid": v, "requests": 1, "seconds": 1.0}
     for h in res.values():
         h["ratio_to_base"] = {k: round(h[k]["unique"] / res["base"][k]["unique"], 2) for k in B.MEASURED}
@@ -47,17 +52,35 @@ def test_verdict_says_met_or_missed_with_the_numbers():
     lines = B.verdict(res)
     assert "- synthgen first_name: 10.0× base unique (target ≥ 4.0×) at 80.0% valid (target ≥ 90%): MISSED (validity -10.0%)" in lines
     assert "- synthgen_retry career: 14.0× base unique (target ≥ 1.5×) at 95.0% valid (target ≥ 90%): met" in lines
-    assert "- ahead of verbalized on unique at equal or better validity: 3/3" in lines
+    assert any(ln.startswith("- ahead of verbalized on unique at equal or better validity: 3/3; KL→target bits "
+                             "(lower = more realistic) first_name 0.50 vs 0.50") for ln in lines)
     res = _results([10, 200, 15, 30, 30, 40], [0.5, 0.9, 0.4, 0.2, 0.95, 0.95])
     lines = B.verdict(res)
     assert any(ln.startswith("- synthgen first_name: 3.0×") and "MISSED (ratio 0.75 of target)" in ln for ln in lines)
     assert any(ln.startswith("- ahead of base_t1.5 on unique at equal or better validity: 0/3") for ln in lines)
-    assert "| synthgen_retry | 95.0% |" in B.markdown(res, 10)
+    md = B.markdown(res, 10)
+    assert "| synthgen_retry | 95.0% | 1 |" in md  # the systems table
+    assert "| synthgen_retry | 95.0% |  | **40** | 42 | 4.0× | 1.00 | 0.50 | 10% | A, B, C |" in md  # a field table
     for h in res.values():  # the base model had no valid career at all
         h["ratio_to_base"]["career"] = None
     assert "- synthgen_retry career: 40 unique vs 0 for base (target ≥ 1.5×) at 95.0% valid (target ≥ 90%): met" \
         in B.verdict(res)
-    assert "| 4.0× / 4.0× / – |" in B.markdown(res, 10)
+    assert "| **40** | 42 | – |" in B.markdown(res, 10)
+
+
+def test_constrained_systems_are_compared_on_realism_too():
+    res = _results([10, 300, 250], [0.2, 1.0, 1.0], ["base", "base_constrained", "synthgen"])
+    line = next(ln for ln in B.verdict(res) if "base_constrained" in ln)
+    assert "0/3" in line and "career 0.50 vs 0.50" in line  # fewer unique than the constrained base: said, not hidden
+    assert B.biography_template(False, "constrained").field("first_name").decode == "constrained"
+    assert B.biography_template(False).field("first_name").decode == "free"
+
+
+def test_ceiling_is_the_expected_distinct_count_of_the_target_itself():
+    c = B.ceilings()
+    assert c["career"](1) == __import__("pytest").approx(1.0)
+    assert c["career"](10**6) == __import__("pytest").approx(1156, abs=0.5)  # uniform over 1156 careers
+    assert c["first_name"](500) < c["career"](500)  # frequency-weighted names repeat more
 
 
 def test_paper_task_families_name_shipped_specs_and_the_table_averages():

@@ -1,0 +1,100 @@
+"""`adapter: auto`: a diffuse adapter for a template field that has a list but no adapter.
+
+Built once before generation and cached under SYNTHGEN_HOME/adapters/auto/<digest>, the digest
+covering the list (items and weights), the field's prompt, the base model and the training
+settings; a changed list or prompt builds a new one. The training problem is the field itself:
+its list (weighted by the source's real frequencies when it has them, else uniform; the 1000
+heaviest items, since the constraint still covers the whole list) and its prompt, rendered with
+values drawn from the earlier fields it refers to (those must be choice or date fields).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import InputError
+from .template import Field, Template
+
+AUTO = "auto"
+TOP_K = 1000
+N_PROMPTS = 4
+
+
+def auto_config():
+    from .train import TrainConfig
+
+    # sized for a 2-core CPU: a few minutes for a 1000-item list, once per list + prompt + model
+    return TrainConfig(steps=30, rank=8, alpha=16, prompts_per_step=1, max_targets=300, audit_prompts=1, seed=0)
+
+
+def field_spec(template: Template, f: Field):
+    """The list spec an auto adapter trains on (its prompts are the field prompt, rendered)."""
+    from .lists import ListSpec
+    from .lists.spec import _raw_items
+
+    base = Path(template.path).parent if template.path else Path.cwd()
+    if f.kind == "date":
+        source = {"dates": {"start": f.min, "stop": f.max}}
+    else:
+        source = {"inline": list(f.choices)} if isinstance(f.choices, list) else dict(f.choices)
+    probe = ListSpec(name=f"auto_{f.name}", source=source, prompts=["-"], path=str(base / "template.yaml"))
+    _, weights = _raw_items(probe, base)
+    rng = np.random.default_rng(0)
+    prompts = []
+    for _ in range(N_PROMPTS):
+        values = {}
+        for dep in f.depends:
+            d = template.field(dep)
+            if d.kind == "text" or (d.kind == "date" and not (d.min and d.max)):
+                raise InputError(f"field {f.name!r}: adapter: auto needs a prompt that refers only to choice fields "
+                                 f"and dates with min/max, not {dep!r}; give an adapter or drop the reference")
+            items = d.items()
+            values[dep] = items[rng.integers(len(items))]
+        prompts.append(f.render(values))
+    return ListSpec(name=f"auto_{f.name}", source=source, prompts=list(dict.fromkeys(prompts)), path=probe.path,
+                    weighting="uniform" if weights is None else "frequency", top_k=TOP_K)
+
+
+def auto_dir(spec, model_dir: str) -> Path:
+    from dataclasses import asdict
+
+    from .lists import load_targets
+    from .models import model_fingerprint, synthgen_home
+
+    items, p = load_targets(spec)
+    h = hashlib.sha256(json.dumps([items, np.round(p, 12).tolist(), spec.prompts, model_fingerprint(model_dir) or model_dir,
+                                   asdict(auto_config())], default=str).encode()).hexdigest()[:16]
+    return synthgen_home() / "adapters" / AUTO / f"{spec.name}-{h}"
+
+
+def ensure_auto_adapters(template: Template, model_dir: str, *,
+                         on_step: Callable | None = None, on_note: Callable[[str], None] | None = None) -> list[str]:
+    """Resolve every `adapter: auto` field to a built adapter (training the missing ones).
+    Returns the fields it trained for."""
+    from .train import read_card, train
+
+    trained = []
+    for f in template.fields:
+        if f.adapter != AUTO or f.adapter_path:
+            continue
+        spec = field_spec(template, f)
+        out = auto_dir(spec, model_dir)
+        if not (out / "adapter_config.json").is_file():
+            if on_note:
+                on_note(f"adapter: auto for {f.name!r}: training on {spec.name} ({len(spec.prompts)} prompts) -> {out}")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            train(model_dir, [spec], out, auto_config(), overwrite=True, on_step=on_step)
+            trained.append(f.name)
+        card = read_card(out)
+        if on_note and card.get("lists"):
+            x = card["lists"][0]
+            on_note(f"adapter: auto for {f.name!r}: mass on the list {x['base']['mass']:.3f} -> "
+                    f"{x['adapter']['mass']:.3f}, E[distinct in 500] {x['base']['expected_distinct']['500']:.0f} -> "
+                    f"{x['adapter']['expected_distinct']['500']:.0f} ({out})")
+        f.adapter_path = str(out)
+    return trained
