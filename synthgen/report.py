@@ -128,8 +128,9 @@ def _list_lookup(ref: str) -> tuple[dict, dict | None]:
 
     name = ref.split(":", 1)[1] if ref.startswith("builtin:") else ref
     if name in BUILTINS:
-        items, _ = builtin(name)
-        target = None
+        items, weights = builtin(name)  # a builtin with real frequencies is its own target
+        tot = sum(weights) if weights else 0
+        target = {i: w / tot for i, w in zip(items, weights)} if tot else None
     else:
         items, p = load_targets(load_spec(ref))
         target = dict(zip(items, p.tolist()))
@@ -437,14 +438,19 @@ def compare_table(main: dict, other: dict) -> list[dict]:
         o = theirs.get(f["field"])
         if o is None or o["kind"] != f["kind"]:
             continue
-        keys = ("valid_share", "unique", "entropy_bits", "coverage") if f["kind"] == "categorical" else (
-            "valid_share", "distinct_2", "ngram_vendi", "compression_ratio")
+        # unique counts alone reward junk: realism (KL to the real-world target, top values) sits beside them
+        keys = ("valid_share", "unique", "entropy_bits", "coverage", "kl_to_target_bits", "off_target_share") \
+            if f["kind"] == "categorical" else ("valid_share", "distinct_2", "ngram_vendi", "compression_ratio")
         for k in keys:
             a, b = f.get(k), o.get(k)
             if a is None or b is None:
                 continue
             rows.append({"field": f["field"], "metric": k, "value": a, "compare": b,
                          "ratio": (a / b) if b else None})
+        if f["kind"] == "categorical":
+            def top(x):
+                return ", ".join(f"{v} {s:.1%}" for v, _, s in x["top"][:3])
+            rows.append({"field": f["field"], "metric": "top 3", "value": top(f), "compare": top(o), "ratio": None})
     return rows
 
 

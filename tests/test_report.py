@@ -116,6 +116,25 @@ def test_compare_html_json_and_pngs(tmp_path):
     assert r.exit_code == 0 and json.loads(r.output)["report"]["records"] == 300
 
 
+def test_compare_shows_realism_beside_unique_counts(tmp_path):
+    """Many unique but rare names must not look better than real-world frequencies: KL and top values say so."""
+    from synthgen.lists.sources import builtin
+
+    real = ["Mary", "James", "John", "Linda", "Robert", "Patricia"] * 10 + ["Emily", "Ann"]
+    a = write_jsonl(tmp_path / "a.jsonl", people(300, real))
+    items, w = builtin("first_names")
+    rare = [items[i] for i in np.argsort(w)[:120]]  # the list's tail: unique, but unlikely
+    b = write_jsonl(tmp_path / "b.jsonl", people(300, rare))
+    r = invoke("report", a, "--compare", b, "--list", "name=first_names", "--json")
+    assert r.exit_code == 0, r.output
+    rows = {(c["field"], c["metric"]): c for c in json.loads(r.output)["comparison"]}
+    assert rows[("name", "unique")]["value"] < rows[("name", "unique")]["compare"]
+    kl = rows[("name", "kl_to_target_bits")]
+    assert kl["value"] < kl["compare"] - 3  # the frequent names are far closer to the SSA frequencies
+    assert rows[("name", "top 3")]["value"].startswith(("Mary", "James", "John", "Linda", "Robert", "Patricia"))
+    assert rows[("name", "top 3")]["compare"].split(" ")[0] in rare
+
+
 @pytest.mark.parametrize("content, message", [
     (None, "does not exist"),
     ("", "has no records"),
