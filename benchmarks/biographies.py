@@ -239,10 +239,13 @@ def markdown(results: dict, n: int) -> str:
     for system, h in results.items():
         lines.append(f"| {system} | {h['all_fields_valid']:.1%} | {h['requests']} | {h.get('tokens', '')} | {h['seconds']:.0f} |")
     for k in MEASURED:
-        ceiling = next((h[k]["ceiling_unique"] for h in results.values() if "ceiling_unique" in h[k]), None)
+        who = next((s for s in ("synthgen", "synthgen_retry", *results) if s in results
+                    and "ceiling_unique" in results[s].get(k, {})), None)
+        ceiling = results[who][k]["ceiling_unique"] if who else None
         lines += ["", f"**{k}** (target: adapters/{TARGET_SPECS[k]}.yaml"
-                  + (f"; sampling the target itself would give ~{ceiling:.0f} unique in the synthgen system's valid draws"
-                     if ceiling is not None else "") + ")", "",
+                  + (f"; sampling the target itself would give ~{ceiling:.0f} unique in the {who} system's "
+                     f"{round(1000 * results[who][k]['unique'] / results[who][k]['unique_per_1000_valid'])} valid draws"
+                     if ceiling is not None and results[who][k]["unique_per_1000_valid"] else "") + ")", "",
                   "| system | valid | 1st try | unique | per 1000 valid | vs base | entropy bits | KL→target bits | off target | top 3 |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for system, h in results.items():

@@ -447,6 +447,11 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
         tries = compile_tries(template, _tokenizer(model))  # lists too long for max_tokens fail here
     plan = plan_run(template, out, n, seed, fmt=fmt, model=model_id, use_adapters=not no_adapters, resume=resume,
                     overwrite=overwrite)
+    if plan.start:  # a resume with options that change records fails here, before the engine starts
+        from .engine.vllm_engine import default_dtype
+        from .generate import check_settings, run_settings
+
+        check_settings(plan, run_settings(template, retries, block_size, default_dtype() if engine == "vllm" else None))
     if auto and plan.start < n:
         _build_auto_adapters(template, model)
     if plan.start >= n:
@@ -463,7 +468,11 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
         if plan.start:
             console.print(f"resuming {out} at record {plan.start}")
         console.print(f"starting engine ({engine}) ...")
+        import time as _time
+
+        t_start = _time.perf_counter()
         eng = create_engine(engine, model, **kwargs)
+        started_in = _time.perf_counter() - t_start
         try:
             if tries is None:
                 tries = compile_tries(template, eng.tokenizer)
@@ -486,6 +495,7 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
             with bar:
                 summary = run(template, eng, plan, n, seed, use_adapters=not no_adapters, retries=retries,
                               block_size=block_size, on_field=on_field, tries=tries)
+            summary.engine_start_seconds = round(started_in, 1)
         finally:
             eng.close()
         if as_json:
@@ -526,8 +536,14 @@ def _render_summary(s, template):
         table.add_row(f.name, f.kind, f.adapter if f.adapter_path else "-", "" if v is None else f"{v:.1%}",
                       "" if ft is None else f"{ft:.1%}")
     console.print(table)
-    console.print(f"time {s.seconds:.1f}s   {s.records_per_s:.2f} records/s   {s.tokens} tokens generated "
-                  f"({s.tokens_per_s:.1f} tok/s, {s.requests} requests)   peak memory {s.peak_rss_gib:.2f} GiB")
+    start = f" + engine start {s.engine_start_seconds:.0f}s" if s.engine_start_seconds is not None else ""
+    per = max(s.new_records, 1)
+    console.print(f"time {s.seconds:.1f}s{start}   {s.records_per_s:.2f} records/s   {s.requests} requests "
+                  f"({s.requests / per:.1f} per record)   peak memory {s.peak_rss_gib:.2f} GiB")
+    cached = f", {s.cached_prompt_tokens} of them prefix-cached" if s.prompt_tokens else ""
+    console.print(f"tokens: {s.prompt_tokens} prompt{cached}, {s.tokens} decoded; computed "
+                  f"{s.computed_tokens} ({s.computed_tokens / per:.0f} per record, "
+                  f"{s.computed_tokens / s.seconds if s.seconds else 0:.0f}/s)")
 
 
 @cli.command()

@@ -38,9 +38,17 @@ class Summary:
     valid: dict[str, float]  # field -> share of this run's records with a valid value
     first_try_valid: dict[str, float]  # field -> share valid at the first attempt (among attempted)
     requests: int
-    tokens: int
+    tokens: int  # decoded
     peak_rss_gib: float
     out: str
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0  # prefix-cache hits: prompt tokens not computed
+    engine_start_seconds: float | None = None  # set by the caller that started the engine
+
+    @property
+    def computed_tokens(self) -> int:
+        """Prompt tokens computed (not cached) + decoded tokens: what the matmuls paid for."""
+        return self.prompt_tokens - self.cached_prompt_tokens + self.tokens
 
     @property
     def records_per_s(self) -> float:
@@ -51,7 +59,9 @@ class Summary:
         return self.tokens / self.seconds if self.seconds else 0.0
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"records_per_s": round(self.records_per_s, 3), "tokens_per_s": round(self.tokens_per_s, 2)}
+        return asdict(self) | {"records_per_s": round(self.records_per_s, 3), "tokens_per_s": round(self.tokens_per_s, 2),
+                               "computed_tokens": self.computed_tokens,
+                               "computed_tokens_per_s": round(self.computed_tokens / self.seconds, 2) if self.seconds else 0.0}
 
 
 @dataclass
@@ -66,12 +76,33 @@ class Plan:
     start: int = 0
     valid_bytes: int = 0  # resume: the stream's complete-line prefix
     overwrite: bool = False
+    previous: dict | None = None  # resume: the existing run's settings (run_settings)
 
 
 def _identity(template: Template, seed: int, model: str | None, use_adapters: bool) -> dict:
     return {"template": template.name, "template_digest": template.digest, "seed": seed, "model": model,
             "adapters": {f.name: (f.adapter if use_adapters else None) for f in template.fields},
             "decode": template.decodes()}
+
+
+def run_settings(template: Template, retries: int | None, block_size: int, dtype: str | None) -> dict:
+    """The run options that change records, beside the identity: each free field's retries, the
+    block size (a block is one batch, and a request's float results depend on its batch) and the
+    engine's dtype (None: not known here, e.g. a remote server)."""
+    return {"retries": {f.name: template.retries_for(f) if retries is None else retries
+                        for f in template.fields if f.decode == "free"},
+            "block_size": block_size, "dtype": dtype}
+
+
+def check_settings(plan: Plan, settings: dict) -> None:
+    """--resume with options that would make different records: a one-line error."""
+    theirs = plan.previous or {}
+    flags = {"retries": "--retries", "block_size": "--block-size", "dtype": "dtype (SYNTHGEN_DTYPE)"}
+    for key, flag in flags.items():
+        if key in theirs and theirs[key] is not None and settings[key] is not None and theirs[key] != settings[key]:
+            raise InputError(f"cannot resume {str(plan.out)!r}: it was made with a different {flag} "
+                             f"({theirs[key]!r}, this run: {settings[key]!r}); its records would not match: "
+                             "use the same settings, another --out, or --overwrite")
 
 
 def compile_tries(template: Template, tokenizer) -> dict[str, str]:
@@ -139,6 +170,7 @@ def plan_run(template: Template, out: str | Path, n: int, seed: int, *, fmt: str
                              "use the same settings, another --out, or --overwrite")
     if model is not None and theirs.get("model") not in (None, model):
         raise InputError(f"cannot resume {str(out)!r}: it was made with model {theirs.get('model')!r}, not {model!r}")
+    plan.previous = meta.get("settings")
     if fmt != "jsonl" and out.exists() and meta.get("complete"):
         # already converted: read records back from the stream if it is still there, else nothing to do
         if not stream.exists():
@@ -259,6 +291,8 @@ def fill_block(template: Template, engine: Engine, indices: list[int], seed: int
             outs = engine.generate(reqs)
             stats["requests"] = stats.get("requests", 0) + len(reqs)
             stats["tokens"] = stats.get("tokens", 0) + sum(o.n_tokens for o in outs)
+            stats["prompt_tokens"] = stats.get("prompt_tokens", 0) + sum(o.prompt_tokens for o in outs)
+            stats["cached_tokens"] = stats.get("cached_tokens", 0) + sum(o.cached_tokens for o in outs)
             again = []
             for k, o in zip(todo, outs):
                 value, reason = f.parse(o.text, o.finish_reason)
@@ -337,9 +371,11 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
                          "synthgen.auto.ensure_auto_adapters(template, model_dir)")
     if tries is None:
         tries = compile_tries(template, engine.tokenizer) if "constrained" in template.decodes().values() else {}
+    settings = run_settings(template, retries, block_size, getattr(engine, "dtype", None))
+    check_settings(plan, settings)
     t0 = time.perf_counter()
     meta = {"identity": plan.identity | {"model": plan.identity.get("model") or engine.model}, "format": plan.fmt,
-            "template": template.describe(), "retries": retries, "n": n, "complete": False}
+            "template": template.describe(), "settings": settings, "retries": retries, "n": n, "complete": False}
     if plan.overwrite:
         for p in (plan.out, plan.stream, plan.meta_path):
             if p.is_dir():
@@ -378,7 +414,8 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
              for f in template.fields if attempted.get(f.name)}
     summary = Summary(records=total, new_records=new, seconds=seconds, valid=valid, first_try_valid=first,
                       requests=stats.get("requests", 0), tokens=stats.get("tokens", 0),
-                      peak_rss_gib=rss.peak / 2**30, out=str(plan.out))
+                      peak_rss_gib=rss.peak / 2**30, out=str(plan.out), prompt_tokens=stats.get("prompt_tokens", 0),
+                      cached_prompt_tokens=stats.get("cached_tokens", 0))
     meta.update(complete=True, records=total, summary=summary.to_dict())
     _write_json_atomic(plan.meta_path, meta)
     return summary

@@ -91,3 +91,19 @@ def test_paper_task_families_name_shipped_specs_and_the_table_averages():
             "b": {"family": "y", "targets": 10, "base": audit(0.3, 3), "all": audit(0.7, 8), "held_out": audit(0.3, 5)}}
     md = P.table(rows, None)
     assert "| **mean** | | | 0.20 → **0.80** → **0.40** | 0.50 → 0.50 → 0.50 | 0.20 → 0.90 → 0.50 |" in md
+
+
+def test_roofline_flops_per_token_match_a_hand_count():
+    """SmolLM2-135M: 30 layers, hidden 576, 9 heads (3 kv) of 64, MLP 1536, vocab 49152."""
+    from types import SimpleNamespace
+
+    import roofline as R
+
+    cfg = SimpleNamespace(hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3,
+                          num_hidden_layers=30, vocab_size=49152, head_dim=64)
+    fl = R.flops_per_token(cfg, lora_rank=0, context=1)
+    per_layer = 2 * (576 * 576 + 2 * 576 * 192 + 576 * 576 + 3 * 576 * 1536)  # q, k, v, o, gate, up, down
+    assert fl["linear"] == 30 * per_layer
+    assert fl["decode"] - fl["prefill"] == 2 * 576 * 49152  # logits only for decoded tokens
+    assert 0.19e9 < R.flops_per_token(cfg, 16, 96)["prefill"] < 0.23e9  # the issue's ~0.21 GFLOP
+    assert R.flops_per_token(cfg, 16, 96)["lora"] == 30 * 2 * 16 * (2 * (576 + 576) + 2 * (576 + 192) + 3 * (576 + 1536))

@@ -234,6 +234,27 @@ def test_existing_output_is_never_clobbered_and_resume_checks_the_run(tmp_path):
     assert out.read_bytes() == fresh.read_bytes()
 
 
+def test_resume_with_options_that_change_records_is_refused(tmp_path):
+    """retries and block size change records (the batch is the block): a resume must use the same."""
+    t = tiny(tmp_path)
+    out = tmp_path / "o.jsonl"
+    part = run(t, FakeEngine(responder=responder), plan_run(t, out, 6, 1), 6, 1, retries=3, block_size=4)
+    assert part.records == 6
+    meta = json.loads(out.with_name("o.jsonl.meta.json").read_text())
+    assert meta["settings"]["block_size"] == 4 and set(meta["settings"]["retries"].values()) == {3}
+    before = out.read_bytes()
+    for kwargs, message in (({"retries": 0, "block_size": 4}, "different --retries"),
+                            ({"retries": 3, "block_size": 8}, "different --block-size")):
+        with pytest.raises(InputError, match=message):
+            run(t, FakeEngine(responder=responder), plan_run(t, out, 9, 1, resume=True), 9, 1, **kwargs)
+        assert out.read_bytes() == before
+    r = CliRunner().invoke(cli, ["generate", str(t.path), "--n", "9", "--seed", "1", "--out", str(out), "--resume",
+                                 "--engine", "openai", "--endpoint", "http://127.0.0.1:9", "--retries", "0", "--block-size", "4"])
+    assert r.exit_code != 0 and "different --retries" in r.output and "Traceback" not in r.output
+    run(t, FakeEngine(responder=responder), plan_run(t, out, 9, 1, resume=True), 9, 1, retries=3, block_size=4)
+    assert len(out.read_bytes().splitlines()) == 9
+
+
 def test_parquet_and_hf_outputs_and_jsonl_loads_with_datasets(tmp_path):
     datasets = pytest.importorskip("datasets")
     pq = pytest.importorskip("pyarrow.parquet")

@@ -59,6 +59,9 @@ def test_biographies_are_valid_and_more_diverse_than_the_base_model(vllm_engine,
         if f.kind != "text":
             assert f.decode == "constrained" and s.valid[f.name] == 1.0 and s.first_try_valid[f.name] == 1.0, f.name
     assert s.valid["achievements"] > 0.9 and s.requests < 8 * n  # 7 fields + a few text retries
+    # what was computed: every request's prompt counted; the shared system prompt + instructions hit the prefix cache
+    assert s.prompt_tokens > 40 * s.requests and 0 < s.cached_prompt_tokens < s.prompt_tokens
+    assert s.computed_tokens == s.prompt_tokens - s.cached_prompt_tokens + s.tokens
     for r in rows:  # a valid value is really valid; an invalid one says why
         for f in t.fields:
             if r[f.name] is None:

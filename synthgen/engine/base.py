@@ -33,7 +33,9 @@ class Request:
 class Completion:
     text: str
     finish_reason: str  # "stop": ended with end-of-turn; "length": hit max_tokens
-    n_tokens: int = 0
+    n_tokens: int = 0  # decoded
+    prompt_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt, served from the prefix cache (not computed)
 
 
 Progress = Callable[[int], None]  # called with the number of newly finished requests

@@ -80,8 +80,11 @@ class OpenAIEngine:
             payload["vllm_xargs"] = {"synthgen_trie": req.trie}
         res = self._call(f"{endpoint}/chat/completions", payload)
         choice = res["choices"][0]
+        usage = res.get("usage") or {}
+        details = usage.get("prompt_tokens_details") or {}  # vLLM fills it with --enable-prompt-tokens-details
         return Completion(text=choice["message"]["content"] or "", finish_reason=choice.get("finish_reason") or "length",
-                          n_tokens=int(res.get("usage", {}).get("completion_tokens", 0)))
+                          n_tokens=int(usage.get("completion_tokens") or 0), prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                          cached_tokens=int(details.get("cached_tokens") or 0))
 
     def generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
         out: list[Completion | None] = [None] * len(requests)

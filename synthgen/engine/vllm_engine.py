@@ -24,6 +24,10 @@ def _cpu_env() -> None:
     # the default binding leaves one compute thread on a 2-core machine: 1.6x slower
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{n - 1}" if n > 1 else "0")
     os.environ.setdefault("VLLM_CACHE_ROOT", str(synthgen_home() / "vllm"))
+    # the engine core in this process: requests reach the scheduler synchronously, so how they fall
+    # into batches (and so the float results) does not depend on timing or on other load; also faster
+    # on 2 cores (no second process competing for them). FACTS.md, "Determinism on CPU".
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 
 def default_dtype() -> str:
@@ -134,7 +138,8 @@ class VLLMEngine:
             for res in results:
                 o = res.outputs[0]
                 out.append(Completion(text=o.text, finish_reason=o.finish_reason or "length",
-                                      n_tokens=len(o.token_ids)))
+                                      n_tokens=len(o.token_ids), prompt_tokens=len(res.prompt_token_ids or ()),
+                                      cached_tokens=res.num_cached_tokens or 0))
             if progress:
                 progress(len(chunk))
         return out
