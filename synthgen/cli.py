@@ -494,8 +494,8 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
 
             with bar:
                 summary = run(template, eng, plan, n, seed, use_adapters=not no_adapters, retries=retries,
-                              block_size=block_size, on_field=on_field, tries=tries)
-            summary.engine_start_seconds = round(started_in, 1)
+                              block_size=block_size, on_field=on_field, tries=tries,
+                              engine_start_seconds=round(started_in, 1))
         finally:
             eng.close()
         if as_json:

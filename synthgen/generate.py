@@ -358,7 +358,7 @@ def _convert(plan: Plan) -> None:
 def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, use_adapters: bool = True,
         retries: int | None = None, block_size: int = 512, on_field: FieldProgress | None = None,
         on_block: Callable[[int], None] | None = None, fallback: Callable[[int], dict] | None = None,
-        tries: dict[str, str] | None = None) -> Summary:
+        tries: dict[str, str] | None = None, engine_start_seconds: float | None = None) -> Summary:
     """Generate records plan.start..n-1 into plan.stream (append-only), then convert if needed.
 
     `tries`: from compile_tries (the CLI compiles them before the engine starts); else compiled
@@ -415,7 +415,7 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
     summary = Summary(records=total, new_records=new, seconds=seconds, valid=valid, first_try_valid=first,
                       requests=stats.get("requests", 0), tokens=stats.get("tokens", 0),
                       peak_rss_gib=rss.peak / 2**30, out=str(plan.out), prompt_tokens=stats.get("prompt_tokens", 0),
-                      cached_prompt_tokens=stats.get("cached_tokens", 0))
+                      cached_prompt_tokens=stats.get("cached_tokens", 0), engine_start_seconds=engine_start_seconds)
     meta.update(complete=True, records=total, summary=summary.to_dict())
     _write_json_atomic(plan.meta_path, meta)
     return summary
