@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from contextlib import contextmanager
 
 import click
@@ -468,11 +469,9 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
         if plan.start:
             console.print(f"resuming {out} at record {plan.start}")
         console.print(f"starting engine ({engine}) ...")
-        import time as _time
-
-        t_start = _time.perf_counter()
+        t_start = time.perf_counter()
         eng = create_engine(engine, model, **kwargs)
-        started_in = _time.perf_counter() - t_start
+        started_in = time.perf_counter() - t_start
         try:
             if tries is None:
                 tries = compile_tries(template, eng.tokenizer)
@@ -482,13 +481,11 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
             started = {}
 
             def on_field(name, k):
-                import time as _t
-
                 t = bar.tasks[tasks[name]]
-                started.setdefault(name, (_t.perf_counter(), t.completed))
+                started.setdefault(name, (time.perf_counter(), t.completed))
                 t0, c0 = started[name]
                 bar.advance(tasks[name], k)
-                dt = _t.perf_counter() - t0
+                dt = time.perf_counter() - t0
                 if dt > 0:
                     bar.update(tasks[name], rate=f"{(t.completed - c0) / dt:.1f} rec/s")
 
