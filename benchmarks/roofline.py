@@ -10,13 +10,13 @@
 
     .venv/bin/python benchmarks/roofline.py [--model DIR] [--lora-rank 16] [--context 96] [--out out/roofline]
 
-Writes OUT/results.json. Prints what it measured; no targets here (they are in the issue).
+Writes OUT/results.json and stores the ceiling under SYNTHGEN_HOME/roofline.json, where every
+later run on this machine finds it to report its utilisation. Prints what it measured.
 """
 
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -72,6 +72,7 @@ def main():
 
     from synthgen.engine.vllm_engine import default_dtype
     from synthgen.models import resolve_model
+    from synthgen.roofline import machine, save_ceiling
 
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     torch.set_num_threads(threads)
@@ -118,7 +119,7 @@ def main():
     p = peak[engine_dtype]
     ceiling = {"prefill_tokens_per_s": p["prefill"] * 1e9 / fl["prefill"],
                "decode_tokens_per_s": p["decode"] * 1e9 / fl["decode"]}
-    doc = {"cpu": _cpu(), "threads": threads, "torch": torch.__version__, "engine_dtype": engine_dtype,
+    doc = {"cpu": machine()["cpu"], "threads": threads, "torch": torch.__version__, "engine_dtype": engine_dtype,
            "model": {"layers": cfg.num_hidden_layers, "hidden": cfg.hidden_size, "vocab": cfg.vocab_size},
            "lora_rank": args.lora_rank, "context": args.context, "gflop_per_token": {k: v / 1e9 for k, v in fl.items()},
            "peak_gflops": peak, "ceiling": ceiling, "measurements": rows}
@@ -131,18 +132,10 @@ def main():
           f"attention at {args.context} tokens {fl['attention'] / 1e9:.4f})")
     for dtype, v in peak.items():
         print(f"peak {dtype}: {v['prefill']:.0f} GFLOPS on the prefill layers, {v['decode']:.0f} with the lm_head")
+    stored = save_ceiling(resolve_model(args.model), engine_dtype, ceiling)
     print(f"ceiling ({engine_dtype}): {ceiling['prefill_tokens_per_s']:.0f} prefilled or "
-          f"{ceiling['decode_tokens_per_s']:.0f} decoded tokens/s; wrote {out / 'results.json'}")
-
-
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+          f"{ceiling['decode_tokens_per_s']:.0f} decoded tokens/s; wrote {out / 'results.json'}; "
+          f"runs report their utilisation against it ({stored})")
 
 
 if __name__ == "__main__":

@@ -410,7 +410,7 @@ def _generate_options(f):
         click.option("--retries", default=None, type=int, help="Retries of an invalid answer, new seed each, for every field (default: the template's per field, else 3)."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command (no record lost, duplicated or changed)."),
         click.option("--overwrite", is_flag=True, help="Replace an existing output."),
-        click.option("--block-size", default=512, show_default=True, help="Records per block: one engine call per field per block; the unit of crash recovery."),
+        click.option("--block-size", default=1024, show_default=True, help="Records per block: the unit of scheduling (a block's batches do not depend on timing) and what --resume recomputes."),
         _model_option,
         click.option("--engine", type=click.Choice(["vllm", "openai"]), default="vllm", show_default=True,
                      help="vllm: in-process; openai: running vLLM OpenAI servers (--endpoint), adapters served with --lora-modules NAME=DIR."),
@@ -463,7 +463,9 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
 
     kwargs = {"endpoints": endpoint} if engine == "openai" else {}
     if engine == "vllm":
-        kwargs["max_loras"] = max(1, min(4, len(set(template.adapters().values()))))
+        # every field's adapter resident at once: pipelined records ask for all fields together, and
+        # vLLM puts no more than max_loras adapters in one batch
+        kwargs["max_loras"] = max(1, len(set(template.adapters().values())))
     console = Console(stderr=True)
     with _quiet_stdout(as_json) as emit:
         if plan.start:
@@ -541,6 +543,16 @@ def _render_summary(s, template):
     console.print(f"tokens: {s.prompt_tokens} prompt{cached}, {s.tokens} decoded; computed "
                   f"{s.computed_tokens} ({s.computed_tokens / per:.0f} per record, "
                   f"{s.computed_tokens / s.seconds if s.seconds else 0:.0f}/s)")
+    if s.utilisation is not None:
+        console.print(f"utilisation: {s.utilisation:.0%} of this machine's ceiling for the model "
+                      "(benchmarks/roofline.py)")
+    else:
+        console.print("utilisation: unknown: run benchmarks/roofline.py once to measure this machine's ceiling")
+    if s.recomputed:
+        same = s.recomputed - s.recomputed_mismatch
+        console.print(f"resume: recomputed {s.recomputed} records of the interrupted block, {same} identical to the file"
+                      + ("" if not s.recomputed_mismatch else
+                         f"; {s.recomputed_mismatch} DIFFER (same seed no longer gives the same records here)"))
 
 
 @cli.command()
@@ -549,8 +561,8 @@ def _render_summary(s, template):
 def generate(template, **kw):
     """Fill N records of TEMPLATE (a YAML path or a name in templates/), field by field.
 
-    Every record's prompt for a field goes to the engine in one batched call, through the field's
-    adapter. Choice and date fields are sampled inside their list's token trie (valid by
+    Records are pipelined on the engine: each walks its fields in order (each through its
+    adapter), its next field queued as soon as the last is done. Choice and date fields are sampled inside their list's token trie (valid by
     construction); free fields are parsed and validated, invalid ones retried with a new seed,
     then stored as null with the reason. Records stream to OUT (one JSON object per line, with its index and
     seed); kill it at any moment and run the same command with --resume.

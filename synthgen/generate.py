@@ -1,15 +1,23 @@
 """Fill a template's records field by field on an engine, stream them to JSONL, resume after a crash.
 
-Work goes in blocks of records (default 512): for each field in order, the prompts of every
-record in the block go to the engine in one batched call, with the field's adapter. Choice and
-date fields decode inside their list's token trie by default (`decode: constrained`: valid by
-construction, see engine/trie_processor.py); for free fields invalid answers are retried with a new seed (all retries of a field in one more call), then stored as
-null with the reason. A finished block is appended to the JSONL with one write and fsync, so
-`kill -9` loses at most the block in flight and `--resume` recomputes it identically: every
-request's seed is derived from (run seed, record index, field, attempt), never from the batch.
+Records are pipelined: each walks its fields in order and its next request goes to the engine as
+soon as the previous one is done, so the engine's batch stays full (no barrier per field or per
+retry). Choice and date fields decode inside their list's token trie by default (`decode:
+constrained`: valid by construction, see engine/trie_processor.py); for free fields an invalid
+answer is retried at once with a new seed, then stored as null with the reason. A finished record
+is appended to the JSONL as soon as every record before it is done (fsync every 2 s), so `kill -9`
+loses only the records in flight.
 
-Run identity (template digest, seed, model, adapters, decode modes) lives in a sidecar `OUT.meta.json`; a
-resume with other settings is refused.
+Same seed => same file. Every request's seed comes from (run seed, record index, field, attempt).
+On CPU the float results also depend on the batch a request ran in, so the batches must not depend
+on timing: records go in blocks (default 512); a block starts with an empty prefix cache, admits
+its records in index order and ends when all are done, and with vLLM's engine core in this process
+its batches are a function of the calls alone. `--resume` recomputes the interrupted block from its
+start, writes the records that are missing and checks the others against the file.
+
+Run identity (template digest, seed, model, adapters, decode modes) and the settings that change
+records (retries, block size, dtype, records in flight) live in a sidecar `OUT.meta.json`; a resume
+with others is refused.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from .engine.base import Engine, Request, derive_seed
+from .engine.base import Engine, Request, derive_seed, stepper
 from .errors import InputError
 from .template import Template
 
@@ -44,6 +52,9 @@ class Summary:
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0  # prefix-cache hits: prompt tokens not computed
     engine_start_seconds: float | None = None  # set by the caller that started the engine
+    recomputed: int = 0  # resume: records of the interrupted block computed again (not written)
+    recomputed_mismatch: int = 0  # ... that differ from the copy on disk (0 unless determinism broke)
+    utilisation: float | None = None  # time of the computed tokens at the machine's ceiling / seconds (roofline.py)
 
     @property
     def computed_tokens(self) -> int:
@@ -85,19 +96,21 @@ def _identity(template: Template, seed: int, model: str | None, use_adapters: bo
             "decode": template.decodes()}
 
 
-def run_settings(template: Template, retries: int | None, block_size: int, dtype: str | None) -> dict:
+def run_settings(template: Template, retries: int | None, block_size: int, dtype: str | None,
+                 window: int | None = None) -> dict:
     """The run options that change records, beside the identity: each free field's retries, the
-    block size (a block is one batch, and a request's float results depend on its batch) and the
-    engine's dtype (None: not known here, e.g. a remote server)."""
+    block size and the records in flight (they decide the batches, and a request's float results
+    depend on its batch) and the engine's dtype (None: not known here, e.g. a remote server)."""
     return {"retries": {f.name: template.retries_for(f) if retries is None else retries
                         for f in template.fields if f.decode == "free"},
-            "block_size": block_size, "dtype": dtype}
+            "block_size": block_size, "dtype": dtype, "window": window}
 
 
 def check_settings(plan: Plan, settings: dict) -> None:
     """--resume with options that would make different records: a one-line error."""
     theirs = plan.previous or {}
-    flags = {"retries": "--retries", "block_size": "--block-size", "dtype": "dtype (SYNTHGEN_DTYPE)"}
+    flags = {"retries": "--retries", "block_size": "--block-size", "dtype": "dtype (SYNTHGEN_DTYPE)",
+             "window": "number of records in flight (the engine's max_num_seqs)"}
     for key, flag in flags.items():
         if key in theirs and theirs[key] is not None and settings[key] is not None and theirs[key] != settings[key]:
             raise InputError(f"cannot resume {str(plan.out)!r}: it was made with a different {flag} "
@@ -246,79 +259,111 @@ class _PeakRSS:
 FieldProgress = Callable[[str, int], None]  # (field name, records newly finished for it)
 
 
-def fill_block(template: Template, engine: Engine, indices: list[int], seed: int, *, use_adapters: bool = True,
-               retries: int | None = None, on_field: FieldProgress | None = None, stats: dict | None = None,
-               fallback: Callable[[int], dict] | None = None, tries: dict[str, str] | None = None) -> list[dict]:
-    """Records for `indices`, each field in order, one batched engine call per field and attempt.
+def fill_records(template: Template, engine: Engine, indices: list[int], seed: int, *, use_adapters: bool = True,
+                 retries: int | None = None, on_field: FieldProgress | None = None, stats: dict | None = None,
+                 fallback: Callable[[int], dict] | None = None, tries: dict[str, str] | None = None,
+                 window: int = 256, on_record: Callable[[dict], None] | None = None,
+                 count_from: int = 0) -> list[dict]:
+    """Records for `indices`, pipelined: each record walks its fields in order, and its next request
+    goes to the engine as soon as the previous one is done (a retry at once, with the next attempt's
+    seed), so the batch never waits for a field or a retry tail. At most `window` records are in
+    flight, admitted in index order. The engine's stream form (`submit`/`step`) is used; with an
+    in-process engine the batches, and so the records, depend only on these calls, not on timing.
 
     `tries` (compile_tries): field -> decode-trie file; those fields are sampled inside their list.
     `fallback(index)` (benchmarks): values that later prompts use where an earlier field is invalid,
-    so each field is judged on its own; the record still stores the invalid field as null."""
+    so each field is judged on its own; the record still stores the invalid field as null.
+    `on_record(record)`: called as each record finishes (any order); `on_field` counts only records
+    with index >= `count_from` (a resume recomputes a few records it does not write)."""
     stats = stats if stats is not None else {}
     tries = tries or {}
+    fields = template.fields
+    max_retries = [template.retries_for(f) if retries is None else retries for f in fields]
+    eng = stepper(engine)
+    n = len(indices)
     records = [{"index": i, "seed": derive_seed(seed, i)} for i in indices]
-    errors = [{} for _ in indices]
-    attempts = [{} for _ in indices]
+    errors: list[dict] = [{} for _ in indices]
+    attempts: list[dict] = [{} for _ in indices]
     given = [fallback(i) for i in indices] if fallback else None
+    pos = [0] * n  # the field each record is at
+    tries_left = [0] * n  # attempt number at that field
+    inflight: dict[int, int] = {}  # ticket -> record
+    active = 0
+    first_valid = stats.setdefault("first_valid", {})
+    attempted = stats.setdefault("attempted", {})
 
     def context(k):  # the values this record's prompts see
         rec = records[k]
         return rec if given is None else {**given[k], **{n: v for n, v in rec.items() if v is not None}}
 
-    for f in template.fields:
-        if on_field:
-            on_field(f.name, 0)  # the field starts (progress bars time their rate from here)
-        adapter = f.adapter_path if use_adapters else None
-        todo = []
-        for k in range(len(records)):
-            rec = context(k)
-            missing = [d for d in f.depends if rec.get(d) is None]
-            if missing:
-                records[k][f.name] = None
-                errors[k][f.name] = f"needs {missing[0]}, which is invalid"
-                attempts[k][f.name] = 0
-            else:
-                todo.append(k)
-        done_fields = len(records) - len(todo)
-        if on_field and done_fields:
-            on_field(f.name, done_fields)
-        max_retries = template.retries_for(f) if retries is None else retries
-        attempt = 0
-        while todo:
-            reqs = [Request(prompt=f.render(context(k)), max_tokens=f.max_tokens, temperature=f.temperature,
-                            top_p=f.top_p, seed=derive_seed(records[k]["seed"], f.name, attempt), adapter=adapter,
-                            system=template.system, trie=tries.get(f.name)) for k in todo]
-            outs = engine.generate(reqs)
-            stats["requests"] = stats.get("requests", 0) + len(reqs)
-            stats["tokens"] = stats.get("tokens", 0) + sum(o.n_tokens for o in outs)
-            stats["prompt_tokens"] = stats.get("prompt_tokens", 0) + sum(o.prompt_tokens for o in outs)
-            stats["cached_tokens"] = stats.get("cached_tokens", 0) + sum(o.cached_tokens for o in outs)
-            again = []
-            for k, o in zip(todo, outs):
-                value, reason = f.parse(o.text, o.finish_reason)
-                attempts[k][f.name] = attempt + 1
-                if value is not None:
-                    records[k][f.name] = value
-                    errors[k][f.name] = None
-                    if attempt == 0:
-                        stats.setdefault("first_valid", {}).setdefault(f.name, 0)
-                        stats["first_valid"][f.name] += 1
-                elif attempt < max_retries:
-                    again.append(k)
-                else:
-                    records[k][f.name] = None
-                    errors[k][f.name] = f"{reason}: {o.text.strip()[:120]!r}"
+    def counted(k, name):
+        if on_field and indices[k] >= count_from:
+            on_field(name, 1)
+
+    def advance(k):  # submit record k's next request, or finish the record
+        nonlocal active
+        while pos[k] < len(fields):
+            f = fields[pos[k]]
+            ctx = context(k)
+            missing = [d for d in f.depends if ctx.get(d) is None]
+            if not missing:
+                attempt = tries_left[k]
+                req = Request(prompt=f.render(ctx), max_tokens=f.max_tokens, temperature=f.temperature, top_p=f.top_p,
+                              seed=derive_seed(records[k]["seed"], f.name, attempt),
+                              adapter=f.adapter_path if use_adapters else None, system=template.system,
+                              trie=tries.get(f.name))
+                inflight[eng.submit(req)] = k
+                return
+            records[k][f.name] = None
+            errors[k][f.name] = f"needs {missing[0]}, which is invalid"
+            attempts[k][f.name] = 0
+            counted(k, f.name)
+            pos[k] += 1
+        rec = records[k]
+        rec["errors"] = {f.name: errors[k].get(f.name) for f in fields}
+        rec["attempts"] = {f.name: attempts[k].get(f.name, 0) for f in fields}
+        active -= 1
+        if on_record:
+            on_record(rec)
+
+    if on_field:
+        for f in fields:
+            on_field(f.name, 0)  # the fields start (progress bars time their rate from here)
+    admitted = 0
+    while admitted < n or active:
+        while admitted < n and active < window:
+            active += 1
+            admitted += 1
+            advance(admitted - 1)
+        if not inflight:
+            continue
+        for ticket, o in sorted(eng.step(), key=lambda t: t[0]):
+            k = inflight.pop(ticket)
+            f, attempt = fields[pos[k]], tries_left[k]
+            stats["requests"] = stats.get("requests", 0) + 1
+            stats["tokens"] = stats.get("tokens", 0) + o.n_tokens
+            stats["prompt_tokens"] = stats.get("prompt_tokens", 0) + o.prompt_tokens
+            stats["cached_tokens"] = stats.get("cached_tokens", 0) + o.cached_tokens
+            value, reason = f.parse(o.text, o.finish_reason)
+            attempts[k][f.name] = attempt + 1
             if attempt == 0:
-                stats.setdefault("attempted", {}).setdefault(f.name, 0)
-                stats["attempted"][f.name] += len(todo)
-            if on_field:
-                on_field(f.name, len(todo) - len(again))
-            todo = again
-            attempt += 1
-    for rec, err, att in zip(records, errors, attempts):
-        rec["errors"] = {f.name: err.get(f.name) for f in template.fields}
-        rec["attempts"] = {f.name: att.get(f.name, 0) for f in template.fields}
+                attempted[f.name] = attempted.get(f.name, 0) + 1
+                first_valid[f.name] = first_valid.get(f.name, 0) + (value is not None)
+            if value is None and attempt < max_retries[pos[k]]:
+                tries_left[k] += 1
+            else:
+                records[k][f.name] = value
+                errors[k][f.name] = None if value is not None else f"{reason}: {o.text.strip()[:120]!r}"
+                counted(k, f.name)
+                pos[k] += 1
+                tries_left[k] = 0
+            advance(k)
     return records
+
+
+def fill_block(template: Template, engine: Engine, indices: list[int], seed: int, **kwargs) -> list[dict]:
+    """Records for `indices` with all of them in flight at once (fill_records with window = len)."""
+    return fill_records(template, engine, indices, seed, window=max(1, len(indices)), **kwargs)
 
 
 def _write_json_atomic(path: Path, obj) -> None:
@@ -356,9 +401,10 @@ def _convert(plan: Plan) -> None:
 
 
 def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, use_adapters: bool = True,
-        retries: int | None = None, block_size: int = 512, on_field: FieldProgress | None = None,
+        retries: int | None = None, block_size: int = 1024, on_field: FieldProgress | None = None,
         on_block: Callable[[int], None] | None = None, fallback: Callable[[int], dict] | None = None,
-        tries: dict[str, str] | None = None, engine_start_seconds: float | None = None) -> Summary:
+        tries: dict[str, str] | None = None, engine_start_seconds: float | None = None,
+        window: int | None = None) -> Summary:
     """Generate records plan.start..n-1 into plan.stream (append-only), then convert if needed.
 
     `tries`: from compile_tries (the CLI compiles them before the engine starts); else compiled
@@ -371,7 +417,8 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
                          "synthgen.auto.ensure_auto_adapters(template, model_dir)")
     if tries is None:
         tries = compile_tries(template, engine.tokenizer) if "constrained" in template.decodes().values() else {}
-    settings = run_settings(template, retries, block_size, getattr(engine, "dtype", None))
+    window = window or getattr(engine, "max_num_seqs", None) or DEFAULT_WINDOW
+    settings = run_settings(template, retries, block_size, getattr(engine, "dtype", None), window)
     check_settings(plan, settings)
     t0 = time.perf_counter()
     meta = {"identity": plan.identity | {"model": plan.identity.get("model") or engine.model}, "format": plan.fmt,
@@ -387,23 +434,20 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
             fh.truncate(plan.valid_bytes)
     _write_json_atomic(plan.meta_path, meta)
     stats: dict = {}
-    new = 0
+    written = {"new": 0, "mismatch": 0, "recomputed": 0}
     with _PeakRSS() as rss:
         if plan.start < n:
+            block0 = plan.start // block_size * block_size
+            # a resume recomputes its block from the start (same batches as the uninterrupted run) and
+            # writes only what is missing; the recomputed records already on disk are compared, not written
+            on_disk = {r["index"]: r for r in read_jsonl(plan.stream)[block0:]} if plan.start > block0 else {}
             with open(plan.stream, "ab") as fh:
-                i = plan.start
-                while i < n:
-                    stop = min(n, (i // block_size + 1) * block_size)  # blocks aligned to multiples of block_size
-                    records = fill_block(template, engine, list(range(i, stop)), seed, use_adapters=use_adapters,
-                                         retries=retries, on_field=on_field, stats=stats, fallback=fallback,
-                                         tries=tries)
-                    fh.write(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                    new += len(records)
-                    i = stop
+                for b in range(block0, n, block_size):
+                    _fill_block_to(fh, template, engine, range(b, min(n, b + block_size)), seed, plan.start, on_disk,
+                                   written, stats, use_adapters=use_adapters, retries=retries, on_field=on_field,
+                                   fallback=fallback, tries=tries, window=window)
                     if on_block:
-                        on_block(new)
+                        on_block(written["new"])
         total = max(n, plan.start)
         valid = _valid_shares(plan.stream, template) if plan.stream.exists() else {}
         if plan.fmt != "jsonl" and plan.stream.exists():
@@ -412,13 +456,62 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
     attempted = stats.get("attempted", {})
     first = {f.name: stats.get("first_valid", {}).get(f.name, 0) / attempted[f.name]
              for f in template.fields if attempted.get(f.name)}
-    summary = Summary(records=total, new_records=new, seconds=seconds, valid=valid, first_try_valid=first,
+    summary = Summary(records=total, new_records=written["new"], seconds=seconds, valid=valid, first_try_valid=first,
                       requests=stats.get("requests", 0), tokens=stats.get("tokens", 0),
                       peak_rss_gib=rss.peak / 2**30, out=str(plan.out), prompt_tokens=stats.get("prompt_tokens", 0),
-                      cached_prompt_tokens=stats.get("cached_tokens", 0), engine_start_seconds=engine_start_seconds)
+                      cached_prompt_tokens=stats.get("cached_tokens", 0), engine_start_seconds=engine_start_seconds,
+                      recomputed=written["recomputed"], recomputed_mismatch=written["mismatch"])
+    from .roofline import load_ceiling, seconds_at_ceiling
+
+    ceiling = load_ceiling(engine.model, getattr(engine, "dtype", None))
+    if ceiling is not None and seconds > 0:
+        summary.utilisation = round(seconds_at_ceiling(ceiling, summary.prompt_tokens - summary.cached_prompt_tokens,
+                                                       summary.tokens) / seconds, 4)
     meta.update(complete=True, records=total, summary=summary.to_dict())
     _write_json_atomic(plan.meta_path, meta)
     return summary
+
+
+DEFAULT_WINDOW = 256  # records in flight when the engine does not say (vLLM: its max_num_seqs)
+FSYNC_SECONDS = 2.0  # finished records reach the disk at once (write + flush), and are fsynced at least this often
+
+
+def _fill_block_to(fh, template, engine, indices: range, seed: int, start: int, on_disk: dict, written: dict,
+                   stats: dict, *, window: int, **kwargs) -> None:
+    """One block, pipelined, each record appended as soon as it and every record before it are done.
+
+    The engine's prefix cache is emptied first, so a block's batches (and float results) are the
+    same whether the run started here (resume) or earlier."""
+    reset = getattr(engine, "reset_prefix_cache", None)
+    if reset:
+        reset()
+    ready: dict[int, bytes] = {}
+    nxt = max(indices.start, start)
+    last_sync = time.monotonic()
+
+    def on_record(rec):
+        nonlocal nxt, last_sync
+        i = rec["index"]
+        if i < start:  # on disk already (resume): the recomputation should agree
+            written["recomputed"] += 1
+            written["mismatch"] += on_disk.get(i) != json.loads(json.dumps(rec, ensure_ascii=False))
+            return
+        ready[i] = json.dumps(rec, ensure_ascii=False).encode() + b"\n"
+        lines = []
+        while nxt in ready:
+            lines.append(ready.pop(nxt))
+            nxt += 1
+        if lines:
+            fh.write(b"".join(lines))
+            fh.flush()  # in the OS now: survives kill -9
+            written["new"] += len(lines)
+            if time.monotonic() - last_sync >= FSYNC_SECONDS:
+                os.fsync(fh.fileno())
+                last_sync = time.monotonic()
+
+    fill_records(template, engine, list(indices), seed, stats=stats, on_record=on_record, count_from=start,
+                 window=window, **kwargs)
+    os.fsync(fh.fileno())
 
 
 def _valid_shares(stream: Path, template: Template) -> dict[str, float]:

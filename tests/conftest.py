@@ -68,7 +68,8 @@ def vllm_engine(model_dir):
     the adapter to base-model rows."""
     from synthgen.engine.vllm_engine import VLLMEngine
 
-    engine = VLLMEngine(model_dir, enable_lora=True, max_lora_rank=16, max_loras=1, dtype="float32")
+    engine = VLLMEngine(model_dir, enable_lora=True, max_lora_rank=16, max_loras=1, dtype="float32",
+                        disable_log_stats=False)  # vLLM's own token counters, to check the run summary's
     yield engine
     engine.close()
 

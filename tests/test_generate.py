@@ -206,6 +206,98 @@ def test_resume_after_a_torn_write_gives_the_identical_file(tmp_path):
     assert plan_run(t, part, 30, 5, resume=True).start == 30
 
 
+# --- pipelining (issue #13) --------------------------------------------------------------------
+
+class Counting(FakeEngine):
+    """Tracks the requests in flight (submitted, not yet returned by a step)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.in_flight, self.most = 0, 0
+
+    def submit(self, request):
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        return super().submit(request)
+
+    def step(self):
+        done = super().step()
+        self.in_flight -= len(done)
+        return done
+
+
+def test_pipelined_records_flow_field_to_field_within_the_window(tmp_path):
+    from synthgen.generate import fill_records
+
+    t = tiny(tmp_path)
+    eng = Counting(responder=responder, per_step=1)
+    recs = fill_records(t, eng, list(range(12)), 3, window=4)
+    assert [r["index"] for r in recs] == list(range(12)) and eng.most <= 4
+    seeds = {r["seed"]: r["index"] for r in recs}
+    from synthgen.engine.base import derive_seed
+
+    owner = lambda req: next(i for s, i in seeds.items()  # noqa: E731
+                             if any(req.seed == derive_seed(s, f.name, a) for f in t.fields for a in range(4)))
+    order = [(owner(r), "".join(r.prompt.split()[:3])) for r in eng.history]
+    # record 0 reaches its second field before record 4 (outside the window) asks its first: no field barrier
+    assert order.index((0, "Pickaday")) < next(k for k, (i, _) in enumerate(order) if i == 4)
+    # the same records as one big batch per wave (the schedule changes nothing on a seed-driven engine)
+    assert recs == fill_records(t, FakeEngine(responder=responder), list(range(12)), 3, window=12)
+
+
+def test_finished_records_reach_the_file_before_the_block_ends(tmp_path):
+    """One block of 60 records: the file grows while the block is still running, in index order."""
+    t = tiny(tmp_path)
+    out = tmp_path / "o.jsonl"
+    seen = []
+
+    def watching(req):
+        seen.append(len(out.read_bytes().splitlines()) if out.exists() else 0)
+        return responder(req)
+
+    s = run(t, FakeEngine(responder=watching, per_step=5), plan_run(t, out, 60, 2), 60, 2, block_size=512, window=8)
+    rows = read_jsonl(out)
+    assert [r["index"] for r in rows] == list(range(60)) and s.new_records == 60
+    assert 0 < seen[len(seen) // 2] < 60  # half-way through the requests, some records were already out
+
+
+def test_crash_mid_pipeline_loses_nothing_and_resume_recomputes_its_block(tmp_path):
+    t = tiny(tmp_path)
+    ref = tmp_path / "ref.jsonl"
+    run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, ref, 50, 4), 50, 4, block_size=20, window=6)
+    out = tmp_path / "o.jsonl"
+    calls = []
+
+    def dying(req):
+        calls.append(1)
+        if len(calls) == 110:
+            raise RuntimeError("engine died")
+        return responder(req)
+
+    with pytest.raises(RuntimeError, match="engine died"):
+        run(t, FakeEngine(responder=dying, per_step=3), plan_run(t, out, 50, 4), 50, 4, block_size=20, window=6)
+    kept = read_jsonl(out)
+    assert 20 < len(kept) < 50 and [r["index"] for r in kept] == list(range(len(kept)))  # mid-block 2 (20..39)
+    assert out.read_bytes() == ref.read_bytes()[:len(out.read_bytes())]  # nothing written that is wrong
+    plan = plan_run(t, out, 50, 4, resume=True)
+    s = run(t, FakeEngine(responder=responder, per_step=3), plan, 50, 4, block_size=20, window=6)
+    assert out.read_bytes() == ref.read_bytes()
+    assert s.new_records == 50 - len(kept) and s.recomputed == len(kept) - 20 and s.recomputed_mismatch == 0
+
+
+def test_resume_reports_recomputed_records_that_differ_from_the_file(tmp_path):
+    """The check can fail: a record edited on disk is recomputed to something else and counted."""
+    t = tiny(tmp_path)
+    out = tmp_path / "o.jsonl"
+    run(t, FakeEngine(responder=responder), plan_run(t, out, 6, 1), 6, 1, block_size=10)
+    lines = out.read_bytes().splitlines(keepends=True)
+    rec = json.loads(lines[2])
+    rec["story"] = "An edited story, not what the seed gives."
+    out.write_bytes(b"".join(lines[:2]) + json.dumps(rec).encode() + b"\n" + lines[3])  # 4 records kept
+    s = run(t, FakeEngine(responder=responder), plan_run(t, out, 6, 1, resume=True), 6, 1, block_size=10)
+    assert s.recomputed == 4 and s.recomputed_mismatch == 1 and s.new_records == 2
+
+
 def test_existing_output_is_never_clobbered_and_resume_checks_the_run(tmp_path):
     t = tiny(tmp_path)
     out = tmp_path / "o.jsonl"

@@ -53,3 +53,21 @@ def test_shipped_adapter_audit_matches_its_card(name, model_dir):
     assert r.exit_code == 0, r.output
     row = json.loads(r.output)[0]
     assert row["adapter"]["mass"] > 0.5 and row["adapter"]["mass"] > 10 * row["base"]["mass"]
+
+
+def test_shipped_prompts_share_their_first_prefix_cache_block(model_dir):
+    """On CPU vLLM caches whole 32-token blocks: the first 32 tokens of every shipped prompt (chat
+    template + the words before the first placeholder) are the same for every record, so they
+    are computed once, not once per request (issue #13)."""
+    from transformers import AutoTokenizer
+
+    from synthgen.targets import render_chat
+    from synthgen.template import load_template
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    t = load_template("biography")
+    fill = lambda v: {f.name: v for f in t.fields}  # noqa: E731
+    for f in t.fields:
+        a = render_chat(tok, f.render(fill("Mary Smith")), t.system)
+        b = render_chat(tok, f.render(fill("Zyx, Qwv")), t.system)
+        assert a[:32] == b[:32], f"{f.name}: the first 32 tokens depend on a placeholder"

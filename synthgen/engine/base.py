@@ -1,8 +1,10 @@
 """The one seam between synthgen and an inference backend.
 
-An engine generates a batch of chat prompts, each with its own sampling settings, an optional
-LoRA adapter (a local peft directory) and its own seed. Backends: in-process vLLM
-(`VLLMEngine`), running vLLM OpenAI servers (`OpenAIEngine`), and `FakeEngine` for tests.
+An engine generates chat prompts, each with its own sampling settings, an optional LoRA adapter
+(a local peft directory) and its own seed: as one batch (`generate`), or as a stream (`submit` a
+request, `step` the engine, collect what finished) so a caller can feed new requests while others
+run. Backends: in-process vLLM (`VLLMEngine`), running vLLM OpenAI servers (`OpenAIEngine`), and
+`FakeEngine` for tests. `stepper(engine)` gives any engine with only `generate` the stream form.
 """
 
 from __future__ import annotations
@@ -49,6 +51,39 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class StepEngine(Protocol):
+    """The stream form. `submit` queues a request and returns its ticket; `step` runs the engine a
+    little (one scheduler iteration for vLLM) and returns the (ticket, completion) pairs that
+    finished, possibly none. With an in-process engine the same calls give the same batches."""
+
+    def submit(self, request: Request) -> int: ...
+
+    def step(self) -> list[tuple[int, Completion]]: ...
+
+
+class _BatchStepper:
+    """`generate` as a stream: each step runs everything submitted since the last step as one batch."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._queue: list[tuple[int, Request]] = []
+        self._next = 0
+
+    def submit(self, request: Request) -> int:
+        self._next += 1
+        self._queue.append((self._next, request))
+        return self._next
+
+    def step(self) -> list[tuple[int, Completion]]:
+        batch, self._queue = self._queue, []
+        outs = self.engine.generate([r for _, r in batch]) if batch else []
+        return [(t, o) for (t, _), o in zip(batch, outs)]
+
+
+def stepper(engine) -> StepEngine:
+    return engine if hasattr(engine, "submit") and hasattr(engine, "step") else _BatchStepper(engine)
 
 
 def derive_seed(*keys: object) -> int:
@@ -122,26 +157,40 @@ class FakeEngine:
     queue: list[str] = field(default_factory=list)
     history: list[Request] = field(default_factory=list)
     tokenizer: WordTokenizer = field(default_factory=WordTokenizer)
+    per_step: int | None = None  # stream form: requests answered per step, oldest first (None: all)
+    _waiting: list = field(default_factory=list)
+    _tickets: int = 0
 
     def enqueue(self, *texts: str) -> None:
         self.queue.extend(texts)
 
+    def _answer(self, req: Request) -> Completion:
+        self.history.append(req)
+        if self.queue:
+            text = self.queue.pop(0)
+        elif self.responder is not None:
+            text = self.responder(req)
+        else:
+            raise AssertionError("FakeEngine: no queued answer and no responder")
+        if req.trie is not None:
+            self._check_constrained(req.trie, text)
+        return Completion(text=text, finish_reason="stop", n_tokens=len(text.split()))
+
     def generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
-        out = []
-        for req in requests:
-            self.history.append(req)
-            if self.queue:
-                text = self.queue.pop(0)
-            elif self.responder is not None:
-                text = self.responder(req)
-            else:
-                raise AssertionError("FakeEngine: no queued answer and no responder")
-            if req.trie is not None:
-                self._check_constrained(req.trie, text)
-            out.append(Completion(text=text, finish_reason="stop", n_tokens=len(text.split())))
+        out = [self._answer(req) for req in requests]
         if progress:
             progress(len(requests))
         return out
+
+    def submit(self, request: Request) -> int:
+        self._tickets += 1
+        self._waiting.append((self._tickets, request))
+        return self._tickets
+
+    def step(self) -> list[tuple[int, Completion]]:
+        k = len(self._waiting) if self.per_step is None else self.per_step
+        batch, self._waiting = self._waiting[:k], self._waiting[k:]
+        return [(t, self._answer(r)) for t, r in batch]
 
     def _check_constrained(self, trie_path: str, text: str) -> None:
         """A constrained engine can only produce list items: an answer off the trie is a test bug."""

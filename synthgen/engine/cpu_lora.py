@@ -18,46 +18,61 @@ log = logging.getLogger(__name__)
 _applied = False
 
 
+_groups_cache: dict[tuple, tuple] = {}
+
+
+def _groups(indices, n: int) -> list[tuple[int, object]]:
+    """[(adapter slot, row index tensor or None for all rows)] of the first n rows, slots >= 0 only.
+
+    Computed once per batch, not once per LoRA op (~14 ops per layer): the punica wrapper fills
+    the same index tensor in place each step. A hit is the same tensor object (the cache holds it,
+    so its address is never reused) with the same contents (compared: inference tensors keep no
+    version counter)."""
+    import torch
+
+    rows_idx = indices[:n]
+    hit = _groups_cache.get((id(indices), n))
+    if hit is not None and hit[0] is indices and torch.equal(hit[1], rows_idx):
+        return hit[2]
+    if len(_groups_cache) > 32:
+        _groups_cache.clear()
+    slots = torch.unique(rows_idx).tolist() if n else []
+    if len(slots) == 1:  # the common case: one adapter (or none) for every row
+        groups = [] if slots[0] < 0 else [(slots[0], None)]
+    else:
+        groups = [(idx, (rows_idx == idx).nonzero().squeeze(1)) for idx in slots if idx >= 0]
+    _groups_cache[(id(indices), n)] = (indices, rows_idx.clone(), groups)
+    return groups
+
+
 def _per_adapter_matmul(inputs, weights, indices, out_dtype):
     """rows of inputs @ weights[idx].T for each adapter idx >= 0; None when no row has an adapter.
 
-    Returns (out, rows): rows is None when every row uses the same adapter (out covers all rows),
-    else a list of (row_index_tensor, out_rows).
-    """
-    import torch
-
+    Returns a list of (row_index_tensor or None for all rows, out_rows)."""
     if weights.dim() == 4:
         weights = weights.squeeze(1)
-    indices = indices[: inputs.size(0)]
+    groups = _groups(indices, min(inputs.size(0), indices.numel()))
+    if not groups:
+        return None
     inputs = inputs.to(out_dtype)
-    first = int(indices[0]) if indices.numel() else -1
-    if indices.numel() and bool((indices == first).all()):  # the common case: one adapter (or none)
-        if first < 0:
-            return None
-        return [(None, inputs @ weights[first].to(out_dtype).T)]
-    groups = []
-    for idx in torch.unique(indices).tolist():
-        if idx < 0:
-            continue  # no adapter for these rows: the base model's output stands
-        rows = (indices == idx).nonzero().squeeze(1)
-        groups.append((rows, inputs[rows] @ weights[idx].to(out_dtype).T))
-    return groups or None
+    return [(rows, (inputs if rows is None else inputs.index_select(0, rows)) @ weights[idx].to(out_dtype).T)
+            for idx, rows in groups]
 
 
 def _scatter(output, col, groups, add: bool, scale: float = 1.0) -> None:
     for rows, vals in groups:
         width = min(vals.size(1), output.size(1) - col.start)
         vals = vals[:, :width] * scale if scale != 1.0 else vals[:, :width]
-        target = output[:, col.start: col.start + width] if rows is None else None
+        target = output[:, col.start: col.start + width]
         if rows is None:
             if add:
                 target += vals
             else:
                 target.copy_(vals)
         elif add:
-            output[rows, col.start: col.start + width] += vals
+            target.index_add_(0, rows, vals)
         else:
-            output[rows, col.start: col.start + width] = vals
+            target.index_copy_(0, rows, vals)
 
 
 def bgmv_shrink(inputs, lora_a_weights, output_tensor, lora_indices_tensor, scaling: float = 1.0):
@@ -80,10 +95,21 @@ def bgmv_expand_slice(inputs, lora_b_weights, output_tensor, lora_indices_tensor
         _scatter(output_tensor[:, : slice_offset + slice_size], slice(slice_offset, None), groups, add=add_inputs)
 
 
+_explode_cache: dict[str, tuple] = {}
+
+
 def _explode(lora_indices_tensor, seq_len_tensor):
+    """Per-token adapter slots of a prefill batch, once per batch (the same tensor object for every
+    op, so _groups finds it cached)."""
     import torch
 
-    return torch.repeat_interleave(lora_indices_tensor, seq_len_tensor)
+    hit = _explode_cache.get("last")
+    if (hit is not None and hit[0] is lora_indices_tensor and hit[1] is seq_len_tensor
+            and torch.equal(hit[2], lora_indices_tensor) and torch.equal(hit[3], seq_len_tensor)):
+        return hit[4]
+    out = torch.repeat_interleave(lora_indices_tensor, seq_len_tensor)
+    _explode_cache["last"] = (lora_indices_tensor, seq_len_tensor, lora_indices_tensor.clone(), seq_len_tensor.clone(), out)
+    return out
 
 
 def sgmv_shrink(inputs, lora_a_weights, output_tensor, b_seq_start_loc, seq_len_tensor, lora_indices_tensor,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Sequence
 
@@ -96,5 +96,25 @@ class OpenAIEngine:
                     progress(1)
         return out  # type: ignore[return-value]
 
+    # the stream form (base.StepEngine): requests run concurrently on a thread pool; a step returns
+    # what finished (the order depends on the servers' timing)
+    def submit(self, request: Request) -> int:
+        if getattr(self, "_pool", None) is None:
+            self._pool = ThreadPoolExecutor(self.concurrency * len(self.endpoints))
+            self._futures: dict = {}
+            self._tickets = 0
+        self._tickets += 1
+        self._futures[self._pool.submit(self._one, self._tickets, request)] = self._tickets
+        return self._tickets
+
+    def step(self) -> list[tuple[int, Completion]]:
+        if not getattr(self, "_futures", None):
+            return []
+        done, _ = wait(list(self._futures), return_when=FIRST_COMPLETED)
+        return [(self._futures.pop(fut), fut.result()) for fut in done]
+
     def close(self) -> None:
-        pass
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

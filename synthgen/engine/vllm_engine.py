@@ -72,6 +72,7 @@ class VLLMEngine:
         self.chunk_size = chunk_size
         self._adapter_ids: dict[str, int] = {}
         self._prompt_cache: dict[tuple[str | None, str], list[int]] = {}
+        self._tickets = 0
         self.dtype = dtype or default_dtype()
         from .trie_processor import FQCN
 
@@ -98,6 +99,8 @@ class VLLMEngine:
         except Exception as e:  # vLLM raises many types; the user needs one line
             raise EngineError(f"vLLM failed to start on {path}: {e.__class__.__name__}: {e}") from e
         self.tokenizer = self.llm.get_tokenizer()
+        # the most requests vLLM runs at once: the generator keeps that many records in flight
+        self.max_num_seqs = self.llm.llm_engine.vllm_config.scheduler_config.max_num_seqs
 
     def prompt_ids(self, prompt: str, system: str | None = None) -> list[int]:
         key = (system, prompt)
@@ -121,28 +124,50 @@ class VLLMEngine:
         lora_id = self._adapter_ids.setdefault(info.path, len(self._adapter_ids) + 1)
         return LoRARequest(f"adapter-{lora_id}", lora_id, info.path)
 
-    def generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+    @staticmethod
+    def _params(r: Request):
         from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
 
         from .trie_processor import KEY
 
+        return SamplingParams(n=1, temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens, seed=r.seed,
+                              extra_args={KEY: r.trie} if r.trie else None, output_kind=RequestOutputKind.FINAL_ONLY)
+
+    @staticmethod
+    def _completion(res) -> Completion:
+        o = res.outputs[0]
+        return Completion(text=o.text, finish_reason=o.finish_reason or "length", n_tokens=len(o.token_ids),
+                          prompt_tokens=len(res.prompt_token_ids or ()), cached_tokens=res.num_cached_tokens or 0)
+
+    def generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
         out: list[Completion] = []
         for start in range(0, len(requests), self.chunk_size):
             chunk = requests[start:start + self.chunk_size]
             prompts = [{"prompt_token_ids": self.prompt_ids(r.prompt, r.system)} for r in chunk]
-            params = [SamplingParams(n=1, temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens,
-                                     seed=r.seed, extra_args={KEY: r.trie} if r.trie else None) for r in chunk]
             loras = [self._lora_request(r.adapter) for r in chunk]
-            results = self.llm.generate(prompts, sampling_params=params,
+            results = self.llm.generate(prompts, sampling_params=[self._params(r) for r in chunk],
                                         lora_request=loras if any(loras) else None, use_tqdm=False)
-            for res in results:
-                o = res.outputs[0]
-                out.append(Completion(text=o.text, finish_reason=o.finish_reason or "length",
-                                      n_tokens=len(o.token_ids), prompt_tokens=len(res.prompt_token_ids or ()),
-                                      cached_tokens=res.num_cached_tokens or 0))
+            out.extend(self._completion(res) for res in results)
             if progress:
                 progress(len(chunk))
         return out
+
+    # the stream form (base.StepEngine): vLLM's own engine loop, one scheduler step per call. With the
+    # engine core in this process (the CPU default) the batches depend only on the order of calls.
+    def submit(self, request: Request) -> int:
+        self._tickets += 1
+        prompt = self.llm._preprocess_cmpl_one({"prompt_token_ids": self.prompt_ids(request.prompt, request.system)})
+        self.llm.llm_engine.add_request(str(self._tickets), prompt, self._params(request),
+                                        lora_request=self._lora_request(request.adapter))
+        return self._tickets
+
+    def step(self) -> list[tuple[int, Completion]]:
+        return [(int(res.request_id), self._completion(res)) for res in self.llm.llm_engine.step() if res.finished]
+
+    def reset_prefix_cache(self) -> None:
+        """Forget cached prompt blocks (only between runs of requests: nothing may be in flight)."""
+        self.llm.llm_engine.reset_prefix_cache()
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)
