@@ -3,7 +3,8 @@
 Each part has its own markers (`<!-- results:NAME:start -->` ... `end`) inside the section and is
 rewritten from out/NAME/results.{md,json} when that output exists: paper_tasks
 (benchmarks/paper_tasks.py), biographies (benchmarks/biographies.py, also copies the birth-place
-map to docs/results/), constrained (benchmarks/constrained.py). Hardware is read from this machine.
+map to docs/results/), constrained (benchmarks/constrained.py), throughput (benchmarks/throughput.py). Hardware is read
+from this machine.
 
     .venv/bin/python benchmarks/constrained.py && .venv/bin/python scripts/results_section.py
 """
@@ -98,7 +99,64 @@ each adapter spec's first prompt (Q = the model masked to the list and renormali
 {(c / 'results.md').read_text().strip()}"""
 
 
-PARTS = {"paper_tasks": paper_tasks_part, "biographies": biographies_part, "constrained": constrained_part}
+def throughput_part(d: Path) -> str:
+    tj = json.loads((d / "results.json").read_text())
+    s, per, c, rep = tj["summary"], tj["per_record"], tj["ceiling"], tj["report"]
+    wall = tj["wall_seconds"]
+    start = s.get("engine_start_seconds") or 0
+    fields = {f["field"]: f for f in rep.get("fields", [])}
+
+    def fig(name):
+        f = fields.get(name, {})
+        top = ", ".join(f"{v} {share:.1%}" for v, _, share in (f.get("top") or [])[:3])
+        kl = f.get("kl_to_target_bits")
+        return (f"| {name} | {f.get('valid_share', 0):.1%} | {f.get('unique', '-')} | "
+                f"{'-' if kl is None else f'{kl:.2f}'} | {top} |")
+
+    pipe = ""
+    if (d.parent / "pipeline" / "results.json").is_file():
+        pj = json.loads((d.parent / "pipeline" / "results.json").read_text())
+        best = {m: min(r["seconds"] for r in pj["rows"] if r["mode"] == m) for m in ("barrier", "pipelined")}
+        pipe = f"""
+
+Field barriers vs pipelining, the same {pj['n']} records on one engine, best of the rounds
+(`.venv/bin/python benchmarks/pipeline.py --n {pj['n']}`): barrier {best['barrier']:.1f} s, pipelined
+{best['pipelined']:.1f} s ({best['barrier'] / best['pipelined']:.2f}×)."""
+    return f"""### 10,000 biographies against the roofline (`benchmarks/throughput.py`)
+
+Measured on {tj['cpu']}, {tj['threads']} threads, vLLM {tj['dtype']}.
+
+```
+.venv/bin/python benchmarks/roofline.py        # the ceiling (also stored for every run's summary)
+synthgen biographies --n {tj['n']} --seed 0 --out bios.jsonl
+synthgen report bios.jsonl --out report
+```
+
+Ceiling: peak {tj['peak_gflops'][tj['dtype']]['prefill']:.0f} GFLOPS on the prefill layers
+({tj['peak_gflops'][tj['dtype']]['decode']:.0f} with the lm_head), {tj['gflop_per_token']['prefill']:.3f} GFLOP per
+prefilled and {tj['gflop_per_token']['decode']:.3f} per decoded token: **{c['prefill_tokens_per_s']:.0f} prefilled or
+{c['decode_tokens_per_s']:.0f} decoded tokens/s**.
+
+| | |
+|---|---|
+| wall time, end to end | **{wall / 60:.1f} min** ({start:.0f} s engine start, {s['seconds'] / 60:.1f} min generating) |
+| records/s (generating) | {s['records_per_s']:.2f} |
+| requests per record | {per['requests']:.2f} |
+| tokens per record | {per['prompt_tokens']:.0f} prompt ({per['cached_prompt_tokens'] / per['prompt_tokens']:.0%} prefix-cached), {per['decoded_tokens']:.0f} decoded; **{per['computed_tokens']:.0f} computed** |
+| computed tokens/s | {s['computed_tokens_per_s']:.0f} |
+| utilisation (time at the ceiling / time) | **{tj['utilisation']:.0%}** |
+| peak RSS (synthgen + vLLM) | {s['peak_rss_gib']:.2f} GiB |
+| `synthgen report` on the file | {tj['report_seconds']:.1f} s |
+
+What it made (`synthgen report`: valid share, unique values, KL to the field's real-world target, top 3):
+
+| field | valid | unique | KL→target (bits) | top 3 |
+|---|---|---|---|---|
+{chr(10).join(fig(f) for f in ("first_name", "last_name", "birth_place", "career", "birth_date"))}{pipe}"""
+
+
+PARTS = {"paper_tasks": paper_tasks_part, "biographies": biographies_part, "constrained": constrained_part,
+         "throughput": throughput_part}
 
 
 def main(out: Path = ROOT / "out") -> None:

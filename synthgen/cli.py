@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import click
 
+from .engine.quiet import engine_output
 from .errors import SynthgenError
 
 
@@ -26,9 +27,20 @@ class _Group(click.Group):
             sys.exit(130)
 
 
+def _console(stderr: bool = False):
+    """A rich console; when the stream is not a terminal (a pipe, a CI log) tables get a wide fixed
+    width instead of rich's 80 columns, so no column is cut ("KL→tar…")."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 200)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="synthgen")
-def cli():
+@click.option("--verbose", "-v", is_flag=True,
+              help="Show what vLLM, torch and HF print while an engine starts (default: kept in SYNTHGEN_HOME/logs/engine.log).")
+def cli(verbose):
     """synthgen: diverse synthetic datasets from language models.
 
     Instruction-tuned models collapse onto a few answers ("7", "Emily"). synthgen trains diffuse
@@ -39,6 +51,8 @@ def cli():
       synthgen models
       synthgen sample "Pick a random number between 1 and 10. Answer with the number only." --n 1000
     """
+    if verbose:
+        os.environ["SYNTHGEN_VERBOSE"] = "1"
 
 
 _model_option = click.option("--model", "-m", default=None, metavar="NAME|DIR",
@@ -60,7 +74,6 @@ def models(as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="synthgen models")
@@ -71,7 +84,7 @@ def models(as_json):
         pkg = "[green]installed[/]" if r["installed"] else "[red]missing[/] (make setup)"
         cache = ("[green]converted[/] " if r["cached"] else "[yellow]not yet converted[/] ") + r["path"]
         table.add_row(name, r["description"], pkg, cache)
-    Console().print(table)
+    _console().print(table)
     click.echo("Any local Hugging Face model directory also works: --model PATH")
 
 
@@ -97,11 +110,10 @@ def _quiet_stdout(enabled: bool = True):
 
 def _progress(total: int, label: str):
     """A rich progress bar on stderr; returns (context manager, callback)."""
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=Console(stderr=True), transient=True)
+                   console=_console(stderr=True), transient=True)
     task = bar.add_task(label, total=total)
     return bar, lambda k: bar.advance(task, k)
 
@@ -144,7 +156,8 @@ def sample(prompt, n, model, adapter, seed, temperature, max_tokens, top, engine
             check_adapter(adapter, model)  # refuses an adapter trained for another base model
     kwargs = {"endpoints": endpoint} if engine == "openai" else {}
     with _quiet_stdout(as_json) as emit:
-        eng = create_engine(engine, model, **kwargs)
+        with engine_output():
+            eng = create_engine(engine, model, **kwargs)
         try:
             bar, advance = _progress(n, "sampling")
             with bar:
@@ -159,7 +172,6 @@ def sample(prompt, n, model, adapter, seed, temperature, max_tokens, top, engine
 
 
 def _render_sample(result, top: int) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{result.n} answers to: {result.prompt!r}")
@@ -175,7 +187,7 @@ def _render_sample(result, top: int) -> None:
                       "█" * max(1, round(40 * share)))
     if result.distinct > top:
         table.add_row(f"… {result.distinct - top} more", "", "", "")
-    console = Console()
+    console = _console()
     console.print(table)
     console.print(f"distinct answers: [bold]{result.distinct}[/] of {result.n}   "
                   f"top answer share: [bold]{result.top_share:.1%}[/]   entropy: {result.entropy_bits:.2f} bits")
@@ -202,7 +214,6 @@ def check_targets_cmd(specs, model):
       synthgen check-targets adapters/first_names.yaml
       synthgen check-targets adapters/*.yaml adapters/tasks/*.yaml
     """
-    from rich.console import Console
     from rich.table import Table
 
     from . import targets as T
@@ -223,7 +234,7 @@ def check_targets_cmd(specs, model):
         table.add_row(spec.name, str(len(texts)), str(T.build_trie(ids).n_nodes), str(max(map(len, ids))), status)
         if not problems.ok:
             failed.append(f"{spec.path}: {problems.summary()}")
-    Console().print(table)
+    _console().print(table)
     if failed:
         raise click.ClickException("not prefix-free: " + " | ".join(failed))
 
@@ -231,7 +242,14 @@ def check_targets_cmd(specs, model):
 def _tokenizer(model_dir):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(model_dir)
+    from .errors import ModelError
+
+    try:
+        return AutoTokenizer.from_pretrained(model_dir)
+    except Exception as e:  # offline hub ids, broken directories: one line, not chained tracebacks
+        first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise ModelError(f"cannot load the tokenizer of {model_dir!r} ({first[:160]}): --model takes a local "
+                         "Hugging Face model directory (no model hub here); `synthgen models` lists the embedded one") from None
 
 
 @cli.command("build-adapter")
@@ -264,19 +282,23 @@ def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targ
       synthgen build-adapter adapters/tasks/*.yaml --out out/paper_tasks --steps 100
       synthgen build-adapter adapters/first_names.yaml --out adapters/first_names --resume
     """
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .lists import load_spec
+    from .lists import load_spec, load_targets
     from .models import DEFAULT_MODEL, EMBEDDED, resolve_model
     from .train import TrainConfig, train
 
     cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank, prompts_per_step=prompts_per_step,
                       max_targets=max_targets, gamma=gamma, seed=seed, audit_prompts=audit_prompts)
     loaded = [load_spec(s) for s in specs]
+    for spec in loaded:  # the lists load (and fail) before the model does
+        items, _ = load_targets(spec)
+        if len(items) < 2:
+            raise click.ClickException(f"{spec.path}: the list has {len(items)} item(s): a diffuse adapter needs at "
+                                       "least 2 answers to spread over")
     model_dir = resolve_model(model)
     bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("{task.fields[info]}"), console=Console(stderr=True))
+                   TextColumn("{task.fields[info]}"), console=_console(stderr=True))
     task_id = bar.add_task("train", total=steps, info="loading model")
 
     def on_step(log, ema, tasks):
@@ -302,9 +324,8 @@ def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targ
 
 
 def _render_card(card, out):
-    from rich.console import Console
 
-    console = Console()
+    console = _console()
     console.print(f"[bold]{out}[/]: {card['steps']} steps in {card['train_seconds']:.0f}s"
                   + (" (stopped early)" if card["stopped_early"] else ""))
     _audit_table(console, [(x["name"], x["base"], x["adapter"]) for x in card["lists"]])
@@ -386,9 +407,8 @@ def audit(specs, model, adapter, prompts, as_json):
     if as_json:
         click.echo(json.dumps([{"list": n, "base": b, "adapter": a} for n, b, a in rows], indent=2))
         return
-    from rich.console import Console
 
-    console = Console()
+    console = _console()
     _audit_table(console, rows)
     _distortion_table(console, rows)
     for name, b, a in rows:
@@ -458,7 +478,6 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
     if plan.start >= n:
         click.echo(f"{out}: already has {plan.start} records (>= --n {n}); nothing to do", err=True)
         return
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     kwargs = {"endpoints": endpoint} if engine == "openai" else {}
@@ -466,13 +485,14 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
         # every field's adapter resident at once: pipelined records ask for all fields together, and
         # vLLM puts no more than max_loras adapters in one batch
         kwargs["max_loras"] = max(1, len(set(template.adapters().values())))
-    console = Console(stderr=True)
+    console = _console(stderr=True)
     with _quiet_stdout(as_json) as emit:
         if plan.start:
             console.print(f"resuming {out} at record {plan.start}")
         console.print(f"starting engine ({engine}) ...")
         t_start = time.perf_counter()
-        eng = create_engine(engine, model, **kwargs)
+        with engine_output():
+            eng = create_engine(engine, model, **kwargs)
         started_in = time.perf_counter() - t_start
         try:
             if tries is None:
@@ -505,12 +525,11 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
 
 def _build_auto_adapters(template, model_dir):
     """adapter: auto fields: train what is not cached yet, with a progress bar; one line per field."""
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .auto import auto_config, ensure_auto_adapters
 
-    console = Console(stderr=True)
+    console = _console(stderr=True)
     bar = Progress(TextColumn("adapter: auto"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("{task.fields[info]}"), console=console, transient=True)
     task = bar.add_task("auto", total=auto_config().steps, info="")
@@ -523,17 +542,19 @@ def _build_auto_adapters(template, model_dir):
 
 
 def _render_summary(s, template):
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    table = Table(title=f"{s.out}: {s.records} records ({s.new_records} new)")
-    for col in ("field", "kind", "adapter", "valid", "valid at 1st try"):
+    console = _console()
+    table = Table(title=f"{s.out}: {s.records} records ({s.new_records} new)",
+                  caption="valid: of all records in the file; valid at 1st try: of this run's records that asked the "
+                          "field; skipped: not asked, because a field its prompt uses ended null")
+    for col in ("field", "kind", "adapter", "valid", "valid at 1st try", "skipped"):
         table.add_column(col, justify="left" if col in ("field", "kind", "adapter") else "right")
+    skipped = s.skipped or {}
     for f in template.fields:
         v, ft = s.valid.get(f.name), s.first_try_valid.get(f.name)
         table.add_row(f.name, f.kind, f.adapter if f.adapter_path else "-", "" if v is None else f"{v:.1%}",
-                      "" if ft is None else f"{ft:.1%}")
+                      "" if ft is None else f"{ft:.1%}", str(skipped.get(f.name, 0)))
     console.print(table)
     start = f" + engine start {s.engine_start_seconds:.0f}s" if s.engine_start_seconds is not None else ""
     per = max(s.new_records, 1)
@@ -648,12 +669,11 @@ def report(dataset, compare_with, out, fields, lists, geo, as_json):
 
 
 def _render_report(rep, other):
-    from rich.console import Console
     from rich.table import Table
 
     from .report import compare_table
 
-    console = Console()
+    console = _console()
     console.print(f"[bold]{rep['file']}[/]: {rep['records']} records"
                   + (f", [red]{rep['malformed_lines']} malformed line(s)[/] (first: line "
                      f"{rep['malformed_examples'][0]['line']}, {rep['malformed_examples'][0]['problem']})"

@@ -43,8 +43,8 @@ class Summary:
     records: int  # complete records in the output
     new_records: int  # made by this run
     seconds: float
-    valid: dict[str, float]  # field -> share of this run's records with a valid value
-    first_try_valid: dict[str, float]  # field -> share valid at the first attempt (among attempted)
+    valid: dict[str, float]  # field -> share of all records in the output with a valid value
+    first_try_valid: dict[str, float]  # field -> share valid at the first attempt, of this run's records that asked it
     requests: int
     tokens: int  # decoded
     peak_rss_gib: float
@@ -54,6 +54,7 @@ class Summary:
     engine_start_seconds: float | None = None  # set by the caller that started the engine
     recomputed: int = 0  # resume: records of the interrupted block computed again (not written)
     recomputed_mismatch: int = 0  # ... that differ from the copy on disk (0 unless determinism broke)
+    skipped: dict[str, int] | None = None  # field -> records not asked: a field its prompt uses ended null
     utilisation: float | None = None  # time of the computed tokens at the machine's ceiling / seconds (roofline.py)
 
     @property
@@ -361,11 +362,6 @@ def fill_records(template: Template, engine: Engine, indices: list[int], seed: i
     return records
 
 
-def fill_block(template: Template, engine: Engine, indices: list[int], seed: int, **kwargs) -> list[dict]:
-    """Records for `indices` with all of them in flight at once (fill_records with window = len)."""
-    return fill_records(template, engine, indices, seed, window=max(1, len(indices)), **kwargs)
-
-
 def _write_json_atomic(path: Path, obj) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False))
@@ -449,7 +445,7 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
                     if on_block:
                         on_block(written["new"])
         total = max(n, plan.start)
-        valid = _valid_shares(plan.stream, template) if plan.stream.exists() else {}
+        valid, skipped = _valid_shares(plan.stream, template) if plan.stream.exists() else ({}, {})
         if plan.fmt != "jsonl" and plan.stream.exists():
             _convert(plan)
     seconds = time.perf_counter() - t0
@@ -457,6 +453,7 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
     first = {f.name: stats.get("first_valid", {}).get(f.name, 0) / attempted[f.name]
              for f in template.fields if attempted.get(f.name)}
     summary = Summary(records=total, new_records=written["new"], seconds=seconds, valid=valid, first_try_valid=first,
+                      skipped=skipped,
                       requests=stats.get("requests", 0), tokens=stats.get("tokens", 0),
                       peak_rss_gib=rss.peak / 2**30, out=str(plan.out), prompt_tokens=stats.get("prompt_tokens", 0),
                       cached_prompt_tokens=stats.get("cached_tokens", 0), engine_start_seconds=engine_start_seconds,
@@ -514,8 +511,13 @@ def _fill_block_to(fh, template, engine, indices: range, seed: int, start: int, 
     os.fsync(fh.fileno())
 
 
-def _valid_shares(stream: Path, template: Template) -> dict[str, float]:
+def _valid_shares(stream: Path, template: Template) -> tuple[dict[str, float], dict[str, int]]:
+    """Per field: the share of all records with a valid value, and how many records never asked it
+    because a field its prompt uses ended null ("needs X, which is invalid")."""
     rows = read_jsonl(stream)
     if not rows:
-        return {}
-    return {f.name: sum(r.get(f.name) is not None for r in rows) / len(rows) for f in template.fields}
+        return {}, {}
+    valid = {f.name: sum(r.get(f.name) is not None for r in rows) / len(rows) for f in template.fields}
+    skipped = {f.name: sum(str((r.get("errors") or {}).get(f.name) or "").startswith("needs ") for r in rows)
+               for f in template.fields}
+    return valid, skipped

@@ -132,6 +132,8 @@ def _list_lookup(ref: str) -> tuple[dict, dict | None]:
         tot = sum(weights) if weights else 0
         target = {i: w / tot for i, w in zip(items, weights)} if tot else None
     else:
+        if not ref.endswith((".yaml", ".yml")) and not Path(ref).exists():
+            raise InputError(f"--list: {ref!r} is neither a built-in list ({', '.join(BUILTINS)}) nor a list spec file")
         items, p = load_targets(load_spec(ref))
         target = dict(zip(items, p.tolist()))
     return {i.strip().casefold(): i.strip() for i in items}, target

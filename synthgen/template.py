@@ -131,7 +131,8 @@ class Template:
 
     def describe(self) -> dict:
         """What a report needs to know about each field (kept in the run's metadata)."""
-        return {"name": self.name, "path": self.path, "digest": self.digest,
+        # absolute: `synthgen report` may run from another directory and resolves lists and adapters from here
+        return {"name": self.name, "path": str(Path(self.path).resolve()) if self.path else None, "digest": self.digest,
                 "fields": [{"name": f.name, "kind": f.kind, "decode": f.decode, "adapter": f.adapter,
                             "depends": list(f.depends),
                             "retries": self.retries_for(f),

@@ -100,3 +100,20 @@ def test_audit_and_check_targets_bad_spec_are_one_line_errors(tmp_path):
     assert "unknown key" in _one_line_error(run("check-targets", str(bad)))
     assert "unknown key" in _one_line_error(run("audit", str(bad)))
     assert "cannot read spec" in _one_line_error(run("audit", str(tmp_path / "missing.yaml")))
+
+
+def test_new_user_bad_inputs_are_one_line_errors(tmp_path, monkeypatch):
+    """Found by a new user (issue #15): each gave a traceback before."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "is not a URL" in _one_line_error(run("sample", "hi", "--engine", "openai", "--endpoint", "notaurl"))
+    one = tmp_path / "one.yaml"
+    one.write_text("name: one\nsource: {inline: [a]}\nprompts: [hi]\n")
+    msg = _one_line_error(run("check-targets", str(one), "--model", "org/name"))
+    assert "cannot load the tokenizer of 'org/name'" in msg
+    # the list is checked before any model loads (the isolated home has no converted model)
+    assert "at least 2 answers" in _one_line_error(run("build-adapter", str(one), "--out", str(tmp_path / "a")))
+    assert not (tmp_path / "a").exists()
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"index": 0, "f": "x"}\n')
+    msg = _one_line_error(run("report", str(data), "--list", "f=nosuchlist", "--out", str(tmp_path / "r")))
+    assert "nosuchlist" in msg and "first_names" in msg

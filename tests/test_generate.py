@@ -149,10 +149,12 @@ def test_fields_are_batched_in_order_with_earlier_values_and_derived_seeds(tmp_p
             assert r["errors"]["color"] is None
     # prompts carry earlier answers; seeds are unique per record/field/attempt
     story_prompts = [q.prompt for q in eng.history if q.prompt.startswith("Write")]
-    assert any("green thing on 2000-03-05" in p or "thing on 2000-" in p for p in story_prompts)
+    both = [r for r in rows if r["color"] and r["day"]]
+    assert both and all(f"Write about a {r['color']} thing on {r['day']}." in story_prompts for r in both)
     seeds = [q.seed for q in eng.history]
     assert len(set(seeds)) == len(seeds)
     assert set(s.valid) == {"color", "day", "story"} and 0 < s.valid["color"] <= 1
+    assert s.skipped["color"] == 0 and s.skipped["day"] == sum(r["color"] is None for r in rows) > 0
     # retries happened (3/5 of colour answers are valid at the first try) and were limited to `retries`
     assert s.first_try_valid["color"] < s.valid["color"]
     assert max(r["attempts"]["color"] for r in rows) <= t.retries + 1
@@ -483,3 +485,13 @@ def test_a_field_can_have_its_own_retries_and_the_cli_option_overrides_all(tmp_p
     assert [r["attempts"]["color"] for r in read_jsonl(tmp_path / "p.jsonl")] == [2, 2]
     with pytest.raises(InputError, match="retries"):
         load_template(write(tmp_path, TINY.replace('    prompt: "Pick a color."', '    prompt: "Pick a color."\n    retries: -1'), "b.yaml"))
+
+
+def test_meta_stores_the_template_path_absolute(tmp_path, monkeypatch):
+    """`synthgen report` run from another directory still finds the template's lists (issue #15)."""
+    write(tmp_path, TINY, "rel.yaml")
+    monkeypatch.chdir(tmp_path)
+    t = load_template("rel.yaml")
+    run(t, FakeEngine(responder=responder), plan_run(t, "o.jsonl", 3, 1), 3, 1)
+    meta = json.loads((tmp_path / "o.jsonl.meta.json").read_text())
+    assert meta["template"]["path"] == str((tmp_path / "rel.yaml").resolve())

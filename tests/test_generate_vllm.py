@@ -152,3 +152,22 @@ def test_python_example_runs(model_dir, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "4 records in" in r.stdout and "first_name:" in r.stdout
     assert len(read_jsonl(tmp_path / "out" / "example" / "bios.jsonl")) == 4
+
+
+def test_cli_output_is_only_ours(model_dir, tmp_path):
+    """`synthgen biographies --n 3`: every line on stdout and stderr is synthgen's (its messages,
+    progress bars, tables); what vLLM/Triton/torch print at start goes to the engine log."""
+    env = os.environ | {"SYNTHGEN_HOME": os.environ["SYNTHGEN_HOME"]}
+    r = subprocess.run([sys.executable, "-m", "synthgen", "biographies", "--n", "3", "--out", str(tmp_path / "b.jsonl")],
+                       env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ours = ("starting engine", "time ", "tokens:", "utilisation:", "peak memory", "resum", "valid:", "field;",
+            "skipped:", "the field", "null")
+    box = set("━┃│┏┓┗┛┡┩└┘┌┐╇╈┳┻─")
+    fields = [f.name for f in load_template("biography").fields]
+    foreign = [line for line in (r.stdout + r.stderr).splitlines()
+               if line.strip() and not line.strip().startswith(ours) and not box & set(line)
+               and not any(line.strip().startswith(f) for f in fields) and str(tmp_path) not in line]
+    assert not foreign, foreign
+    log = Path(os.environ["SYNTHGEN_HOME"]) / "logs" / "engine.log"
+    assert log.is_file() and log.stat().st_size > 0  # where the engine's own output went

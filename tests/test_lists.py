@@ -54,6 +54,20 @@ def test_csv_source_relative_to_spec(tmp_path):
     assert items == ["red", "blue"] and np.allclose(p, [0.25, 0.75])
 
 
+def test_csv_source_nested_form_and_its_errors(tmp_path):
+    """`csv: {path, column, weight}` (what a new user wrote) works like the flat form; a wrong key is
+    a one-line error, not a TypeError."""
+    (tmp_path / "cities.csv").write_text("name,pop\nOslo,1\nLima,3\n")
+    s = load_spec(spec_file(tmp_path, "name: x\nsource: {csv: {path: cities.csv, column: name, weight: pop}}\n"
+                                      "weighting: frequency\n" + PROMPTS))
+    items, p = load_targets(s)
+    assert items == ["Oslo", "Lima"] and np.allclose(p, [0.25, 0.75])
+    for bad, msg in (("{csv: {file: cities.csv}}", r"unknown key\(s\) file"), ("{csv: [cities.csv]}", "must be a file path")):
+        s = load_spec(spec_file(tmp_path, f"name: x\nsource: {bad}\n" + PROMPTS))
+        with pytest.raises(InputError, match=msg):
+            load_targets(s)
+
+
 @pytest.mark.parametrize("text,msg", [
     ("name: x\nsource: {inline: [a]}\nprompts: [hi]\ncolour: red\n", "unknown key"),
     ("name: x\nsource: {inline: [a]}\n", "missing key"),

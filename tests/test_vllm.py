@@ -1,6 +1,7 @@
 """The real embedded model on real vLLM (CPU here, GPU elsewhere). One engine per session."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -71,8 +72,14 @@ def test_sample_cli_end_to_end_json(model_dir):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
-    assert result["n"] == 30 and sum(a["count"] for a in result["answers"]) == 30
-    assert 1 <= result["distinct"] <= 30
+    answers = result["answers"]  # --json lists every distinct answer
+    assert result["n"] == 30 and sum(a["count"] for a in answers) == 30
+    assert result["distinct"] == len(answers) == len({a["answer"] for a in answers})
+    assert result["top_share"] == round(max(a["count"] for a in answers) / 30, 4)
+    assert math.isclose(result["entropy_bits"], -sum(a["count"] / 30 * math.log2(a["count"] / 30) for a in answers),
+                        abs_tol=1e-4)
+    assert result["distinct_finished"] == sum(1 for a in answers if a["finished"])
+    assert 0 <= result["unfinished"] <= 30 - sum(1 for a in answers if a["finished"])
 
 
 def test_prompt_logprobs_through_a_lora_do_not_crash(vllm_engine, random_adapter):

@@ -23,6 +23,9 @@ class OpenAIEngine:
                  timeout: float = 600.0, api_key: str = "EMPTY"):
         if not endpoints:
             raise InputError("--engine openai needs at least one --endpoint URL")
+        for e in endpoints:
+            if not str(e).startswith(("http://", "https://")):
+                raise InputError(f"--endpoint {e!r} is not a URL: give the server's address, e.g. http://127.0.0.1:8000")
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self.endpoints = [e if e.endswith("/v1") else e + "/v1" for e in self.endpoints]
         self.timeout = timeout

@@ -101,9 +101,20 @@ def _raw_items(spec: ListSpec, base: Path):
             raise InputError(f"spec {spec.name!r}: range needs start and stop")
         return sources.number_range(r["start"], r["stop"], r.get("only"))
     if kind == "csv":
-        path = Path(src["csv"])
+        opts = dict(src)
+        if isinstance(src["csv"], dict):  # the nested form: csv: {path: F, column: C, weight: W, where: {...}}
+            nested = src["csv"]
+            unknown = set(nested) - {"path", "column", "weight", "where"}
+            if unknown or "path" not in nested:
+                raise InputError(f"spec {spec.name!r}: csv takes a path (csv: FILE, column: ...) or "
+                                 f"{{path: FILE, column: ..., weight: ..., where: ...}}"
+                                 + (f"; unknown key(s) {', '.join(sorted(unknown))}" if unknown else "; no path given"))
+            opts = {**opts, **nested, "csv": nested["path"]}
+        if not isinstance(opts["csv"], (str, Path)):
+            raise InputError(f"spec {spec.name!r}: csv must be a file path, got {opts['csv']!r}")
+        path = Path(opts["csv"])
         path = path if path.is_absolute() else base / path
-        return sources.read_csv(path, src.get("column", "item"), src.get("weight"), src.get("where"))
+        return sources.read_csv(path, opts.get("column", "item"), opts.get("weight"), opts.get("where"))
     items = src["inline"]
     if isinstance(items, dict):  # inline {item: weight}
         return [str(k) for k in items], list(items.values())
