@@ -545,9 +545,8 @@ def _render_summary(s, template):
     from rich.table import Table
 
     console = _console()
-    table = Table(title=f"{s.out}: {s.records} records ({s.new_records} new)",
-                  caption="valid: of all records in the file; valid at 1st try: of this run's records that asked the "
-                          "field; skipped: not asked, because a field its prompt uses ended null")
+    console.print(f"{s.out}: {s.records} records ({s.new_records} new)")
+    table = Table()
     for col in ("field", "kind", "adapter", "valid", "valid at 1st try", "skipped"):
         table.add_column(col, justify="left" if col in ("field", "kind", "adapter") else "right")
     skipped = s.skipped or {}
@@ -556,6 +555,8 @@ def _render_summary(s, template):
         table.add_row(f.name, f.kind, f.adapter if f.adapter_path else "-", "" if v is None else f"{v:.1%}",
                       "" if ft is None else f"{ft:.1%}", str(skipped.get(f.name, 0)))
     console.print(table)
+    console.print("valid: of all records in the file; valid at 1st try: of this run's records that asked the field; "
+                  "skipped: not asked, because a field its prompt uses ended null")
     start = f" + engine start {s.engine_start_seconds:.0f}s" if s.engine_start_seconds is not None else ""
     per = max(s.new_records, 1)
     console.print(f"time {s.seconds:.1f}s{start}   {s.records_per_s:.2f} records/s   {s.requests} requests "

@@ -10,7 +10,7 @@ loses only the records in flight.
 
 Same seed => same file. Every request's seed comes from (run seed, record index, field, attempt).
 On CPU the float results also depend on the batch a request ran in, so the batches must not depend
-on timing: records go in blocks (default 512); a block starts with an empty prefix cache, admits
+on timing: records go in blocks (default 1024); a block starts with an empty prefix cache, admits
 its records in index order and ends when all are done, and with vLLM's engine core in this process
 its batches are a function of the calls alone. `--resume` recomputes the interrupted block from its
 start, writes the records that are missing and checks the others against the file.
