@@ -25,7 +25,7 @@ if __name__ == "__main__":
     args = ap.parse_args()
 
     from synthgen.engine.vllm_engine import VLLMEngine
-    from synthgen.generate import _PeakRSS, plan_run, run
+    from synthgen.generate import PeakRSS, plan_run, run
     from synthgen.template import load_template
 
     tmp = None
@@ -36,7 +36,7 @@ if __name__ == "__main__":
     t = load_template("biography", use_adapters=not args.no_adapters)
     plan = plan_run(t, out, args.n, args.seed, use_adapters=not args.no_adapters, overwrite=True)
     t0 = time.perf_counter()
-    with _PeakRSS() as rss:
+    with PeakRSS() as rss:
         engine = VLLMEngine(max_loras=4)
         t_start = time.perf_counter() - t0
 

@@ -77,7 +77,8 @@ def main():
     result = {"spec": spec.name, "targets": len(texts), "trie_tokens": trie.n_nodes,
               "row_tokens": sum(len(prompt) + len(i) for i in ids),
               "packed_s_per_step": round(t_packed / args.repeats, 3), "rows_s_per_step": round(t_rows / args.repeats, 3),
-              "speedup": round(t_rows / t_packed, 1), "loss_packed": round(loss_p, 5), "packed_chunks": len(T.chunk_targets(ids)), "loss_rows": round(loss_r, 5),
+              "speedup": round(t_rows / t_packed, 1), "loss_packed": round(loss_p, 5),
+              "packed_chunks": len(T.chunk_targets(ids)), "loss_rows": round(loss_r, 5),
               "torch_threads": torch.get_num_threads()}
     print(json.dumps(result, indent=2))
     print(f"packed trie is {result['speedup']}x faster than one row per target (target >= 20x)")

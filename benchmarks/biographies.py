@@ -166,46 +166,40 @@ def parse_single(text: str) -> dict[str, str]:
 def run_single(template, engine, adapter: str | None, path: Path, n: int, seed: int, retries: int) -> dict:
     """The single-prompt system: one request per record and attempt; writes a file like `run` does."""
     from synthgen.engine import Request, derive_seed
-    from synthgen.generate import _identity, _write_json_atomic, plan_run
+    from synthgen.generate import plan_run, run_identity, write_json_atomic
 
     meta_path = plan_run(template, path, n, seed, use_adapters=False, overwrite=True).meta_path  # checks `path`
-    prefill = engine.tokenizer.encode(SINGLE_PREFILL, add_special_tokens=False)
-    plain = engine.prompt_ids
-    engine.prompt_ids = lambda p, s=None: plain(p, s) + prefill if p == SINGLE_PROMPT else plain(p, s)
     records = [{"index": i, "seed": derive_seed(seed, i)} for i in range(n)]
     errors = [{} for _ in range(n)]
     attempts = [{} for _ in range(n)]
     stats = {"requests": 0, "first_valid": {f.name: 0 for f in template.fields}}
     todo = list(range(n))
-    try:
-        for attempt in range(retries + 1):
-            if not todo:
-                break
-            outs = engine.generate([Request(prompt=SINGLE_PROMPT, max_tokens=64, seed=derive_seed(
-                records[k]["seed"], "single", attempt), adapter=adapter) for k in todo])
-            stats["requests"] += len(todo)
-            again = []
-            for k, o in zip(todo, outs):
-                raw = parse_single(SINGLE_PREFILL + o.text)
-                for f in template.fields:
-                    if records[k].get(f.name) is not None:
-                        continue
-                    value, reason = f.parse(raw[f.name], "stop") if f.name in raw else (None, "no such line")
-                    attempts[k][f.name] = attempt + 1
-                    records[k][f.name] = value
-                    errors[k][f.name] = None if value is not None else f"{reason}: {raw.get(f.name, o.text)[:80]!r}"
-                    if value is not None and attempt == 0:
-                        stats["first_valid"][f.name] += 1
-                if any(records[k][f.name] is None for f in template.fields):
-                    again.append(k)
-            todo = again
-    finally:
-        engine.prompt_ids = plain
+    for attempt in range(retries + 1):
+        if not todo:
+            break
+        outs = engine.generate([Request(prompt=SINGLE_PROMPT, max_tokens=64, seed=derive_seed(
+            records[k]["seed"], "single", attempt), adapter=adapter, prefill=SINGLE_PREFILL) for k in todo])
+        stats["requests"] += len(todo)
+        again = []
+        for k, o in zip(todo, outs):
+            raw = parse_single(SINGLE_PREFILL + o.text)
+            for f in template.fields:
+                if records[k].get(f.name) is not None:
+                    continue
+                value, reason = f.parse(raw[f.name], "stop") if f.name in raw else (None, "no such line")
+                attempts[k][f.name] = attempt + 1
+                records[k][f.name] = value
+                errors[k][f.name] = None if value is not None else f"{reason}: {raw.get(f.name, o.text)[:80]!r}"
+                if value is not None and attempt == 0:
+                    stats["first_valid"][f.name] += 1
+            if any(records[k][f.name] is None for f in template.fields):
+                again.append(k)
+        todo = again
     with open(path, "w") as fh:
         for rec, err, att in zip(records, errors, attempts):
             fh.write(json.dumps(rec | {"errors": err, "attempts": att}, ensure_ascii=False) + "\n")
-    _write_json_atomic(meta_path, {
-        "identity": _identity(template, seed, engine.model, False) | {"system": "single", "adapter": adapter},
+    write_json_atomic(meta_path, {
+        "identity": run_identity(template, seed, engine.model, False) | {"system": "single", "adapter": adapter},
         "template": template.describe(), "n": n, "complete": True})
     return {"requests": stats["requests"],
             "first_try_valid": {f: c / n for f, c in stats["first_valid"].items()}}
@@ -352,7 +346,7 @@ def main():
         seconds = time.perf_counter() - t0
         rows = read_jsonl(path)
         reports[system] = analyse(path)
-        h = headline(reports[system], ceiling)
+        h = headline(reports[system].summary, ceiling)
         h["tokens"] = None if system == "single" else s.tokens
         h["all_fields_valid"] = round(sum(all(r[f.name] is not None for f in t.fields) for r in rows) / len(rows), 3)
         h["first_try_valid"] = {k: round(v, 3) for k, v in first.items()}

@@ -21,7 +21,6 @@ OUT/results.md (the README's table).
 
 import argparse
 import json
-import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -101,7 +100,8 @@ def sampled(specs, adapters: dict[str, Path], n_samples: int) -> dict:
     from synthgen.engine import Request, derive_seed
     from synthgen.engine.vllm_engine import VLLMEngine
     from synthgen.lists import load_targets
-    from synthgen.template import _clean
+    from synthgen.entropy import normalized_entropy
+    from synthgen.template import clean_answer
 
     engine = VLLMEngine(max_loras=4)
     requests, keys = [], []
@@ -120,17 +120,16 @@ def sampled(specs, adapters: dict[str, Path], n_samples: int) -> dict:
     print(f"[sampled] {len(requests)} requests in {time.perf_counter() - t0:.0f} s", flush=True)
     answers: dict[tuple, list] = {}
     for k, o in zip(keys, outs):
-        answers.setdefault(k, []).append(_clean(o.text).casefold() if o.finish_reason == "stop" else None)
+        answers.setdefault(k, []).append(clean_answer(o.text).casefold() if o.finish_reason == "stop" else None)
     result = {}
     for (n, label), got in answers.items():
         texts, _ = load_targets(specs[n])
-        valid = {_clean(t).casefold() for t in texts}
+        valid = {clean_answer(t).casefold() for t in texts}
         hits = Counter(a for a in got if a in valid)
         total = sum(hits.values())
-        h = -sum(c / total * math.log2(c / total) for c in hits.values()) if total else 0.0
         result.setdefault(n, {})[label] = {
             "valid": total / len(got), "distinct_valid": len(hits), "coverage": len(hits) / len(valid),
-            "entropy_ratio": h / math.log2(len(valid)) if len(valid) > 1 else 0.0,
+            "entropy_ratio": normalized_entropy(hits.values(), len(valid)),
             "top": Counter(a for a in got if a).most_common(3)}
     return result
 

@@ -14,7 +14,6 @@ command (its FILE.meta.json summary) instead of making it again.
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys

@@ -32,6 +32,6 @@ if __name__ == "__main__":  # vLLM starts worker processes: keep top-level code 
           + ", ".join(f"{k} {v:.0%}" for k, v in summary.valid.items()))
 
     report = analyse(out)
-    for f in report["fields"]:
+    for f in report.summary["fields"]:
         if f["kind"] == "categorical":
             print(f"{f['field']:>12}: {f['unique']} unique valid values, entropy {f['entropy_bits']:.2f} bits")

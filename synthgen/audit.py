@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import targets as T
+from .entropy import entropy_bits
 from .lists import ListSpec, load_targets
 
 LOG2 = math.log(2)
@@ -89,10 +90,9 @@ def metrics(name: str, texts, p_star: np.ndarray, logp: np.ndarray, ns=(100, 500
     prob = np.exp(logp)
     mass = float(prob.sum())
     q = prob / mass
-    nz = q > 0
-    entropy = float(-(q[nz] * np.log(q[nz])).sum()) / LOG2
-    kl = float((p_star * (np.log(p_star) - np.log(np.maximum(q, 1e-300)))).sum()) / LOG2
-    h_star = float(-(p_star * np.log(p_star)).sum()) / LOG2
+    entropy = entropy_bits(q)
+    kl = float((p_star * (np.log(p_star) - np.log(np.maximum(q, 1e-300)))).sum()) / LOG2  # q may underflow to 0
+    h_star = entropy_bits(p_star)
     expected = {int(n): float((1 - (1 - prob) ** n).sum()) for n in ns}
     order = np.argsort(-prob)[:10]
     top = [(texts[i], float(prob[i]), float(p_star[i])) for i in order]
@@ -131,6 +131,28 @@ def audit(model, tokenizer, spec: ListSpec, *, prompts: list[str] | None = None,
             logp = np.array([lp.sum() for lp in paths])
             results.append(metrics(spec.name, texts, p_star, logp, ns, constrained_logprobs(token_ids, paths)))
     return average(results)
+
+
+def audit_specs(specs: list[ListSpec], model_dir: str, adapter: str | None = None,
+                prompts: list[str] | None = None) -> list[tuple[str, dict, dict | None]]:
+    """(list name, base model's audit, adapter's audit or None) per spec, as dicts (AuditResult.to_dict)."""
+    from .engine import check_adapter
+    from .train import load_base
+
+    if adapter:
+        check_adapter(adapter, model_dir)  # refuses an adapter trained for another base model
+    tok, model = load_base(model_dir)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    model.eval()
+    rows = []
+    for spec in specs:
+        base = audit(model, tok, spec, prompts=prompts, adapter_off=bool(adapter)).to_dict()
+        tuned = audit(model, tok, spec, prompts=prompts).to_dict() if adapter else None
+        rows.append((spec.name, base, tuned))
+    return rows
 
 
 # Capability guard: a diffuse adapter must not wreck the model's general behaviour.

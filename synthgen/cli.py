@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-from contextlib import contextmanager
 
 import click
 
-from .engine.quiet import engine_output
 from .errors import SynthgenError
+from .render import terminal
 
 
 class _Group(click.Group):
@@ -25,15 +23,6 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
-
-
-def _console(stderr: bool = False):
-    """A rich console; when the stream is not a terminal (a pipe, a CI log) tables get a wide fixed
-    width instead of rich's 80 columns, so no column is cut ("KL→tar…")."""
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() else 200)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,48 +63,10 @@ def models(as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.table import Table
+    from .render import render_models
 
-    table = Table(title="synthgen models")
-    for col in ("name", "description", "package", "cache"):
-        table.add_column(col)
-    for r in rows:
-        name = r["name"] + (" (default)" if r["default"] else "")
-        pkg = "[green]installed[/]" if r["installed"] else "[red]missing[/] (make setup)"
-        cache = ("[green]converted[/] " if r["cached"] else "[yellow]not yet converted[/] ") + r["path"]
-        table.add_row(name, r["description"], pkg, cache)
-    _console().print(table)
+    render_models(rows)
     click.echo("Any local Hugging Face model directory also works: --model PATH")
-
-
-@contextmanager
-def _quiet_stdout(enabled: bool = True):
-    """Send fd 1 to stderr while engines run (vLLM and its worker processes print to stdout), so
-    that `--json` output on stdout stays machine-readable. Yields a writer to the real stdout."""
-    if not enabled:
-        yield click.echo
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    real = os.fdopen(os.dup(saved), "w")
-    try:
-        yield lambda text: (real.write(text + "\n"), real.flush())
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-        real.close()
-
-
-def _progress(total: int, label: str):
-    """A rich progress bar on stderr; returns (context manager, callback)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=_console(stderr=True), transient=True)
-    task = bar.add_task(label, total=total)
-    return bar, lambda k: bar.advance(task, k)
 
 
 @cli.command()
@@ -143,7 +94,7 @@ def sample(prompt, n, model, adapter, seed, temperature, max_tokens, top, engine
       synthgen sample "Pick a random first name. Answer with the name only." --adapter adapters/first_names
       synthgen sample "Name a fruit." --json --seed 3
     """
-    from .engine import check_adapter, create_engine
+    from .engine import check_adapter
     from .models import resolve_model
     from .sample import check_sample_args, sample as run_sample
 
@@ -154,12 +105,14 @@ def sample(prompt, n, model, adapter, seed, temperature, max_tokens, top, engine
         model = resolve_model(model)
         if adapter:
             check_adapter(adapter, model)  # refuses an adapter trained for another base model
-    kwargs = {"endpoints": endpoint} if engine == "openai" else {}
-    with _quiet_stdout(as_json) as emit:
-        with engine_output():
-            eng = create_engine(engine, model, **kwargs)
+    from .engine import start_engine
+    from .engine.quiet import stdout_to_stderr
+    from .render import progress, render_sample
+
+    with stdout_to_stderr(as_json) as emit:
+        eng, _ = start_engine(engine, model, endpoint)
         try:
-            bar, advance = _progress(n, "sampling")
+            bar, advance = progress(n, "sampling")
             with bar:
                 result = run_sample(eng, prompt, n, seed=seed, adapter=adapter, temperature=temperature,
                                     max_tokens=max_tokens, progress=advance)
@@ -168,32 +121,7 @@ def sample(prompt, n, model, adapter, seed, temperature, max_tokens, top, engine
         if as_json:
             emit(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
             return
-    _render_sample(result, top)
-
-
-def _render_sample(result, top: int) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{result.n} answers to: {result.prompt!r}")
-    table.add_column("answer")
-    table.add_column("count", justify="right")
-    table.add_column("share", justify="right")
-    table.add_column("ended", justify="center")
-    table.add_column("")
-    for answer, count in result.counts.most_common(top):
-        share = count / result.n
-        ended = "✓" if answer in result.finished else "[dim]cut[/]"
-        table.add_row(repr(answer) if answer else "(empty)", str(count), f"{share:.1%}", ended,
-                      "█" * max(1, round(40 * share)))
-    if result.distinct > top:
-        table.add_row(f"… {result.distinct - top} more", "", "", "")
-    console = _console()
-    console.print(table)
-    console.print(f"distinct answers: [bold]{result.distinct}[/] of {result.n}   "
-                  f"top answer share: [bold]{result.top_share:.1%}[/]   entropy: {result.entropy_bits:.2f} bits")
-    console.print(f"ended with end-of-turn: [bold]{result.n - result.unfinished}[/] of {result.n}, "
-                  f"[bold]{result.distinct_finished}[/] distinct   (cut at --max-tokens: {result.unfinished}; "
-                  "cut-off rambling is not diversity)")
+    render_sample(result, top)
 
 
 _specs_argument = click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
@@ -214,42 +142,17 @@ def check_targets_cmd(specs, model):
       synthgen check-targets adapters/first_names.yaml
       synthgen check-targets adapters/*.yaml adapters/tasks/*.yaml
     """
-    from rich.table import Table
-
-    from . import targets as T
-    from .lists import load_spec, load_targets
-    from .models import resolve_model
+    from .lists import load_spec
+    from .models import load_tokenizer, resolve_model
+    from .render import render_check
+    from .targets import check_lists
 
     loaded = [load_spec(s) for s in specs]  # bad YAML fails before the model loads
-    tok = _tokenizer(resolve_model(model))
-    table = Table(title="target sets")
-    for col in ("list", "targets", "trie tokens", "max tokens", "status"):
-        table.add_column(col)
-    failed = []
-    for spec in loaded:
-        texts, _ = load_targets(spec)
-        ids = T.encode_targets(tok, texts)
-        problems = T.check_targets(texts, ids)
-        status = "[green]prefix-free[/]" if problems.ok else f"[red]{problems.summary()}[/]"
-        table.add_row(spec.name, str(len(texts)), str(T.build_trie(ids).n_nodes), str(max(map(len, ids))), status)
-        if not problems.ok:
-            failed.append(f"{spec.path}: {problems.summary()}")
-    _console().print(table)
+    checks = check_lists(loaded, load_tokenizer(resolve_model(model)))
+    render_check(checks)
+    failed = [f"{c.path}: {c.problems.summary()}" for c in checks if not c.problems.ok]
     if failed:
         raise click.ClickException("not prefix-free: " + " | ".join(failed))
-
-
-def _tokenizer(model_dir):
-    from transformers import AutoTokenizer
-
-    from .errors import ModelError
-
-    try:
-        return AutoTokenizer.from_pretrained(model_dir)
-    except Exception as e:  # offline hub ids, broken directories: one line, not chained tracebacks
-        first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        raise ModelError(f"cannot load the tokenizer of {model_dir!r} ({first[:160]}): --model takes a local "
-                         "Hugging Face model directory (no model hub here); `synthgen models` lists the embedded one") from None
 
 
 @cli.command("build-adapter")
@@ -264,7 +167,8 @@ def _tokenizer(model_dir):
 @click.option("--gamma", default=0.02, show_default=True, help="Stop early when loss <= (1+gamma)·H(p*).")
 @click.option("--seed", default=0, show_default=True, help="Seeds LoRA init and prompt/target sampling.")
 @click.option("--threads", default=None, type=int, help="torch threads (default: all cores).")
-@click.option("--audit-prompts", default=None, type=int, help="Card audit on the first N prompts of each spec (default all; big lists are slow to score).")
+@click.option("--audit-prompts", default=None, type=int, help="Card audit on the first N prompts of each spec "
+              "(default all; big lists are slow to score).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (OUT.partial).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter at OUT.")
 def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targets, gamma, seed, threads, audit_prompts,
@@ -282,33 +186,17 @@ def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targ
       synthgen build-adapter adapters/tasks/*.yaml --out out/paper_tasks --steps 100
       synthgen build-adapter adapters/first_names.yaml --out adapters/first_names --resume
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .lists import load_spec, load_targets
+    from .lists import load_spec
     from .models import DEFAULT_MODEL, EMBEDDED, resolve_model
-    from .train import TrainConfig, train
+    from .render import render_card, train_progress
+    from .train import TrainConfig, capability_line, check_trainable, train
 
     cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank, prompts_per_step=prompts_per_step,
                       max_targets=max_targets, gamma=gamma, seed=seed, audit_prompts=audit_prompts)
     loaded = [load_spec(s) for s in specs]
-    for spec in loaded:  # the lists load (and fail) before the model does
-        items, _ = load_targets(spec)
-        if len(items) < 2:
-            raise click.ClickException(f"{spec.path}: the list has {len(items)} item(s): a diffuse adapter needs at "
-                                       "least 2 answers to spread over")
+    check_trainable(loaded)  # the lists load (and fail) before the model does
     model_dir = resolve_model(model)
-    bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("{task.fields[info]}"), console=_console(stderr=True))
-    task_id = bar.add_task("train", total=steps, info="loading model")
-
-    def on_step(log, ema, tasks):
-        parts = []
-        for t in tasks:
-            if t.spec.name in ema:
-                parts.append(f"{t.spec.name}: loss {ema[t.spec.name]:.3f}/H {t.entropy:.3f} "
-                             f"mass {log.mass.get(t.spec.name, float('nan')):.2f}")
-        bar.update(task_id, completed=log.step, info=" | ".join(parts) + f" | {log.seconds:.1f}s/step")
-
+    bar, on_step = train_progress(steps)
     try:
         with bar:
             card = train(model_dir, loaded, out, cfg, resume=resume, overwrite=overwrite, threads=threads,
@@ -316,50 +204,11 @@ def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targ
     except KeyboardInterrupt:
         click.echo("interrupted: checkpoint saved; continue with the same command and --resume", err=True)
         sys.exit(130)
-    _render_card(card, out)
+    render_card(card, out)
+    click.secho(capability_line(card), fg="red" if card["capability"]["degraded"] else None,
+                err=card["capability"]["degraded"])
     if card["capability"]["degraded"]:
-        cap = card["capability"]
-        click.secho(f"WARNING: general capability degraded: perplexity x{cap['perplexity_ratio']} "
-                    f"(threshold x{cap['threshold']}); consider a lower --lr or fewer --steps", fg="red", err=True)
-
-
-def _render_card(card, out):
-
-    console = _console()
-    console.print(f"[bold]{out}[/]: {card['steps']} steps in {card['train_seconds']:.0f}s"
-                  + (" (stopped early)" if card["stopped_early"] else ""))
-    _audit_table(console, [(x["name"], x["base"], x["adapter"]) for x in card["lists"]])
-
-
-def _audit_table(console, rows):
-    from rich.table import Table
-
-    table = Table(title="exact audit (mean over prompts): base -> adapter")
-    for col in ("list", "targets", "mass on valid", "entropy bits (max)", "KL(p*||p) bits", "E[distinct] in 500"):
-        table.add_column(col, justify="right" if col != "list" else "left")
-    for name, base, ad in rows:
-        fmt = lambda key, f: f"{f(base[key])} -> {f(ad[key])}" if ad else f(base[key])  # noqa: E731
-        table.add_row(name, str(base["n_targets"]), fmt("mass", lambda v: f"{v:.3f}"),
-                      fmt("entropy_bits", lambda v: f"{v:.2f}") + f" ({base['max_entropy_bits']:.2f})",
-                      fmt("kl_bits", lambda v: f"{v:.2f}"),
-                      fmt("expected_distinct", lambda v: f"{v[500]:.0f}"))
-    console.print(table)
-
-
-def _distortion_table(console, rows):
-    from rich.table import Table
-
-    table = Table(title="constrained decoding: Q (masked to the list, renormalised per step) vs P(·|valid)")
-    for col in ("list", "model", "mass on valid", "H(P|valid) bits", "H(Q) bits", "KL(Q‖P|valid) nats",
-                "KL(Q‖p*) bits", "E[distinct] in 500 under Q"):
-        table.add_column(col, justify="left" if col in ("list", "model") else "right")
-    for name, base, ad in rows:
-        for label, r in (("base", base), ("adapter", ad)):
-            if r and r.get("q_expected_distinct"):
-                table.add_row(name, label, f"{r['mass']:.3f}", f"{r['entropy_bits']:.2f}", f"{r['q_entropy_bits']:.2f}",
-                              f"{r['kl_q_valid_nats']:.4f}", f"{r['kl_q_target_bits']:.2f}",
-                              f"{r['q_expected_distinct'][500]:.0f}")
-    console.print(table)
+        click.secho("WARNING: general capability degraded: consider a lower --lr or fewer --steps", fg="red", err=True)
 
 
 @cli.command()
@@ -383,37 +232,17 @@ def audit(specs, model, adapter, prompts, as_json):
       synthgen audit adapters/first_names.yaml --adapter adapters/first_names --json
       synthgen audit adapters/tasks/fruits.yaml --adapter out/paper_tasks --prompt "Name a fruit."
     """
-    from .audit import audit as run_audit
-    from .engine import check_adapter
+    from .audit import audit_specs
     from .lists import load_spec
     from .models import resolve_model
-    from .train import load_base
+    from .render import render_audit
 
     loaded = [load_spec(s) for s in specs]
-    model_dir = resolve_model(model)
-    if adapter:
-        check_adapter(adapter, model_dir)
-    tok, base = load_base(model_dir)
-    if adapter:
-        from peft import PeftModel
-
-        base = PeftModel.from_pretrained(base, adapter)
-    base.eval()
-    rows = []
-    for spec in loaded:
-        b = run_audit(base, tok, spec, prompts=list(prompts) or None, adapter_off=bool(adapter)).to_dict()
-        a = run_audit(base, tok, spec, prompts=list(prompts) or None).to_dict() if adapter else None
-        rows.append((spec.name, b, a))
+    rows = audit_specs(loaded, resolve_model(model), adapter, list(prompts) or None)
     if as_json:
         click.echo(json.dumps([{"list": n, "base": b, "adapter": a} for n, b, a in rows], indent=2))
         return
-
-    console = _console()
-    _audit_table(console, rows)
-    _distortion_table(console, rows)
-    for name, b, a in rows:
-        top = (a or b)["top"]
-        console.print(f"{name} top 10{' (adapter)' if a else ''}: " + ", ".join(f"{t} {p:.1%}" for t, p, _ in top))
+    render_audit(rows)
 
 
 def _generate_options(f):
@@ -427,10 +256,13 @@ def _generate_options(f):
         click.option("--decode", type=click.Choice(["constrained", "free"]), default=None,
                      help="Every choice/date field: constrained = sampled inside its list's token trie (valid by construction; "
                           "the default for those fields), free = sampled freely, parsed, retried if invalid. Default: each field's `decode`."),
-        click.option("--retries", default=None, type=int, help="Retries of an invalid answer, new seed each, for every field (default: the template's per field, else 3)."),
+        click.option("--retries", default=None, type=int, help="Retries of an invalid answer, new seed each, for every field "
+                                                                        "(default: the template's per field, else 3)."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command (no record lost, duplicated or changed)."),
         click.option("--overwrite", is_flag=True, help="Replace an existing output."),
-        click.option("--block-size", default=1024, show_default=True, help="Records per block: the unit of scheduling (a block's batches do not depend on timing) and what --resume recomputes."),
+        click.option("--block-size", default=1024, show_default=True,
+                     help="Records per block: the unit of scheduling (a block's batches do not depend "
+                                                                        "on timing) and what --resume recomputes."),
         _model_option,
         click.option("--engine", type=click.Choice(["vllm", "openai"]), default="vllm", show_default=True,
                      help="vllm: in-process; openai: running vLLM OpenAI servers (--endpoint), adapters served with --lora-modules NAME=DIR."),
@@ -444,137 +276,34 @@ def _generate_options(f):
 
 def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries, resume, overwrite, block_size, model,
                   engine, endpoint, as_json):
-    from .engine import check_adapter, create_engine
-    from .generate import compile_tries, plan_run, run
-    from .models import resolve_model
-    from .template import load_template
+    from .engine.quiet import stdout_to_stderr
+    from .render import field_progress, render_summary, train_progress
+    from .runner import RunOptions, build_auto, execute, prepare
 
-    if fmt is None:
-        fmt = "parquet" if str(out).endswith(".parquet") else "jsonl"
-    if retries is not None and retries < 0:
-        raise click.ClickException(f"--retries must be >= 0, got {retries}")
-    if block_size < 1:
-        raise click.ClickException(f"--block-size must be >= 1, got {block_size}")
-    template = load_template(template_ref, use_adapters=not no_adapters).with_decode(decode)
-    model_id, tries = None, None
-    auto = [f.name for f in template.fields if f.adapter == "auto"] if not no_adapters else []
-    if auto and engine != "vllm":
-        raise click.ClickException(f"adapter: auto ({', '.join(auto)}) trains on this machine and needs --engine vllm; "
-                                   "with servers, build the adapter with `synthgen build-adapter` and serve it")
-    if engine == "vllm":
-        model_id = model = resolve_model(model)
-        for path in template.adapters().values():
-            check_adapter(path, model)  # refuses adapters trained for another base model, before vLLM starts
-        tries = compile_tries(template, _tokenizer(model))  # lists too long for max_tokens fail here
-    plan = plan_run(template, out, n, seed, fmt=fmt, model=model_id, use_adapters=not no_adapters, resume=resume,
-                    overwrite=overwrite)
-    if plan.start:  # a resume with options that change records fails here, before the engine starts
-        from .engine.vllm_engine import default_dtype
-        from .generate import check_settings, run_settings
-
-        check_settings(plan, run_settings(template, retries, block_size, default_dtype() if engine == "vllm" else None))
-    if auto and plan.start < n:
-        _build_auto_adapters(template, model)
-    if plan.start >= n:
-        click.echo(f"{out}: already has {plan.start} records (>= --n {n}); nothing to do", err=True)
+    prep = prepare(RunOptions(template_ref, n, out, seed=seed, fmt=fmt, no_adapters=no_adapters, decode=decode,
+                              retries=retries, resume=resume, overwrite=overwrite, block_size=block_size, model=model,
+                              engine=engine, endpoints=tuple(endpoint)))
+    if prep.todo == 0:
+        click.echo(f"{out}: already has {prep.plan.start} records (>= --n {n}); nothing to do", err=True)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    console = terminal(stderr=True)
+    if prep.needs_auto:
+        from .auto import auto_config
 
-    kwargs = {"endpoints": endpoint} if engine == "openai" else {}
-    if engine == "vllm":
-        # every field's adapter resident at once: pipelined records ask for all fields together, and
-        # vLLM puts no more than max_loras adapters in one batch
-        kwargs["max_loras"] = max(1, len(set(template.adapters().values())))
-    console = _console(stderr=True)
-    with _quiet_stdout(as_json) as emit:
-        if plan.start:
-            console.print(f"resuming {out} at record {plan.start}")
+        bar, on_step = train_progress(auto_config().steps, "adapter: auto", transient=True)
+        with bar:
+            build_auto(prep, on_step=on_step, on_note=console.print)
+    with stdout_to_stderr(as_json) as emit:
+        if prep.plan.start:
+            console.print(f"resuming {out} at record {prep.plan.start}")
         console.print(f"starting engine ({engine}) ...")
-        t_start = time.perf_counter()
-        with engine_output():
-            eng = create_engine(engine, model, **kwargs)
-        started_in = time.perf_counter() - t_start
-        try:
-            if tries is None:
-                tries = compile_tries(template, eng.tokenizer)
-            bar = Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console)
-            tasks = {f.name: bar.add_task(f.name, total=n, completed=plan.start, rate="") for f in template.fields}
-            started = {}
-
-            def on_field(name, k):
-                t = bar.tasks[tasks[name]]
-                started.setdefault(name, (time.perf_counter(), t.completed))
-                t0, c0 = started[name]
-                bar.advance(tasks[name], k)
-                dt = time.perf_counter() - t0
-                if dt > 0:
-                    bar.update(tasks[name], rate=f"{(t.completed - c0) / dt:.1f} rec/s")
-
-            with bar:
-                summary = run(template, eng, plan, n, seed, use_adapters=not no_adapters, retries=retries,
-                              block_size=block_size, on_field=on_field, tries=tries,
-                              engine_start_seconds=round(started_in, 1))
-        finally:
-            eng.close()
+        bar, on_field = field_progress(prep.template, n, prep.plan.start)
+        with bar:
+            summary = execute(prep, on_field=on_field)
         if as_json:
             emit(json.dumps(summary.to_dict(), indent=2))
             return
-    _render_summary(summary, template)
-
-
-def _build_auto_adapters(template, model_dir):
-    """adapter: auto fields: train what is not cached yet, with a progress bar; one line per field."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .auto import auto_config, ensure_auto_adapters
-
-    console = _console(stderr=True)
-    bar = Progress(TextColumn("adapter: auto"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("{task.fields[info]}"), console=console, transient=True)
-    task = bar.add_task("auto", total=auto_config().steps, info="")
-
-    def on_step(log, ema, tasks):
-        bar.update(task, completed=log.step, info=" ".join(f"mass {m:.2f}" for m in log.mass.values()))
-
-    with bar:
-        ensure_auto_adapters(template, model_dir, on_step=on_step, on_note=console.print)
-
-
-def _render_summary(s, template):
-    from rich.table import Table
-
-    console = _console()
-    console.print(f"{s.out}: {s.records} records ({s.new_records} new)")
-    table = Table()
-    for col in ("field", "kind", "adapter", "valid", "valid at 1st try", "skipped"):
-        table.add_column(col, justify="left" if col in ("field", "kind", "adapter") else "right")
-    skipped = s.skipped or {}
-    for f in template.fields:
-        v, ft = s.valid.get(f.name), s.first_try_valid.get(f.name)
-        table.add_row(f.name, f.kind, f.adapter if f.adapter_path else "-", "" if v is None else f"{v:.1%}",
-                      "" if ft is None else f"{ft:.1%}", str(skipped.get(f.name, 0)))
-    console.print(table)
-    console.print("valid: of all records in the file; valid at 1st try: of this run's records that asked the field; "
-                  "skipped: not asked, because a field its prompt uses ended null")
-    start = f" + engine start {s.engine_start_seconds:.0f}s" if s.engine_start_seconds is not None else ""
-    per = max(s.new_records, 1)
-    console.print(f"time {s.seconds:.1f}s{start}   {s.records_per_s:.2f} records/s   {s.requests} requests "
-                  f"({s.requests / per:.1f} per record)   peak memory {s.peak_rss_gib:.2f} GiB")
-    cached = f", {s.cached_prompt_tokens} of them prefix-cached" if s.prompt_tokens else ""
-    console.print(f"tokens: {s.prompt_tokens} prompt{cached}, {s.tokens} decoded; computed "
-                  f"{s.computed_tokens} ({s.computed_tokens / per:.0f} per record, "
-                  f"{s.computed_tokens / s.seconds if s.seconds else 0:.0f}/s)")
-    if s.utilisation is not None:
-        console.print(f"utilisation: {s.utilisation:.0%} of this machine's ceiling for the model "
-                      "(benchmarks/roofline.py)")
-    else:
-        console.print("utilisation: unknown: run benchmarks/roofline.py once to measure this machine's ceiling")
-    if s.recomputed:
-        same = s.recomputed - s.recomputed_mismatch
-        console.print(f"resume: recomputed {s.recomputed} records of the interrupted block, {same} identical to the file"
-                      + ("" if not s.recomputed_mismatch else
-                         f"; {s.recomputed_mismatch} DIFFER (same seed no longer gives the same records here)"))
+    render_summary(summary, prep.template)
 
 
 @cli.command()
@@ -626,7 +355,8 @@ def biographies(**kw):
 @click.option("--fields", default=None, help="Comma-separated fields to report (default: the template's, else all).")
 @click.option("--list", "lists", multiple=True, metavar="FIELD=LIST",
               help="Validate FIELD against a builtin list or a list spec YAML (repeatable), e.g. first_name=first_names.")
-@click.option("--geo", multiple=True, metavar="FIELD", help="Geocode FIELD as City, Country (default: template place fields, or names like *place*/*city*).")
+@click.option("--geo", multiple=True, metavar="FIELD", help="Geocode FIELD as City, Country "
+              "(default: template place fields, or names like *place*/*city*).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def report(dataset, compare_with, out, fields, lists, geo, as_json):
     """Audit the diversity of DATASET (JSONL or Parquet, ours or anyone's).
@@ -644,86 +374,18 @@ def report(dataset, compare_with, out, fields, lists, geo, as_json):
       synthgen report bios.jsonl --json
       synthgen report other.jsonl --fields name,city --list name=first_names --geo city
     """
-    from .report import analyse, compare_table, public, write_outputs
+    from .render import render_report
+    from .report import analyse, document, parse_list_options, write_outputs
 
     field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
-    list_map = {}
-    for item in lists:
-        if "=" not in item:
-            raise click.ClickException(f"--list {item!r}: use FIELD=LIST (a builtin list name or a spec YAML)")
-        k, v = item.split("=", 1)
-        list_map[k.strip()] = v.strip()
+    list_map = parse_list_options(lists)
     geo_list = list(geo) or None
     main = analyse(dataset, field_list, list_map, geo_list)
     other = analyse(compare_with, field_list, list_map, geo_list) if compare_with else None
     written = write_outputs(main, out, other) if out else []
     if as_json:
-        doc = {"report": public(main)}
-        if other:
-            doc["compare"] = public(other)
-            doc["comparison"] = public(compare_table(main, other))
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(document(main, other), indent=2, ensure_ascii=False))
         return
-    _render_report(main, other)
+    render_report(main.summary, other.summary if other else None)
     for w in written:
         click.echo(f"wrote {w}")
-
-
-def _render_report(rep, other):
-    from rich.table import Table
-
-    from .report import compare_table
-
-    console = _console()
-    console.print(f"[bold]{rep['file']}[/]: {rep['records']} records"
-                  + (f", [red]{rep['malformed_lines']} malformed line(s)[/] (first: line "
-                     f"{rep['malformed_examples'][0]['line']}, {rep['malformed_examples'][0]['problem']})"
-                     if rep["malformed_lines"] else "") + f"   ({rep['seconds']:.1f}s)")
-    cats = [f for f in rep["fields"] if f["kind"] == "categorical"]
-    if cats:
-        t = Table(title="categorical fields (unique counts valid values only)")
-        for col in ("field", "valid", "unique", "uniq/valid", "entropy", "norm H", "coverage", "KL→target"):
-            t.add_column(col, justify="left" if col == "field" else "right")
-        for f in cats:
-            cov = f.get("target_coverage", f.get("coverage"))
-            t.add_row(f["field"], f"{f['valid_share']:.1%}", str(f["unique"]), f"{f['unique_ratio']:.2f}",
-                      f"{f['entropy_bits']:.2f}", f"{f['normalized_entropy']:.2f}", "-" if cov is None else f"{cov:.1%}",
-                      "-" if f.get("kl_to_target_bits") is None else f"{f['kl_to_target_bits']:.2f}")
-        console.print(t)
-        for f in cats:
-            console.print(f"  [bold]{f['field']}[/] top: " + ", ".join(f"{v} {s:.1%}" for v, _, s in f["top"][:5])
-                          + ("   [dim]invalid: " + ", ".join(f"{k} {v}" for k, v in f["invalid_reasons"].items())
-                             + "[/]" if f["invalid"] else ""))
-    texts = [f for f in rep["fields"] if f["kind"] == "text"]
-    if texts:
-        t = Table(title="free text")
-        for col in ("field", "valid", "distinct-1", "distinct-2", "distinct-3", "compression", "exact dups", "near dups", "n-gram Vendi"):
-            t.add_column(col, justify="left" if col == "field" else "right")
-        for f in texts:
-            g = lambda k, fmt="{:.3f}": "-" if f.get(k) is None else fmt.format(f[k])  # noqa: E731
-            t.add_row(f["field"], f"{f['valid_share']:.1%}", g("distinct_1"), g("distinct_2"), g("distinct_3"),
-                      g("compression_ratio", "{:.2f}"), g("exact_duplicates", "{}"),
-                      f"{f.get('near_duplicates', '-')}/{f.get('near_duplicate_sample', '-')}", g("ngram_vendi", "{:.1f}"))
-        console.print(t)
-    if rep["mutual_information"]:
-        t = Table(title="mutual information (bits; shuffled = same values re-paired at random)")
-        for col in ("fields", "records", "MI", "shuffled", "excess", "normalized"):
-            t.add_column(col, justify="left" if col == "fields" else "right")
-        for m in rep["mutual_information"]:
-            if m.get("mi_bits") is None:
-                continue
-            t.add_row(f"{m['a']} ↔ {m['b']}", str(m["n"]), f"{m['mi_bits']:.3f}", f"{m['shuffled_mi_bits']:.3f}",
-                      f"{m['excess_mi_bits']:.3f}", f"{m['normalized_mi']:.3f}")
-        console.print(t)
-    for g in rep["geography"]:
-        console.print(f"[bold]{g['field']}[/]: {g['resolved']} geocoded, {g['unresolved']} unresolved, "
-                      f"{g['countries']} countries (entropy {g['country_entropy_bits']:.2f} bits), "
-                      f"{g['continents']} continents: " + ", ".join(f"{k} {v}" for k, v in g["by_continent"].items()))
-    if other:
-        t = Table(title=f"side by side: {rep['file']} vs {other['file']}")
-        for col in ("field", "metric", "this", "compare", "ratio"):
-            t.add_column(col, justify="left" if col in ("field", "metric") else "right")
-        for r in compare_table(rep, other):
-            f = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
-            t.add_row(r["field"], r["metric"], f(r["value"]), f(r["compare"]), "-" if r["ratio"] is None else f"{r['ratio']:.2f}x")
-        console.print(t)

@@ -33,9 +33,11 @@ from typing import Callable
 
 from .engine.base import Engine, Request, derive_seed, stepper
 from .errors import InputError
+from .output import FORMATS, Plan, convert, plan_run, read_jsonl, run_identity, write_json_atomic
 from .template import Template
 
-FORMATS = ("jsonl", "parquet", "hf")
+__all__ = ["FORMATS", "Plan", "Summary", "check_settings", "compile_tries", "fill_records", "plan_run", "read_jsonl",
+           "run", "run_identity", "run_settings", "write_json_atomic"]
 
 
 @dataclass
@@ -74,27 +76,6 @@ class Summary:
         return asdict(self) | {"records_per_s": round(self.records_per_s, 3), "tokens_per_s": round(self.tokens_per_s, 2),
                                "computed_tokens": self.computed_tokens,
                                "computed_tokens_per_s": round(self.computed_tokens / self.seconds, 2) if self.seconds else 0.0}
-
-
-@dataclass
-class Plan:
-    """Where the run writes and where it starts; made before any engine starts (fast errors)."""
-
-    out: Path
-    fmt: str
-    stream: Path  # the append-only JSONL
-    meta_path: Path
-    identity: dict
-    start: int = 0
-    valid_bytes: int = 0  # resume: the stream's complete-line prefix
-    overwrite: bool = False
-    previous: dict | None = None  # resume: the existing run's settings (run_settings)
-
-
-def _identity(template: Template, seed: int, model: str | None, use_adapters: bool) -> dict:
-    return {"template": template.name, "template_digest": template.digest, "seed": seed, "model": model,
-            "adapters": {f.name: (f.adapter if use_adapters else None) for f in template.fields},
-            "decode": template.decodes()}
 
 
 def run_settings(template: Template, retries: int | None, block_size: int, dtype: str | None,
@@ -141,85 +122,7 @@ def compile_tries(template: Template, tokenizer) -> dict[str, str]:
     return tries
 
 
-def plan_run(template: Template, out: str | Path, n: int, seed: int, *, fmt: str = "jsonl", model: str | None = None,
-             use_adapters: bool = True, resume: bool = False, overwrite: bool = False) -> Plan:
-    if not isinstance(n, int) or n < 1:
-        raise InputError(f"--n must be >= 1, got {n}")
-    if fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
-    if resume and overwrite:
-        raise InputError("--resume and --overwrite contradict each other: pick one")
-    out = Path(out)
-    stream = out if fmt == "jsonl" else Path(f"{out}.stream.jsonl")
-    meta_path = Path(f"{out}.meta.json")
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        raise InputError(f"cannot write {str(out)!r}: directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"cannot write {str(out)!r}: directory {str(parent)!r} is not writable")
-    if out.is_dir() and fmt != "hf":
-        raise InputError(f"{str(out)!r} is a directory: give a file path")
-    plan = Plan(out=out, fmt=fmt, stream=stream, meta_path=meta_path,
-                identity=_identity(template, seed, model, use_adapters), overwrite=overwrite)
-    exists = [p for p in (out, stream, meta_path) if p.exists()]
-    if not resume:
-        if exists and not overwrite:
-            raise InputError(f"{str(exists[0])!r} exists: add --resume to continue that run or --overwrite to replace it")
-        return plan
-    if not exists:
-        return plan  # --resume on a fresh path: start from 0 (idempotent re-runs)
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError):
-        raise InputError(f"cannot resume {str(out)!r}: its run metadata {str(meta_path)!r} is missing or corrupt; "
-                         "use --overwrite to start again") from None
-    if meta.get("format") != fmt:
-        raise InputError(f"cannot resume {str(out)!r}: it was written as --format {meta.get('format')}, not {fmt}")
-    theirs = meta.get("identity", {})
-    for key in ("template", "template_digest", "seed", "adapters", "decode"):
-        if theirs.get(key) != plan.identity[key]:
-            what = {"template_digest": "template file", "decode": "decode mode (--decode)"}.get(key, key)
-            raise InputError(f"cannot resume {str(out)!r}: it was made with a different {what} "
-                             f"({theirs.get(key)!r}, this run: {plan.identity[key]!r}); "
-                             "use the same settings, another --out, or --overwrite")
-    if model is not None and theirs.get("model") not in (None, model):
-        raise InputError(f"cannot resume {str(out)!r}: it was made with model {theirs.get('model')!r}, not {model!r}")
-    plan.previous = meta.get("settings")
-    if fmt != "jsonl" and out.exists() and meta.get("complete"):
-        # already converted: read records back from the stream if it is still there, else nothing to do
-        if not stream.exists():
-            plan.start = int(meta.get("records", 0))
-            return plan
-    plan.start, plan.valid_bytes = _scan(stream)
-    return plan
-
-
-def _scan(stream: Path) -> tuple[int, int]:
-    """Complete records in an append-only JSONL and the byte length of that prefix (a torn last
-    line from a kill is dropped). Records must be 0..k-1 in order."""
-    if not stream.exists():
-        return 0, 0
-    data = stream.read_bytes()
-    end = data.rfind(b"\n") + 1
-    count = 0
-    pos = 0
-    while pos < end:
-        nl = data.index(b"\n", pos)
-        line = data[pos:nl]
-        try:
-            rec = json.loads(line)
-            ok = isinstance(rec, dict) and rec.get("index") == count
-        except ValueError:
-            ok = False
-        if not ok:
-            raise InputError(f"cannot resume {str(stream)!r}: line {count + 1} is not record {count} "
-                             "(the file was edited?); use --overwrite to start again")
-        count += 1
-        pos = nl + 1
-    return count, end
-
-
-class _PeakRSS:
+class PeakRSS:
     """Peak resident memory of this process and its children (vLLM runs its engine in a child)."""
 
     def __init__(self, interval: float = 0.5):
@@ -362,40 +265,6 @@ def fill_records(template: Template, engine: Engine, indices: list[int], seed: i
     return records
 
 
-def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False))
-    os.replace(tmp, path)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def _convert(plan: Plan) -> None:
-    """JSONL stream -> Parquet file or HF datasets directory, atomically (temp + rename)."""
-    rows = read_jsonl(plan.stream)
-    tmp = plan.out.with_name(plan.out.name + ".tmp")
-    if tmp.is_dir():
-        shutil.rmtree(tmp)
-    if plan.fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.Table.from_pylist(rows), tmp)
-    else:
-        try:
-            import datasets
-        except ImportError:
-            raise InputError("--format hf needs the `datasets` package: pip install datasets") from None
-        datasets.Dataset.from_list(rows).save_to_disk(str(tmp))
-    if plan.out.is_dir():
-        shutil.rmtree(plan.out)
-    os.replace(tmp, plan.out)
-    plan.stream.unlink()
-
-
 def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, use_adapters: bool = True,
         retries: int | None = None, block_size: int = 1024, on_field: FieldProgress | None = None,
         on_block: Callable[[int], None] | None = None, fallback: Callable[[int], dict] | None = None,
@@ -418,7 +287,7 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
     check_settings(plan, settings)
     t0 = time.perf_counter()
     meta = {"identity": plan.identity | {"model": plan.identity.get("model") or engine.model}, "format": plan.fmt,
-            "template": template.describe(), "settings": settings, "retries": retries, "n": n, "complete": False}
+            "template": template.describe(), "features": template.features(), "settings": settings, "retries": retries, "n": n, "complete": False}
     if plan.overwrite:
         for p in (plan.out, plan.stream, plan.meta_path):
             if p.is_dir():
@@ -428,10 +297,10 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
     if plan.start and plan.stream.exists() and plan.stream.stat().st_size != plan.valid_bytes:
         with open(plan.stream, "r+b") as fh:  # drop the torn line a kill left behind
             fh.truncate(plan.valid_bytes)
-    _write_json_atomic(plan.meta_path, meta)
+    write_json_atomic(plan.meta_path, meta)
     stats: dict = {}
     written = {"new": 0, "mismatch": 0, "recomputed": 0}
-    with _PeakRSS() as rss:
+    with PeakRSS() as rss:
         if plan.start < n:
             block0 = plan.start // block_size * block_size
             # a resume recomputes its block from the start (same batches as the uninterrupted run) and
@@ -447,7 +316,7 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
         total = max(n, plan.start)
         valid, skipped = _valid_shares(plan.stream, template) if plan.stream.exists() else ({}, {})
         if plan.fmt != "jsonl" and plan.stream.exists():
-            _convert(plan)
+            convert(plan, meta["features"])
     seconds = time.perf_counter() - t0
     attempted = stats.get("attempted", {})
     first = {f.name: stats.get("first_valid", {}).get(f.name, 0) / attempted[f.name]
@@ -465,7 +334,7 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
         summary.utilisation = round(seconds_at_ceiling(ceiling, summary.prompt_tokens - summary.cached_prompt_tokens,
                                                        summary.tokens) / seconds, 4)
     meta.update(complete=True, records=total, summary=summary.to_dict())
-    _write_json_atomic(plan.meta_path, meta)
+    write_json_atomic(plan.meta_path, meta)
     return summary
 
 

@@ -93,6 +93,18 @@ def resolve_model(model: str | None) -> str:
     )
 
 
+def load_tokenizer(model_dir: str):
+    """The model's tokenizer; an offline hub id or a broken directory is one line, not chained tracebacks."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model_dir)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise ModelError(f"cannot load the tokenizer of {model_dir!r} ({first[:160]}): --model takes a local "
+                         "Hugging Face model directory (no model hub here); `synthgen models` lists the embedded one") from None
+
+
 @contextmanager
 def _lock(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 
 from .engine import Engine, Request, derive_seed
+from .entropy import entropy_bits
 from .errors import InputError
 
 
@@ -33,7 +33,7 @@ class SampleResult:
 
     @property
     def entropy_bits(self) -> float:
-        return -sum(c / self.n * math.log2(c / self.n) for c in self.counts.values())
+        return entropy_bits(self.counts.values())
 
     def to_dict(self, top: int | None = None) -> dict:
         return {

@@ -319,3 +319,27 @@ def decode_trie_file(tokenizer, items: list[str], cache_dir) -> tuple[str, Decod
     trie.save(tmp)
     os.replace(tmp, path)  # atomic: engine processes only ever see a whole file
     return str(path), trie
+
+
+@dataclass
+class ListCheck:
+    name: str
+    path: str
+    targets: int
+    trie_tokens: int
+    max_tokens: int
+    problems: TargetProblems
+
+
+def check_lists(specs, tokenizer) -> list[ListCheck]:
+    """Every spec's targets tokenised as training sees them (answer + end-of-turn), checked for
+    empty targets, duplicates after normalisation and prefix collisions."""
+    from .lists import load_targets
+
+    out = []
+    for spec in specs:
+        texts, _ = load_targets(spec)
+        ids = encode_targets(tokenizer, texts)
+        out.append(ListCheck(spec.name, str(spec.path), len(texts), build_trie(ids).n_nodes, max(map(len, ids)),
+                             check_targets(texts, ids)))
+    return out

@@ -129,6 +129,12 @@ class Template:
     def adapters(self) -> dict[str, str]:
         return {f.name: f.adapter_path for f in self.fields if f.adapter_path}
 
+    def features(self) -> dict:
+        """The records' schema, the same for every output of this template (values are strings, or null)."""
+        names = [f.name for f in self.fields]
+        return {"index": "int64", "seed": "int64", **{n: "string" for n in names},
+                "errors": {n: "string" for n in names}, "attempts": {n: "int64" for n in names}}
+
     def describe(self) -> dict:
         """What a report needs to know about each field (kept in the run's metadata)."""
         # absolute: `synthgen report` may run from another directory and resolves lists and adapters from here
@@ -145,7 +151,8 @@ class Template:
 _STRIP = " \t\r\n\"'`*“”‘’"
 
 
-def _clean(text: str) -> str:
+def clean_answer(text: str) -> str:
+    """An answer as the parsers see it: quotes, markdown, a final period and extra spaces removed."""
     s = text.strip().strip(_STRIP).rstrip(".!").strip(_STRIP)
     return re.sub(r"\s+", " ", s)
 
@@ -153,7 +160,7 @@ def _clean(text: str) -> str:
 def _parse_choice(f: Field, text: str, finish: str):
     if finish != "stop":
         return None, "cut off at max_tokens"
-    s = _clean(text)
+    s = clean_answer(text)
     if not s:
         return None, "empty answer"
     hit = f._lookup.get(s.casefold())
@@ -182,7 +189,7 @@ _DATE_RES = [
 
 
 def parse_date(text: str) -> dt.date | None:
-    s = _clean(text)
+    s = clean_answer(text)
     for rx, order in _DATE_RES:
         m = rx.match(s)
         if not m:
@@ -240,13 +247,17 @@ _PARSERS = {"choice": _parse_choice, "date": _parse_date, "text": _parse_text}
 
 # --- loading ---------------------------------------------------------------------------------
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+def packaged(kind: str) -> Path:
+    """The templates or adapters shipped inside the package (package data, found with importlib.resources)."""
+    from importlib import resources
+
+    return Path(str(resources.files("synthgen") / kind))
 
 
 def template_dirs() -> list[Path]:
+    """Where a template name is looked up: $SYNTHGEN_TEMPLATES, ./templates, then the packaged ones (yours win)."""
     dirs = [Path(p) for p in os.environ.get("SYNTHGEN_TEMPLATES", "").split(os.pathsep) if p]
-    return dirs + [Path.cwd() / "templates", repo_root() / "templates"]
+    return dirs + [Path.cwd() / "templates", packaged("templates")]
 
 
 def find_template(name_or_path: str) -> Path:
@@ -264,10 +275,12 @@ def find_template(name_or_path: str) -> Path:
 
 
 def adapter_dirs(template_path: Path | None) -> list[Path]:
+    """Where an adapter name is looked up: $SYNTHGEN_ADAPTERS, adapters/ beside the template's
+    directory, ./adapters, then the packaged ones (yours win)."""
     dirs = [Path(p) for p in os.environ.get("SYNTHGEN_ADAPTERS", "").split(os.pathsep) if p]
     if template_path is not None:
         dirs.append(template_path.resolve().parent.parent / "adapters")
-    return dirs + [Path.cwd() / "adapters", repo_root() / "adapters"]
+    return dirs + [Path.cwd() / "adapters", packaged("adapters")]
 
 
 def resolve_adapter(name: str, template_path: Path | None) -> str:
@@ -299,7 +312,7 @@ def _choices(f: Field, where: str, base: Path) -> dict:
         raise InputError(f"{where}: a choice field needs `choices`: a list, or a source such as {{builtin: first_names}}")
     lookup = {}
     for item in items:
-        s = _clean(item)
+        s = clean_answer(item)
         if s:
             lookup.setdefault(s.casefold(), s)
     if not lookup:

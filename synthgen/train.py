@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from . import targets as T
+from .entropy import entropy_bits
 from .errors import AdapterError, InputError
 from .audit import capability_check
 from .lists import ListSpec, load_targets
@@ -69,8 +70,8 @@ class Task:
     subsample: bool = False  # more targets than one step takes: draw an unbiased subsample
 
     @property
-    def entropy(self) -> float:  # nats
-        return float(-(self.p * np.log(self.p)).sum())
+    def entropy(self) -> float:  # nats: the loss's floor, H(p*)
+        return entropy_bits(self.p) * math.log(2)
 
     def step_problem(self, rng: np.random.Generator, max_targets: int):
         """(target token ids, weights) whose weighted log-likelihood is an unbiased estimate of the loss."""
@@ -90,6 +91,18 @@ def prepare_task(tokenizer, spec: ListSpec, max_targets: int) -> Task:
                          f"(see `synthgen check-targets {spec.path or spec.name}`)")
     prompts = [T.render_chat(tokenizer, pr) for pr in spec.prompts]
     return Task(spec, texts, p, token_ids, prompts, subsample=len(texts) > max_targets)
+
+
+def check_trainable(specs: list[ListSpec]) -> None:
+    """Every list loads and has at least 2 items (a diffuse adapter spreads over several answers);
+    run before the model loads, so a bad list fails in a second."""
+    from .lists import load_targets
+
+    for spec in specs:
+        items, _ = load_targets(spec)
+        if len(items) < 2:
+            raise InputError(f"{spec.path}: the list has {len(items)} item(s): a diffuse adapter needs at "
+                             "least 2 answers to spread over")
 
 
 def load_base(model_path: str, threads: int | None = None):
@@ -246,6 +259,7 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
     model.save_pretrained(tmp)
     _to_bf16(tmp / "adapter_model.safetensors")
     (tmp / ADAPTER_CARD).write_text(json.dumps(card, indent=2))
+    (tmp / "README.md").write_text(adapter_readme(card, out.name))  # ours, not peft's empty model card
     if out.exists():
         shutil.rmtree(out)
     os.rename(tmp, out)
@@ -271,6 +285,40 @@ def evaluate_task(model, tok, task: Task, n_prompts: int | None = None) -> dict:
     return {"name": task.spec.name, "spec_hash": task.spec.digest(), "n_targets": len(task.texts),
             "target_entropy_bits": round(task.entropy / math.log(2), 4), "prompts": prompts,
             "base": before.to_dict(), "adapter": after.to_dict()}
+
+
+def capability_line(card: dict) -> str:
+    """The capability check in one line: perplexity on a general paragraph, base vs adapter."""
+    cap = card["capability"]
+    verdict = "DEGRADED" if cap["degraded"] else "ok"
+    return (f"capability check: {verdict}: perplexity on a general paragraph {cap['perplexity_base']:.2f} -> "
+            f"{cap['perplexity_adapter']:.2f} (x{cap['perplexity_ratio']}, threshold x{cap['threshold']})")
+
+
+def adapter_readme(card: dict, name: str) -> str:
+    """The adapter's README.md, generated from its card (synthgen_adapter.json)."""
+    lines = [f"# {name}: a synthgen diffuse LoRA adapter", "",
+             f"Base model: `{card['base_model']}`. Trained by `synthgen build-adapter` for {card['steps']} steps "
+             f"({card['train_seconds']:.0f} s{', stopped early' if card['stopped_early'] else ''}) to spread the model's "
+             "answers over a list: loss = -sum_t p*(t) log P(t + end-of-turn | prompt).", "",
+             "| list | targets | mass on valid: base -> adapter | entropy bits: base -> adapter (target) | "
+             "KL(p*||p) bits | E[distinct] in 500 |", "|---|---:|---|---|---|---|"]
+    def e500(r):  # int keys in a fresh card, str keys read back from JSON
+        return r["expected_distinct"].get(500, r["expected_distinct"].get("500"))
+
+    for x in card["lists"]:
+        b, a = x["base"], x["adapter"]
+        lines.append(f"| {x['name']} | {x['n_targets']} | {b['mass']:.3f} -> {a['mass']:.3f} | "
+                     f"{b['entropy_bits']:.2f} -> {a['entropy_bits']:.2f} ({x['target_entropy_bits']:.2f}) | "
+                     f"{b['kl_bits']:.2f} -> {a['kl_bits']:.2f} | {e500(b):.0f} -> {e500(a):.0f} |")
+    cfg = card["config"]
+    lines += ["", capability_line(card) + ".", "",
+              f"Settings: rank {cfg['rank']}, alpha {cfg['alpha']}, lr {cfg['lr']}, {cfg['prompts_per_step']} prompt(s) "
+              f"per step, up to {cfg['max_targets']} targets per pass, seed {cfg['seed']}. Exact metrics, settings and the "
+              "loss history are in `synthgen_adapter.json`; audit it with `synthgen audit SPEC --adapter DIR`.", "",
+              "Use: `synthgen sample PROMPT --adapter DIR`, or name it as a template field's `adapter:`; with vLLM, "
+              "`LoRARequest(name, 1, DIR)` (peft format).", ""]
+    return "\n".join(lines)
 
 
 def read_card(adapter: str | Path) -> dict:

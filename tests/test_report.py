@@ -54,7 +54,7 @@ def test_report_on_an_inferred_dataset(tmp_path):
     rows[7]["name"] = ["x"]  # a list is not
     del rows[8]["name"]
     path = write_jsonl(tmp_path / "d.jsonl", rows, ["{not json", "[1, 2]"])
-    rep = analyse(path)
+    rep = analyse(path).summary
     assert rep["records"] == 400 and rep["malformed_lines"] == 2
     assert [m["line"] for m in rep["malformed_examples"]] == [401, 402]
     f = {x["field"]: x for x in rep["fields"]}
@@ -91,7 +91,7 @@ fields:
     eng = FakeEngine(responder=lambda r: names[r.seed % 4] if r.prompt == "Name?" else cities[r.seed % 3])
     t = load_template(tpl).with_decode("free")  # free answers can be off the list ("Zyx") or aliases ("Bombay")
     run(t, eng, plan_run(t, tmp_path / "g.jsonl", 60, 0), 60, 0, retries=0)
-    rep = analyse(tmp_path / "g.jsonl")
+    rep = analyse(tmp_path / "g.jsonl").summary
     f = {x["field"]: x for x in rep["fields"]}
     assert f["first_name"]["unique"] <= 3 and f["first_name"]["list_size"] > 4000
     assert f["first_name"]["invalid_reasons"].get("not in the list", 0) > 0  # "Zyx" stored as null with the reason
@@ -162,7 +162,7 @@ def test_bad_options_give_one_line(tmp_path):
 
 def test_validation_list_for_a_foreign_dataset(tmp_path):
     a = write_jsonl(tmp_path / "a.jsonl", [{"n": x} for x in ["Mary", "Mary", "Qwrtz", "James"]])
-    rep = analyse(a, lists={"n": "first_names"})
+    rep = analyse(a, lists={"n": "first_names"}).summary
     f = rep["fields"][0]
     assert f["valid"] == 3 and f["unique"] == 2 and f["invalid_examples"] == ["Qwrtz"]
 
@@ -176,9 +176,9 @@ def test_ten_thousand_records_figures_match_a_direct_count(tmp_path):
              "birth_place": ["Paris, France", "Lagos, Nigeria", "Lima, Peru"][i % 3],
              "text": " ".join(rng.choice(words, 15))} for i in range(10_000)]
     path = write_jsonl(tmp_path / "big.jsonl", rows)
-    rep = analyse(path)
-    write_outputs(rep, tmp_path / "out")
-    fields = {f["field"]: f for f in rep["fields"]}
+    report = analyse(path)
+    write_outputs(report, tmp_path / "out")
+    fields = {f["field"]: f for f in report.summary["fields"]}
     counts = Counter(r["name"] for r in rows)
     probs = np.array(list(counts.values())) / len(rows)
     assert fields["name"]["unique"] == len(counts) and fields["name"]["valid"] == 10_000

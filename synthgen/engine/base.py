@@ -29,6 +29,7 @@ class Request:
     adapter: str | None = None  # path to a peft LoRA directory, or None for the base model
     system: str | None = None  # None: the chat template's default system prompt
     trie: str | None = None  # a decode trie file: the answer is constrained to its list (trie_processor.py)
+    prefill: str | None = None  # the reply starts with this text (e.g. "Gender:"); the completion is what follows
 
 
 @dataclass(slots=True)

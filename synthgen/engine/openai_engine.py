@@ -77,6 +77,9 @@ class OpenAIEngine:
             "messages": messages, "max_tokens": req.max_tokens, "temperature": req.temperature,
             "top_p": req.top_p, "n": 1,
         }
+        if req.prefill:  # vLLM's chat API continues a final assistant message
+            messages.append({"role": "assistant", "content": req.prefill})
+            payload |= {"continue_final_message": True, "add_generation_prompt": False}
         if req.seed is not None:
             payload["seed"] = req.seed
         if req.trie is not None:  # the server must run synthgen's trie processor (--logits-processors)

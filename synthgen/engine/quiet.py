@@ -61,3 +61,23 @@ def engine_output():
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+@contextlib.contextmanager
+def stdout_to_stderr(enabled: bool = True):
+    """Send fd 1 to stderr while engines run (vLLM and its worker processes print to stdout), so
+    that `--json` output on stdout stays machine-readable. Yields a writer to the real stdout."""
+    if not enabled:
+        yield lambda text: (sys.stdout.write(text + "\n"), sys.stdout.flush())
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    real = os.fdopen(os.dup(saved), "w")
+    try:
+        yield lambda text: (real.write(text + "\n"), real.flush())
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        real.close()

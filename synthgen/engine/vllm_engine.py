@@ -102,11 +102,14 @@ class VLLMEngine:
         # the most requests vLLM runs at once: the generator keeps that many records in flight
         self.max_num_seqs = self.llm.llm_engine.vllm_config.scheduler_config.max_num_seqs
 
-    def prompt_ids(self, prompt: str, system: str | None = None) -> list[int]:
-        key = (system, prompt)
+    def prompt_ids(self, prompt: str, system: str | None = None, prefill: str | None = None) -> list[int]:
+        """The chat-rendered prompt, then `prefill` as the start of the assistant's reply (cached per prompt)."""
+        key = (system, prompt, prefill)
         ids = self._prompt_cache.get(key)
         if ids is None:
             ids = render_chat(self.tokenizer, prompt, system)
+            if prefill:
+                ids = ids + self.tokenizer.encode(prefill, add_special_tokens=False)
             self._prompt_cache[key] = ids
         return ids
 
@@ -144,7 +147,7 @@ class VLLMEngine:
         out: list[Completion] = []
         for start in range(0, len(requests), self.chunk_size):
             chunk = requests[start:start + self.chunk_size]
-            prompts = [{"prompt_token_ids": self.prompt_ids(r.prompt, r.system)} for r in chunk]
+            prompts = [{"prompt_token_ids": self.prompt_ids(r.prompt, r.system, r.prefill)} for r in chunk]
             loras = [self._lora_request(r.adapter) for r in chunk]
             results = self.llm.generate(prompts, sampling_params=[self._params(r) for r in chunk],
                                         lora_request=loras if any(loras) else None, use_tqdm=False)
@@ -157,7 +160,8 @@ class VLLMEngine:
     # engine core in this process (the CPU default) the batches depend only on the order of calls.
     def submit(self, request: Request) -> int:
         self._tickets += 1
-        prompt = self.llm._preprocess_cmpl_one({"prompt_token_ids": self.prompt_ids(request.prompt, request.system)})
+        prompt = self.llm._preprocess_cmpl_one({"prompt_token_ids": self.prompt_ids(request.prompt, request.system,
+                                                                                            request.prefill)})
         self.llm.llm_engine.add_request(str(self._tickets), prompt, self._params(request),
                                         lora_request=self._lora_request(request.adapter))
         return self._tickets

@@ -1,0 +1,184 @@
+"""Where a run writes: the plan (output, stream, metadata; made before any engine starts), the
+append-only JSONL stream and its resume scan, atomic metadata writes, and the typed conversion to
+Parquet or a Hugging Face `datasets` directory.
+
+Every output of a template has one schema (`Template.features()`, kept in `OUT.meta.json`):
+Parquet and HF outputs are written with it, and `features(OUT)` gives it to
+`datasets.load_dataset("json", ..., features=...)`, so outputs of the same template always load
+together, even when a field is null in every record of one of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+from .template import Template
+
+FORMATS = ("jsonl", "parquet", "hf")
+
+
+@dataclass
+class Plan:
+    """Where the run writes and where it starts; made before any engine starts (fast errors)."""
+
+    out: Path
+    fmt: str
+    stream: Path  # the append-only JSONL
+    meta_path: Path
+    identity: dict
+    start: int = 0
+    valid_bytes: int = 0  # resume: the stream's complete-line prefix
+    overwrite: bool = False
+    previous: dict | None = None  # resume: the existing run's settings (run_settings)
+
+
+def run_identity(template: Template, seed: int, model: str | None, use_adapters: bool) -> dict:
+    return {"template": template.name, "template_digest": template.digest, "seed": seed, "model": model,
+            "adapters": {f.name: (f.adapter if use_adapters else None) for f in template.fields},
+            "decode": template.decodes()}
+
+
+def plan_run(template: Template, out: str | Path, n: int, seed: int, *, fmt: str = "jsonl", model: str | None = None,
+             use_adapters: bool = True, resume: bool = False, overwrite: bool = False) -> Plan:
+    if not isinstance(n, int) or n < 1:
+        raise InputError(f"--n must be >= 1, got {n}")
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
+    if resume and overwrite:
+        raise InputError("--resume and --overwrite contradict each other: pick one")
+    out = Path(out)
+    stream = out if fmt == "jsonl" else Path(f"{out}.stream.jsonl")
+    meta_path = Path(f"{out}.meta.json")
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise InputError(f"cannot write {str(out)!r}: directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"cannot write {str(out)!r}: directory {str(parent)!r} is not writable")
+    if out.is_dir() and fmt != "hf":
+        raise InputError(f"{str(out)!r} is a directory: give a file path")
+    plan = Plan(out=out, fmt=fmt, stream=stream, meta_path=meta_path,
+                identity=run_identity(template, seed, model, use_adapters), overwrite=overwrite)
+    exists = [p for p in (out, stream, meta_path) if p.exists()]
+    if not resume:
+        if exists and not overwrite:
+            raise InputError(f"{str(exists[0])!r} exists: add --resume to continue that run or --overwrite to replace it")
+        return plan
+    if not exists:
+        return plan  # --resume on a fresh path: start from 0 (idempotent re-runs)
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        raise InputError(f"cannot resume {str(out)!r}: its run metadata {str(meta_path)!r} is missing or corrupt; "
+                         "use --overwrite to start again") from None
+    if meta.get("format") != fmt:
+        raise InputError(f"cannot resume {str(out)!r}: it was written as --format {meta.get('format')}, not {fmt}")
+    theirs = meta.get("identity", {})
+    for key in ("template", "template_digest", "seed", "adapters", "decode"):
+        if theirs.get(key) != plan.identity[key]:
+            what = {"template_digest": "template file", "decode": "decode mode (--decode)"}.get(key, key)
+            raise InputError(f"cannot resume {str(out)!r}: it was made with a different {what} "
+                             f"({theirs.get(key)!r}, this run: {plan.identity[key]!r}); "
+                             "use the same settings, another --out, or --overwrite")
+    if model is not None and theirs.get("model") not in (None, model):
+        raise InputError(f"cannot resume {str(out)!r}: it was made with model {theirs.get('model')!r}, not {model!r}")
+    plan.previous = meta.get("settings")
+    if fmt != "jsonl" and out.exists() and meta.get("complete"):
+        # already converted: read records back from the stream if it is still there, else nothing to do
+        if not stream.exists():
+            plan.start = int(meta.get("records", 0))
+            return plan
+    plan.start, plan.valid_bytes = _scan(stream)
+    return plan
+
+
+def _scan(stream: Path) -> tuple[int, int]:
+    """Complete records in an append-only JSONL and the byte length of that prefix (a torn last
+    line from a kill is dropped). Records must be 0..k-1 in order."""
+    if not stream.exists():
+        return 0, 0
+    data = stream.read_bytes()
+    end = data.rfind(b"\n") + 1
+    count = 0
+    pos = 0
+    while pos < end:
+        nl = data.index(b"\n", pos)
+        line = data[pos:nl]
+        try:
+            rec = json.loads(line)
+            ok = isinstance(rec, dict) and rec.get("index") == count
+        except ValueError:
+            ok = False
+        if not ok:
+            raise InputError(f"cannot resume {str(stream)!r}: line {count + 1} is not record {count} "
+                             "(the file was edited?); use --overwrite to start again")
+        count += 1
+        pos = nl + 1
+    return count, end
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False))
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def arrow_schema(features: dict):
+    """Template.features() -> a pyarrow schema (nested dicts are structs)."""
+    import pyarrow as pa
+
+    def typ(t):
+        return pa.struct([(k, typ(v)) for k, v in t.items()]) if isinstance(t, dict) else {"int64": pa.int64(), "string": pa.string()}[t]
+
+    return pa.schema([(k, typ(v)) for k, v in features.items()])
+
+
+def features(out: str | Path):
+    """The `datasets.Features` of a synthgen output (from its OUT.meta.json), for
+    `load_dataset("json", data_files=[...], features=features(OUT))`."""
+    import datasets
+
+    meta_path = Path(f"{out}.meta.json")
+    try:
+        spec = json.loads(meta_path.read_text())["features"]
+    except (OSError, ValueError, KeyError):
+        raise InputError(f"{str(meta_path)!r} is missing or has no features: was {str(out)!r} made by synthgen?") from None
+
+    def typ(t):
+        return {k: typ(v) for k, v in t.items()} if isinstance(t, dict) else datasets.Value(t)
+
+    return datasets.Features({k: typ(v) for k, v in spec.items()})
+
+
+def convert(plan: Plan, features: dict) -> None:
+    """JSONL stream -> Parquet file or HF datasets directory with the template's schema, atomically (temp + rename)."""
+    import pyarrow as pa
+
+    rows = read_jsonl(plan.stream)
+    table = pa.Table.from_pylist(rows, schema=arrow_schema(features))
+    tmp = plan.out.with_name(plan.out.name + ".tmp")
+    if tmp.is_dir():
+        shutil.rmtree(tmp)
+    if plan.fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, tmp)
+    else:
+        try:
+            import datasets
+        except ImportError:
+            raise InputError("--format hf needs the `datasets` package: pip install datasets") from None
+        datasets.Dataset(table).save_to_disk(str(tmp))
+    if plan.out.is_dir():
+        shutil.rmtree(plan.out)
+    os.replace(tmp, plan.out)
+    plan.stream.unlink()

@@ -1,0 +1,267 @@
+"""What the CLI shows: rich tables, progress bars and summaries (the library returns data, this draws it).
+
+Off a terminal (a pipe, a CI log) tables get a wide fixed width instead of rich's 80 columns."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def terminal(stderr: bool = False):
+    """A rich console; when the stream is not a terminal (a pipe, a CI log) tables get a wide fixed
+    width instead of rich's 80 columns, so no column is cut ("KL→tar…")."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 200)
+
+
+def progress(total: int, label: str):
+    """A rich progress bar on stderr; returns (context manager, callback)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=terminal(stderr=True), transient=True)
+    task = bar.add_task(label, total=total)
+    return bar, lambda k: bar.advance(task, k)
+
+
+def render_sample(result, top: int) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result.n} answers to: {result.prompt!r}")
+    table.add_column("answer")
+    table.add_column("count", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("ended", justify="center")
+    table.add_column("")
+    for answer, count in result.counts.most_common(top):
+        share = count / result.n
+        ended = "✓" if answer in result.finished else "[dim]cut[/]"
+        table.add_row(repr(answer) if answer else "(empty)", str(count), f"{share:.1%}", ended,
+                      "█" * max(1, round(40 * share)))
+    if result.distinct > top:
+        table.add_row(f"… {result.distinct - top} more", "", "", "")
+    console = terminal()
+    console.print(table)
+    console.print(f"distinct answers: [bold]{result.distinct}[/] of {result.n}   "
+                  f"top answer share: [bold]{result.top_share:.1%}[/]   entropy: {result.entropy_bits:.2f} bits")
+    console.print(f"ended with end-of-turn: [bold]{result.n - result.unfinished}[/] of {result.n}, "
+                  f"[bold]{result.distinct_finished}[/] distinct   (cut at --max-tokens: {result.unfinished}; "
+                  "cut-off rambling is not diversity)")
+
+
+def render_card(card, out):
+
+    console = terminal()
+    console.print(f"[bold]{out}[/]: {card['steps']} steps in {card['train_seconds']:.0f}s"
+                  + (" (stopped early)" if card["stopped_early"] else ""))
+    audit_table(console, [(x["name"], x["base"], x["adapter"]) for x in card["lists"]])
+
+
+def audit_table(console, rows):
+    from rich.table import Table
+
+    table = Table(title="exact audit (mean over prompts): base -> adapter")
+    for col in ("list", "targets", "mass on valid", "entropy bits (max)", "KL(p*||p) bits", "E[distinct] in 500",
+                "coverage in 500"):
+        table.add_column(col, justify="right" if col != "list" else "left")
+    for name, base, ad in rows:
+        fmt = lambda key, f: f"{f(base[key])} -> {f(ad[key])}" if ad else f(base[key])  # noqa: E731
+        table.add_row(name, str(base["n_targets"]), fmt("mass", lambda v: f"{v:.3f}"),
+                      fmt("entropy_bits", lambda v: f"{v:.2f}") + f" ({base['max_entropy_bits']:.2f})",
+                      fmt("kl_bits", lambda v: f"{v:.2f}"),
+                      fmt("expected_distinct", lambda v: f"{v[500]:.0f}"),
+                      fmt("expected_distinct", lambda v: f"{v[500] / base['n_targets']:.1%}"))
+    console.print(table)
+
+
+def distortion_table(console, rows):
+    from rich.table import Table
+
+    table = Table(title="constrained decoding: Q (masked to the list, renormalised per step) vs P(·|valid)")
+    for col in ("list", "model", "mass on valid", "H(P|valid) bits", "H(Q) bits", "KL(Q‖P|valid) nats",
+                "KL(Q‖p*) bits", "E[distinct] in 500 under Q"):
+        table.add_column(col, justify="left" if col in ("list", "model") else "right")
+    for name, base, ad in rows:
+        for label, r in (("base", base), ("adapter", ad)):
+            if r and r.get("q_expected_distinct"):
+                table.add_row(name, label, f"{r['mass']:.3f}", f"{r['entropy_bits']:.2f}", f"{r['q_entropy_bits']:.2f}",
+                              f"{r['kl_q_valid_nats']:.4f}", f"{r['kl_q_target_bits']:.2f}",
+                              f"{r['q_expected_distinct'][500]:.0f}")
+    console.print(table)
+
+
+def render_summary(s, template):
+    from rich.table import Table
+
+    console = terminal()
+    console.print(f"{s.out}: {s.records} records ({s.new_records} new)")
+    table = Table()
+    for col in ("field", "kind", "adapter", "valid", "valid at 1st try", "skipped"):
+        table.add_column(col, justify="left" if col in ("field", "kind", "adapter") else "right")
+    skipped = s.skipped or {}
+    for f in template.fields:
+        v, ft = s.valid.get(f.name), s.first_try_valid.get(f.name)
+        table.add_row(f.name, f.kind, f.adapter if f.adapter_path else "-", "" if v is None else f"{v:.1%}",
+                      "" if ft is None else f"{ft:.1%}", str(skipped.get(f.name, 0)))
+    console.print(table)
+    console.print("valid: of all records in the file; valid at 1st try: of this run's records that asked the field; "
+                  "skipped: not asked, because a field its prompt uses ended null")
+    start = f" + engine start {s.engine_start_seconds:.0f}s" if s.engine_start_seconds is not None else ""
+    per = max(s.new_records, 1)
+    console.print(f"time {s.seconds:.1f}s{start}   {s.records_per_s:.2f} records/s   {s.requests} requests "
+                  f"({s.requests / per:.1f} per record)   peak memory {s.peak_rss_gib:.2f} GiB")
+    cached = f", {s.cached_prompt_tokens} of them prefix-cached" if s.prompt_tokens else ""
+    console.print(f"tokens: {s.prompt_tokens} prompt{cached}, {s.tokens} decoded; computed "
+                  f"{s.computed_tokens} ({s.computed_tokens / per:.0f} per record, "
+                  f"{s.computed_tokens / s.seconds if s.seconds else 0:.0f}/s)")
+    if s.utilisation is not None:
+        console.print(f"utilisation: {s.utilisation:.0%} of this machine's ceiling for the model "
+                      "(benchmarks/roofline.py)")
+    else:
+        console.print("utilisation: unknown: run benchmarks/roofline.py once to measure this machine's ceiling")
+    if s.recomputed:
+        same = s.recomputed - s.recomputed_mismatch
+        console.print(f"resume: recomputed {s.recomputed} records of the interrupted block, {same} identical to the file"
+                      + ("" if not s.recomputed_mismatch else
+                         f"; {s.recomputed_mismatch} DIFFER (same seed no longer gives the same records here)"))
+
+
+def render_report(rep, other):
+    from rich.table import Table
+
+    from .report import compare_table
+
+    console = terminal()
+    console.print(f"[bold]{rep['file']}[/]: {rep['records']} records"
+                  + (f", [red]{rep['malformed_lines']} malformed line(s)[/] (first: line "
+                     f"{rep['malformed_examples'][0]['line']}, {rep['malformed_examples'][0]['problem']})"
+                     if rep["malformed_lines"] else "") + f"   ({rep['seconds']:.1f}s)")
+    cats = [f for f in rep["fields"] if f["kind"] == "categorical"]
+    if cats:
+        t = Table(title="categorical fields (unique counts valid values only)")
+        for col in ("field", "valid", "unique", "uniq/valid", "entropy", "norm H", "list cov.", "target cov.", "KL→target"):
+            t.add_column(col, justify="left" if col == "field" else "right")
+        pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+        for f in cats:
+            t.add_row(f["field"], f"{f['valid_share']:.1%}", str(f["unique"]), f"{f['unique_ratio']:.2f}",
+                      f"{f['entropy_bits']:.2f}", f"{f['normalized_entropy']:.2f}", pct(f.get("coverage")),
+                      pct(f.get("target_coverage")),
+                      "-" if f.get("kl_to_target_bits") is None else f"{f['kl_to_target_bits']:.2f}")
+        console.print(t)
+        console.print("list cov.: unique valid values / the validation list; target cov.: / the adapter's target list; "
+                      "KL→target: KL(valid values inside the target ‖ target), bits")
+        for f in cats:
+            if f.get("target_note"):
+                console.print(f"  [dim]{f['field']}: {f['target_note']}[/]")
+        for f in cats:
+            console.print(f"  [bold]{f['field']}[/] top: " + ", ".join(f"{v} {s:.1%}" for v, _, s in f["top"][:5])
+                          + ("   [dim]invalid: " + ", ".join(f"{k} {v}" for k, v in f["invalid_reasons"].items())
+                             + "[/]" if f["invalid"] else ""))
+    texts = [f for f in rep["fields"] if f["kind"] == "text"]
+    if texts:
+        t = Table(title="free text")
+        for col in ("field", "valid", "distinct-1", "distinct-2", "distinct-3", "compression", "exact dups", "near dups", "n-gram Vendi"):
+            t.add_column(col, justify="left" if col == "field" else "right")
+        for f in texts:
+            g = lambda k, fmt="{:.3f}": "-" if f.get(k) is None else fmt.format(f[k])  # noqa: E731
+            t.add_row(f["field"], f"{f['valid_share']:.1%}", g("distinct_1"), g("distinct_2"), g("distinct_3"),
+                      g("compression_ratio", "{:.2f}"), g("exact_duplicates", "{}"),
+                      f"{f.get('near_duplicates', '-')}/{f.get('near_duplicate_sample', '-')}", g("ngram_vendi", "{:.1f}"))
+        console.print(t)
+    if rep["mutual_information"]:
+        t = Table(title="mutual information (bits; shuffled = same values re-paired at random)")
+        for col in ("fields", "records", "MI", "shuffled", "excess", "normalized"):
+            t.add_column(col, justify="left" if col == "fields" else "right")
+        for m in rep["mutual_information"]:
+            if m.get("mi_bits") is None:
+                continue
+            t.add_row(f"{m['a']} ↔ {m['b']}", str(m["n"]), f"{m['mi_bits']:.3f}", f"{m['shuffled_mi_bits']:.3f}",
+                      f"{m['excess_mi_bits']:.3f}", f"{m['normalized_mi']:.3f}")
+        console.print(t)
+    for g in rep["geography"]:
+        console.print(f"[bold]{g['field']}[/]: {g['resolved']} geocoded, {g['unresolved']} unresolved, "
+                      f"{g['countries']} countries (entropy {g['country_entropy_bits']:.2f} bits), "
+                      f"{g['continents']} continents: " + ", ".join(f"{k} {v}" for k, v in g["by_continent"].items()))
+    if other:
+        t = Table(title=f"side by side: {rep['file']} vs {other['file']}")
+        for col in ("field", "metric", "this", "compare", "ratio"):
+            t.add_column(col, justify="left" if col in ("field", "metric") else "right")
+        for r in compare_table(rep, other):
+            f = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+            t.add_row(r["field"], r["metric"], f(r["value"]), f(r["compare"]), "-" if r["ratio"] is None else f"{r['ratio']:.2f}x")
+        console.print(t)
+
+
+def field_progress(template, n: int, start: int):
+    """A bar per field with its rate (records/s from its first record) and ETA; returns (bar, on_field)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=terminal(stderr=True))
+    tasks = {f.name: bar.add_task(f.name, total=n, completed=start, rate="") for f in template.fields}
+    started = {}
+
+    def on_field(name, k):
+        t = bar.tasks[tasks[name]]
+        started.setdefault(name, (time.perf_counter(), t.completed))
+        t0, c0 = started[name]
+        bar.advance(tasks[name], k)
+        dt = time.perf_counter() - t0
+        if dt > 0:
+            bar.update(tasks[name], rate=f"{(t.completed - c0) / dt:.1f} rec/s")
+
+    return bar, on_field
+
+
+def train_progress(total: int, label: str = "training", transient: bool = False):
+    """A training bar with the per-list loss/entropy/mass line; returns (bar, on_step)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[info]}"), console=terminal(stderr=True), transient=transient)
+    task_id = bar.add_task("train", total=total, info="loading model")
+
+    def on_step(log, ema, tasks):
+        parts = [f"{t.spec.name}: loss {ema[t.spec.name]:.3f}/H {t.entropy:.3f} mass {log.mass.get(t.spec.name, float('nan')):.2f}"
+                 for t in tasks if t.spec.name in ema]
+        bar.update(task_id, completed=log.step, info=" | ".join(parts) + f" | {log.seconds:.1f}s/step")
+
+    return bar, on_step
+
+
+def render_check(checks) -> None:
+    from rich.table import Table
+
+    table = Table(title="target sets")
+    for col in ("list", "targets", "trie tokens", "max tokens", "status"):
+        table.add_column(col)
+    for c in checks:
+        status = "[green]prefix-free[/]" if c.problems.ok else f"[red]{c.problems.summary()}[/]"
+        table.add_row(c.name, str(c.targets), str(c.trie_tokens), str(c.max_tokens), status)
+    terminal().print(table)
+
+
+def render_audit(rows) -> None:
+    console = terminal()
+    audit_table(console, rows)
+    distortion_table(console, rows)
+    for name, b, a in rows:
+        top = (a or b)["top"]
+        console.print(f"{name} top 10{' (adapter)' if a else ''}: " + ", ".join(f"{t} {p:.1%}" for t, p, _ in top))
+
+
+def render_models(rows) -> None:
+    from rich.table import Table
+
+    table = Table(title="synthgen models")
+    for col in ("name", "description", "package", "cache"):
+        table.add_column(col)
+    for r in rows:
+        name = r["name"] + (" (default)" if r["default"] else "")
+        pkg = "[green]installed[/]" if r["installed"] else "[red]missing[/] (make setup)"
+        cache = ("[green]converted[/] " if r["cached"] else "[yellow]not yet converted[/] ") + r["path"]
+        table.add_row(name, r["description"], pkg, cache)
+    terminal().print(table)

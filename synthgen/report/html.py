@@ -1,0 +1,72 @@
+"""The report as one self-contained HTML page (tables, PNGs embedded as data URIs)."""
+
+from __future__ import annotations
+
+import base64
+import html
+
+from .metrics import COVERAGE_NOTE, compare_table
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:,.0f}"
+    return html.escape(str(v))
+
+
+def _table(headers, rows) -> str:
+    h = "".join(f"<th>{html.escape(x)}</th>" for x in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def to_html(report: dict, other: dict | None, pngs: dict[str, bytes]) -> str:
+    """A self-contained page: tables and the PNGs embedded as data URIs."""
+    parts = [f"<h1>synthgen diversity report</h1><p><b>{html.escape(report['file'])}</b>: {report['records']} records"
+             f" ({report['malformed_lines']} malformed lines)"
+             + (f"; compared with <b>{html.escape(other['file'])}</b> ({other['records']} records)" if other else "")
+             + "</p>"]
+    if other:
+        parts.append("<h2>Side by side</h2>" + _table(["field", "metric", "this", "compare", "ratio"], [
+            (r["field"], r["metric"], r["value"], r["compare"], r["ratio"]) for r in compare_table(report, other)]))
+    cats = [f for f in report["fields"] if f["kind"] == "categorical"]
+    parts.append("<h2>Categorical fields</h2>" + _table(
+        ["field", "valid %", "unique valid", "unique ratio", "entropy bits", "norm. entropy", "list coverage",
+         "target coverage", "KL to target bits", "invalid", "top values"],
+        [(f["field"], 100 * f["valid_share"], f["unique"], f["unique_ratio"], f["entropy_bits"],
+          f["normalized_entropy"], f.get("coverage"), f.get("target_coverage"), f.get("kl_to_target_bits"), f["invalid"],
+          ", ".join(f"{v} {s:.1%}" for v, _, s in f["top"][:5])) for f in cats])
+        + "<p><small>list coverage: unique valid values / the validation list; target coverage: / the adapter's "
+          "target list (what it was trained to spread over); " + html.escape(COVERAGE_NOTE) + "</small></p>"
+        + "".join(f"<p><small>{html.escape(f['field'])}: {html.escape(f['target_note'])}</small></p>"
+                  for f in cats if f.get("target_note")))
+    texts = [f for f in report["fields"] if f["kind"] == "text"]
+    if texts:
+        parts.append("<h2>Free text</h2>" + _table(
+            ["field", "valid %", "distinct-1", "distinct-2", "distinct-3", "compression ratio", "exact dups",
+             "near dups (sample)", "n-gram Vendi (sample)"],
+            [(f["field"], 100 * f["valid_share"], f.get("distinct_1"), f.get("distinct_2"), f.get("distinct_3"),
+              f.get("compression_ratio"), f.get("exact_duplicates"),
+              f"{f.get('near_duplicates')} / {f.get('near_duplicate_sample')}", f.get("ngram_vendi"))
+             for f in texts]))
+    if report["mutual_information"]:
+        parts.append("<h2>Mutual information between fields</h2>" + _table(
+            ["fields", "records", "MI bits", "shuffled MI bits", "excess bits", "normalized MI"],
+            [(f"{m['a']} ↔ {m['b']}", m["n"], m.get("mi_bits"), m.get("shuffled_mi_bits"), m.get("excess_mi_bits"),
+              m.get("normalized_mi")) for m in report["mutual_information"]]))
+    for g in report["geography"]:
+        parts.append(f"<h2>Geography: {html.escape(g['field'])}</h2><p>{g['resolved']} geocoded, {g['unresolved']} "
+                     f"unresolved; {g['countries']} countries (entropy {g['country_entropy_bits']:.2f} bits), "
+                     f"{g['continents']} continents</p>" + _table(
+                         ["country", "records", "share"], g["top_countries"]))
+    for name, data in pngs.items():
+        parts.append(f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)}" '
+                     f'src="data:image/png;base64,{base64.b64encode(data).decode()}">')
+    css = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
+           "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,"
+           "th:first-child{text-align:left}img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>synthgen report</title><style>{css}</style>"
+            f"</head><body>{''.join(parts)}<p><small>Geocoding: GeoNames (CC-BY-4.0). Map: Natural Earth (public "
+            f"domain).</small></p></body></html>")

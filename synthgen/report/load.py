@@ -1,0 +1,185 @@
+"""Load a dataset (JSONL, JSONL.gz or Parquet, ours or anyone's) and decide how to report each field.
+
+Fields come from the run's `FILE.meta.json` (written by `synthgen generate`: kinds, valid lists,
+adapters and so target distributions), or `fields=[...]`, or are inferred (strings with a median
+of <= 6 words are categorical, longer ones free text).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+
+META_KEYS = {"index", "seed", "errors", "attempts"}
+PLACE_HINTS = ("place", "city", "location", "birthplace", "hometown")
+
+
+@dataclass
+class Dataset:
+    path: str
+    rows: list[dict]
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
+    meta: dict | None = None
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{str(path)!r} does not exist")
+    if p.is_dir():
+        raise InputError(f"{str(path)!r} is a directory: give a .jsonl or .parquet file")
+    meta = None
+    meta_path = Path(f"{p}.meta.json")
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except ValueError:
+            meta = None
+    if p.suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(p).to_pylist()
+        except Exception as e:  # pyarrow raises several types for a bad file
+            raise InputError(f"{str(path)!r} is not a readable Parquet file ({e.__class__.__name__}: {e})") from None
+        if not rows:
+            raise InputError(f"{str(path)!r} has no records")
+        return Dataset(str(p), rows, [], meta)
+    rows, bad = [], []
+    opener = gzip.open if p.suffix == ".gz" else open
+    try:
+        with opener(p, "rt", encoding="utf-8", errors="replace") as f:
+            for i, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError as e:
+                    bad.append((i, f"not JSON ({e.msg})"))
+                    continue
+                if not isinstance(rec, dict):
+                    bad.append((i, f"a JSON {type(rec).__name__}, not an object"))
+                    continue
+                rows.append(rec)
+    except OSError as e:
+        raise InputError(f"cannot read {str(path)!r}: {e.strerror or e}") from None
+    if not rows:
+        why = f" ({len(bad)} malformed line(s), first at line {bad[0][0]}: {bad[0][1]})" if bad else ""
+        raise InputError(f"{str(path)!r} has no records{why}")
+    return Dataset(str(p), rows, bad, meta)
+
+
+@dataclass
+class FieldSpec:
+    name: str
+    kind: str  # categorical | text
+    valid: dict | None = None  # casefold -> canonical, when a list is known
+    target: dict | None = None  # value -> p*, when a target distribution is known
+    place: bool = False
+    source: str = "inferred"
+    target_note: str | None = None  # why there is no target distribution (so no KL), when there is none
+
+
+def _target_from_adapter(name: str, template_path: str | None) -> dict | None:
+    from ..lists import load_spec, load_targets
+    from ..template import adapter_dirs
+
+    if "/" in name or name.startswith("."):  # an adapter given as a path: its spec beside it (build-adapter X.yaml --out X)
+        here = Path(template_path).parent if template_path else Path.cwd()
+        candidates = [Path(name + ".yaml"), here / (name + ".yaml")]
+    else:
+        candidates = [d / f"{name}.yaml" for d in adapter_dirs(Path(template_path) if template_path else None)]
+    for spec_file in candidates:
+        if spec_file.is_file():
+            try:
+                items, p = load_targets(load_spec(spec_file))
+            except InputError:
+                return None
+            return dict(zip(items, p.tolist()))
+    return None
+
+
+def _list_lookup(ref: str) -> tuple[dict, dict | None]:
+    """`builtin:NAME` / a builtin name / a list spec YAML -> (valid lookup, target distribution)."""
+    from ..lists import load_spec, load_targets
+    from ..lists.sources import BUILTINS, builtin
+
+    name = ref.split(":", 1)[1] if ref.startswith("builtin:") else ref
+    if name in BUILTINS:
+        items, weights = builtin(name)  # a builtin with real frequencies is its own target
+        tot = sum(weights) if weights else 0
+        target = {i: w / tot for i, w in zip(items, weights)} if tot else None
+    else:
+        if not ref.endswith((".yaml", ".yml")) and not Path(ref).exists():
+            raise InputError(f"--list: {ref!r} is neither a built-in list ({', '.join(BUILTINS)}) nor a list spec file")
+        items, p = load_targets(load_spec(ref))
+        target = dict(zip(items, p.tolist()))
+    return {i.strip().casefold(): i.strip() for i in items}, target
+
+
+def configure(ds: Dataset, fields: list[str] | None = None, lists: dict[str, str] | None = None,
+              geo: list[str] | None = None) -> list[FieldSpec]:
+    present = Counter(k for r in ds.rows for k in r if k not in META_KEYS)
+    if not present:
+        raise InputError(f"{ds.path!r}: records have no fields besides {', '.join(sorted(META_KEYS))}")
+    tmpl = (ds.meta or {}).get("template") or {}
+    by_meta = {f["name"]: f for f in tmpl.get("fields", [])}
+    names = fields or ([n for n in by_meta if n in present] or [k for k, _ in present.most_common()])
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise InputError(f"{ds.path!r}: no record has field(s) {', '.join(missing)} (fields: {', '.join(present)})")
+    specs = []
+    for name in names:
+        m = by_meta.get(name)
+        if m:
+            kind = "text" if m["kind"] == "text" else "categorical"
+            hint = any(h in name.lower() for h in PLACE_HINTS)
+            spec = FieldSpec(name, kind, source="template", place=m.get("match", "place" if hint else None) == "place")
+            if m["kind"] == "choice" and m.get("choices") is not None:
+                from ..template import Field, _choices
+
+                f = Field(name=name, kind="choice", prompt="-", choices=m["choices"])
+                base = Path(tmpl.get("path") or ".").parent
+                try:
+                    spec.valid = _choices(f, name, base)
+                except InputError:
+                    spec.valid = None
+            if m.get("adapter"):
+                spec.target = _target_from_adapter(m["adapter"], tmpl.get("path"))
+                if spec.target is None:
+                    spec.target_note = (f"no KL: adapter {m['adapter']!r} has no list spec {Path(m['adapter']).name}.yaml "
+                                        f"in an adapters directory; add --list {name}=SPEC.yaml")
+        else:
+            vals = [r.get(name) for r in ds.rows if isinstance(r.get(name), str)]
+            words = sorted(len(v.split()) for v in vals) or [0]
+            kind = "text" if words[len(words) // 2] > 6 else "categorical"
+            spec = FieldSpec(name, kind)
+        if lists and name in lists:
+            spec.valid, spec.target = _list_lookup(lists[name])
+            spec.kind, spec.source = "categorical", f"list {lists[name]}"
+        if spec.kind == "categorical" and spec.target is None and spec.target_note is None:
+            spec.target_note = f"no KL: no adapter or --list {name}=LIST gives a target distribution"
+        if (geo and name in geo) or (geo is None and not m and kind == "categorical"
+                                     and any(h in name.lower() for h in PLACE_HINTS)):
+            spec.place = True
+        specs.append(spec)
+    for g in geo or []:
+        if g not in names:
+            raise InputError(f"--geo {g}: not one of the reported fields ({', '.join(names)})")
+    return specs
+
+
+def parse_list_options(items) -> dict[str, str]:
+    """`--list FIELD=LIST` options -> {field: list}; a malformed one is a one-line error."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"--list {item!r}: use FIELD=LIST (a builtin list name or a spec YAML)")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out

@@ -1,0 +1,80 @@
+"""The report's pictures as PNG bytes: rarefaction curves and a world map of places."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import numpy as np
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def world_map(points: Counter, title: str, other: Counter | None = None, other_label: str = "compare") -> bytes:
+    """Birth places on Natural Earth 1:110m countries (public domain, shipped), marker area ~ count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import shapefile
+    from matplotlib.collections import PolyCollection
+    from importlib import resources
+
+    shp = str(resources.files("synthgen") / "data" / "naturalearth" / "naturalearth_lowres.shp")
+    polys = []
+    with shapefile.Reader(shp) as sf:
+        for shape in sf.shapes():
+            pts, parts = shape.points, list(shape.parts) + [len(shape.points)]
+            polys += [pts[parts[i]:parts[i + 1]] for i in range(len(parts) - 1)]
+    fig, ax = plt.subplots(figsize=(11, 5.6))
+    ax.add_collection(PolyCollection(polys, facecolors="#e8e8e8", edgecolors="#9a9a9a", linewidths=0.3))
+    for pts, color, label in ((other, "#888888", other_label), (points, "#d62728", "this dataset")):
+        if not pts:
+            continue
+        xy = np.array(list(pts.keys()))
+        c = np.array(list(pts.values()), dtype=float)
+        ax.scatter(xy[:, 0], xy[:, 1], s=6 + 40 * np.sqrt(c / c.max()), c=color, alpha=0.55, linewidths=0,
+                   label=f"{label}: {len(pts)} places")
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-60, 85)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+    ax.legend(loc="lower left", fontsize=8)
+    return _png(fig)
+
+
+def rarefaction_plot(report: dict, other: dict | None = None) -> bytes:
+    """Expected unique valid values vs records sampled, per categorical field (`report`: the JSON summary)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cats = [f for f in report["fields"] if f["kind"] == "categorical" and f.get("rarefaction")]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    theirs = {f["field"]: f for f in (other or {}).get("fields", [])}
+    for i, f in enumerate(cats):
+        color = f"C{i % 10}"
+        m, u = zip(*f["rarefaction"])
+        ax.plot(m, u, color=color, label=f["field"])
+        o = theirs.get(f["field"])
+        if o and o.get("rarefaction"):
+            m2, u2 = zip(*o["rarefaction"])
+            ax.plot(m2, u2, color=color, linestyle="--", alpha=0.7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("records sampled (N)")
+    ax.set_ylabel("expected unique valid values")
+    ax.set_title("Rarefaction" + (" (dashed: compare)" if other else ""))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)

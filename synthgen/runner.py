@@ -1,0 +1,118 @@
+"""One generation run from options to summary: the path `synthgen generate` and `synthgen
+biographies` share, and the library entry point for the same thing.
+
+    opts = RunOptions("biography", n=100, out="bios.jsonl", seed=0)
+    run = prepare(opts)                 # every input checked, nothing started yet (fast errors)
+    build_auto(run)                     # adapter: auto fields trained where not cached
+    summary = execute(run)              # engine started, records written, engine closed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .errors import InputError
+from .generate import FieldProgress, Summary, check_settings, compile_tries, plan_run, run, run_settings
+from .output import Plan
+from .template import Template
+
+
+@dataclass
+class RunOptions:
+    template: str  # a YAML path or a packaged template's name
+    n: int
+    out: str
+    seed: int = 0
+    fmt: str | None = None  # default: from the suffix of `out` (.parquet), else jsonl
+    no_adapters: bool = False
+    decode: str | None = None  # constrained | free for every choice/date field; None: each field's own
+    retries: int | None = None
+    resume: bool = False
+    overwrite: bool = False
+    block_size: int = 1024
+    model: str | None = None
+    engine: str = "vllm"
+    endpoints: tuple[str, ...] = ()
+
+
+@dataclass
+class Prepared:
+    opts: RunOptions
+    template: Template
+    plan: Plan
+    model: str | None  # resolved (in-process vLLM) or as given (servers)
+    tries: dict[str, str] | None  # decode tries, compiled before the engine when the tokenizer is local
+    engine_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def todo(self) -> int:
+        return max(0, self.opts.n - self.plan.start)
+
+    @property
+    def needs_auto(self) -> bool:
+        """`adapter: auto` fields to resolve (train, or find cached) before records can be made."""
+        return not self.opts.no_adapters and self.todo > 0 and any(f.adapter == "auto" for f in self.template.fields)
+
+
+def prepare(opts: RunOptions) -> Prepared:
+    """Check everything a run needs before an engine starts: options, template, adapters (built for
+    this base model), decode tries (lists too long for max_tokens), the output and, on --resume,
+    that the run's settings match the file's."""
+    from .engine import check_adapter
+    from .models import load_tokenizer, resolve_model
+    from .template import load_template
+
+    fmt = opts.fmt or ("parquet" if str(opts.out).endswith(".parquet") else "jsonl")
+    if opts.retries is not None and opts.retries < 0:
+        raise InputError(f"--retries must be >= 0, got {opts.retries}")
+    if opts.block_size < 1:
+        raise InputError(f"--block-size must be >= 1, got {opts.block_size}")
+    template = load_template(opts.template, use_adapters=not opts.no_adapters).with_decode(opts.decode)
+    auto = [f.name for f in template.fields if f.adapter == "auto"] if not opts.no_adapters else []
+    if auto and opts.engine != "vllm":
+        raise InputError(f"adapter: auto ({', '.join(auto)}) trains on this machine and needs --engine vllm; "
+                         "with servers, build the adapter with `synthgen build-adapter` and serve it")
+    model, tries, kwargs = opts.model, None, {}
+    if opts.engine == "vllm":
+        model = resolve_model(opts.model)
+        for path in template.adapters().values():
+            check_adapter(path, model)  # refuses adapters trained for another base model, before vLLM starts
+        tries = compile_tries(template, load_tokenizer(model))  # lists too long for max_tokens fail here
+        # every field's adapter resident at once: pipelined records ask for all fields together, and
+        # vLLM puts no more than max_loras adapters in one batch
+        kwargs["max_loras"] = max(1, len(set(template.adapters().values())))
+    else:
+        kwargs["endpoints"] = tuple(opts.endpoints)
+    plan = plan_run(template, opts.out, opts.n, opts.seed, fmt=fmt, model=model if opts.engine == "vllm" else None,
+                    use_adapters=not opts.no_adapters, resume=opts.resume, overwrite=opts.overwrite)
+    if plan.start:  # a resume with options that change records fails here, before the engine starts
+        from .engine.vllm_engine import default_dtype
+
+        dtype = default_dtype() if opts.engine == "vllm" else None
+        check_settings(plan, run_settings(template, opts.retries, opts.block_size, dtype))
+    return Prepared(opts, template, plan, model, tries, kwargs)
+
+
+def build_auto(prep: Prepared, on_step=None, on_note: Callable[[str], None] | None = None) -> None:
+    """Train the `adapter: auto` fields that are not cached yet (a no-op when there are none)."""
+    if not prep.needs_auto:
+        return
+    from .auto import ensure_auto_adapters
+
+    ensure_auto_adapters(prep.template, prep.model, on_step=on_step, on_note=on_note)
+
+
+def execute(prep: Prepared, on_field: FieldProgress | None = None) -> Summary:
+    """Start the engine, generate records plan.start..n-1, close the engine; the summary includes
+    the engine's start time."""
+    from .engine import start_engine
+
+    o = prep.opts
+    eng, started = start_engine(o.engine, prep.model, **prep.engine_kwargs)
+    try:
+        tries = prep.tries if prep.tries is not None else compile_tries(prep.template, eng.tokenizer)
+        return run(prep.template, eng, prep.plan, o.n, o.seed, use_adapters=not o.no_adapters, retries=o.retries,
+                   block_size=o.block_size, on_field=on_field, tries=tries, engine_start_seconds=round(started, 1))
+    finally:
+        eng.close()
