@@ -117,6 +117,17 @@ def test_openai_engine_shards_keeps_order_and_sends_seeds(openai_servers):
     assert all(p["messages"][-1] == {"role": "user", "content": "q"} for _, p in _FakeOpenAI.seen)
 
 
+def test_openai_engine_prefill_continues_an_assistant_message(openai_servers):
+    """Request.prefill: the reply starts with the given text (vLLM's continue_final_message)."""
+    eng = OpenAIEngine(openai_servers[:1])
+    eng.generate([Request("Describe a person.", seed=1, prefill="Gender:"), Request("plain", seed=2)])
+    first, second = sorted((p for _, p in _FakeOpenAI.seen), key=lambda p: p["seed"])
+    assert first["messages"][-2:] == [{"role": "user", "content": "Describe a person."},
+                                      {"role": "assistant", "content": "Gender:"}]
+    assert first["continue_final_message"] is True and first["add_generation_prompt"] is False
+    assert second["messages"][-1] == {"role": "user", "content": "plain"} and "continue_final_message" not in second
+
+
 def test_openai_engine_unreachable_is_clear():
     with pytest.raises(EngineError, match="cannot reach .* is the vLLM server running"):
         OpenAIEngine(["http://127.0.0.1:9"])

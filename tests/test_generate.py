@@ -365,6 +365,29 @@ def test_parquet_and_hf_outputs_and_jsonl_loads_with_datasets(tmp_path):
     assert not (tmp_path / "o.parquet.stream.jsonl").exists()
 
 
+def test_outputs_of_one_template_share_a_schema_even_when_a_field_is_always_null(tmp_path):
+    """A file where `color` is null in every record (so are its dependants) still loads together
+    with a normal one (features from OUT.meta.json), and Parquet files carry the same typed schema."""
+    datasets = pytest.importorskip("datasets")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from synthgen.output import features
+
+    t = tiny(tmp_path)
+    bad = lambda req: "purple" if req.prompt.startswith("Pick a color") else responder(req)  # noqa: E731
+    run(t, FakeEngine(responder=responder), plan_run(t, tmp_path / "a.jsonl", 10, 0), 10, 0)
+    run(t, FakeEngine(responder=bad), plan_run(t, tmp_path / "b.jsonl", 10, 0), 10, 0, retries=0)
+    assert all(r["color"] is None and r["story"] is None for r in read_jsonl(tmp_path / "b.jsonl"))
+    ds = datasets.load_dataset("json", data_files=[str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")],
+                               features=features(tmp_path / "a.jsonl"), split="train", cache_dir=str(tmp_path / "c"))
+    assert ds.num_rows == 20 and ds.features["color"].dtype == "string" and ds.features["attempts"]["day"].dtype == "int64"
+    run(t, FakeEngine(responder=responder), plan_run(t, tmp_path / "a.parquet", 10, 0, fmt="parquet"), 10, 0)
+    run(t, FakeEngine(responder=bad), plan_run(t, tmp_path / "b.parquet", 10, 0, fmt="parquet"), 10, 0, retries=0)
+    sa, sb = pq.read_schema(tmp_path / "a.parquet"), pq.read_schema(tmp_path / "b.parquet")
+    assert sa.equals(sb) and str(sb.field("color").type) == "string"
+    with pytest.raises(InputError, match="made by synthgen"):
+        features(tmp_path / "nothing.jsonl")
+
+
 # --- CLI -------------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -97,6 +97,39 @@ fields:
     assert f["first_name"]["invalid_reasons"].get("not in the list", 0) > 0  # "Zyx" stored as null with the reason
     assert f["city"]["top"][0][0] in ("Paris, France", "Mumbai, India", "Lima, Peru")
     assert rep["geography"] and rep["geography"][0]["countries"] == 3
+    # no adapter, so no target: the report says why there is no KL instead of a bare "-"
+    assert f["first_name"].get("kl_to_target_bits") is None and "no adapter" in f["first_name"]["target_note"]
+    r = invoke("report", tmp_path / "g.jsonl")
+    assert r.exit_code == 0, r.output
+    assert "list cov." in r.output and "target cov." in r.output and "first_name: no KL" in r.output
+
+
+def test_a_user_adapter_with_its_spec_beside_it_gives_a_target(tmp_path):
+    """`adapter: ./mine` built from mine.yaml: the report finds mine.yaml beside the adapter and
+    computes KL and target coverage; without the spec it says why there is none."""
+    from synthgen.engine import FakeEngine
+    from synthgen.generate import plan_run, run
+    from synthgen.template import load_template
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine.yaml").write_text("name: mine\nsource: {inline: {red: 3, blue: 1}}\nweighting: frequency\n"
+                                        "prompts: [\"Color?\"]\n")
+    tpl = tmp_path / "t.yaml"
+    tpl.write_text("name: t\nfields:\n  - {name: color, kind: choice, choices: [red, blue], prompt: \"Color?\", "
+                   "adapter: ./mine, decode: free}\n")
+    t = load_template(tpl, use_adapters=False)
+    eng = FakeEngine(responder=lambda r: ["red", "blue"][r.seed % 2])
+    run(t, eng, plan_run(t, tmp_path / "g.jsonl", 40, 0, use_adapters=False), 40, 0, use_adapters=False)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        f = analyse(tmp_path / "g.jsonl").summary["fields"][0]
+        assert f["target_size"] == 2 and f["target_coverage"] == 1.0 and f["kl_to_target_bits"] > 0
+        (tmp_path / "mine.yaml").unlink()
+        f = analyse(tmp_path / "g.jsonl").summary["fields"][0]
+        assert f.get("kl_to_target_bits") is None and "no list spec mine.yaml" in f["target_note"]
+    finally:
+        os.chdir(cwd)
 
 
 def test_compare_html_json_and_pngs(tmp_path):

@@ -92,3 +92,16 @@ def test_prompt_logprobs_through_a_lora_do_not_crash(vllm_engine, random_adapter
     assert len(out[0].prompt_logprobs) == len(vllm_engine.prompt_ids(PROMPTS[0]))
     # and the engine is still alive afterwards
     assert vllm_engine.generate([Request(PROMPTS[0], max_tokens=4, temperature=0.0)])[0].text
+
+
+def test_prefill_starts_the_reply_on_vllm(vllm_engine):
+    """Request.prefill: the prompt's tokens end with the prefill, and the completion continues it
+    (greedy: the same as decoding from the prompt with the prefill appended by hand)."""
+    prompt = "Describe a fictional person in two lines: gender and first name."
+    plain = vllm_engine.prompt_ids(prompt)
+    ids = vllm_engine.prompt_ids(prompt, None, "Gender:")
+    assert ids[:len(plain)] == plain and vllm_engine.tokenizer.decode(ids[len(plain):]) == "Gender:"
+    out = vllm_engine.generate([Request(prompt, max_tokens=8, temperature=0.0, prefill="Gender:"),
+                                Request(prompt, max_tokens=8, temperature=0.0)])
+    assert out[0].prompt_tokens == len(ids) and out[1].prompt_tokens == len(plain)
+    assert not out[0].text.startswith("Gender:")  # the completion is what follows the prefill
