@@ -1,5 +1,6 @@
 """The issue #6 benchmark scripts: their parsing, fairness skeleton and verdicts (no model needed)."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -107,3 +108,32 @@ def test_roofline_flops_per_token_match_a_hand_count():
     assert fl["decode"] - fl["prefill"] == 2 * 576 * 49152  # logits only for decoded tokens
     assert 0.19e9 < R.flops_per_token(cfg, 16, 96)["prefill"] < 0.23e9  # the issue's ~0.21 GFLOP
     assert R.flops_per_token(cfg, 16, 96)["lora"] == 30 * 2 * 16 * (2 * (576 + 576) + 2 * (576 + 192) + 3 * (576 + 1536))
+
+
+def test_throughput_part_reads_the_report_and_labels_a_projection(tmp_path):
+    """The Results part from benchmarks/throughput.py's results.json: the report's figures come
+    from `synthgen report --json` ({"report": ...}); a run under 10k is not called a 10k measurement."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("results_section", ROOT / "scripts" / "results_section.py")
+    rs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rs)
+    summary = {"engine_start_seconds": 20.0, "seconds": 1000.0, "records_per_s": 2.0, "computed_tokens_per_s": 480.0,
+               "peak_rss_gib": 3.9}
+    field = {"field": "first_name", "valid_share": 1.0, "unique": 777, "kl_to_target_bits": 0.42,
+             "top": [["Mary", 9, 0.009]]}
+    tj = {"cpu": "AMD EPYC", "threads": 2, "dtype": "float32", "n": 2000, "wall_seconds": 1030.0, "summary": summary,
+          "ceiling": {"prefill_tokens_per_s": 627.0, "decode_tokens_per_s": 390.0},
+          "gflop_per_token": {"prefill": 0.229, "decode": 0.285},
+          "peak_gflops": {"float32": {"prefill": 143.0, "decode": 111.0}}, "utilisation": 0.51,
+          "per_record": {"requests": 7.1, "prompt_tokens": 390.0, "cached_prompt_tokens": 230.0, "decoded_tokens": 85.0,
+                         "computed_tokens": 245.0},
+          "report_seconds": 5.0, "report": {"report": {"fields": [field]}}}
+    (tmp_path / "results.json").write_text(json.dumps(tj))
+    text = rs.throughput_part(tmp_path)
+    assert "### 2,000 biographies" in text and "| first_name | 100.0% | 777 | 0.42 | Mary 0.9% |" in text
+    assert "not timed here" in text and "≈ 84 min" in text and "a projection" in text  # (20 + 10000/2) / 60
+    assert "51%, missed" in text and "3.90 GiB, met" in text
+    tj["n"], tj["wall_seconds"] = 10_000, 2600.0
+    (tmp_path / "results.json").write_text(json.dumps(tj))
+    assert "43 min, met" in rs.throughput_part(tmp_path)
