@@ -133,6 +133,7 @@ def render_report(rep, other):
     from rich.table import Table
 
     from .report import compare_table
+    from .report.metrics import COVERAGE_NOTE
 
     console = terminal()
     console.print(f"[bold]{rep['file']}[/]: {rep['records']} records"
@@ -152,7 +153,7 @@ def render_report(rep, other):
                       "-" if f.get("kl_to_target_bits") is None else f"{f['kl_to_target_bits']:.2f}")
         console.print(t)
         console.print("list cov.: unique valid values / the validation list; target cov.: / the adapter's target list; "
-                      "KL→target: KL(valid values inside the target ‖ target), bits")
+                      + COVERAGE_NOTE)
         for f in cats:
             if f.get("target_note"):
                 console.print(f"  [dim]{f['field']}: {f['target_note']}[/]")

@@ -111,8 +111,8 @@ def execute(prep: Prepared, on_field: FieldProgress | None = None) -> Summary:
     o = prep.opts
     eng, started = start_engine(o.engine, prep.model, **prep.engine_kwargs)
     try:
-        tries = prep.tries if prep.tries is not None else compile_tries(prep.template, eng.tokenizer)
+        # tries None (a remote engine): `run` compiles them with the engine's tokenizer
         return run(prep.template, eng, prep.plan, o.n, o.seed, use_adapters=not o.no_adapters, retries=o.retries,
-                   block_size=o.block_size, on_field=on_field, tries=tries, engine_start_seconds=round(started, 1))
+                   block_size=o.block_size, on_field=on_field, tries=prep.tries, engine_start_seconds=round(started, 1))
     finally:
         eng.close()

@@ -272,10 +272,10 @@ def compare_table(main: dict, other: dict) -> list[dict]:
 
 
 def public(report: dict) -> dict:
-    """The JSON-serialisable report (internal counters dropped)."""
+    """The JSON-serialisable report: floats rounded, non-finite ones as null."""
     def clean(o):
         if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items() if not k.startswith("_")}
+            return {k: clean(v) for k, v in o.items()}
         if isinstance(o, (list, tuple)):
             return [clean(v) for v in o]
         if isinstance(o, float):
