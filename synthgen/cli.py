@@ -267,6 +267,13 @@ def _generate_options(f):
         click.option("--engine", type=click.Choice(["vllm", "openai"]), default="vllm", show_default=True,
                      help="vllm: in-process; openai: running vLLM OpenAI servers (--endpoint), adapters served with --lora-modules NAME=DIR."),
         click.option("--endpoint", multiple=True, metavar="URL", help="vLLM OpenAI server URL (repeatable; requests are sharded across them)."),
+        click.option("--ray", "ray", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+                     help="Run the blocks on Ray actors, one engine each (pip install 'synthgen[ray]'): --ray alone starts a "
+                          "local Ray for the run; --ray auto joins this machine's cluster; or ray://HEAD:10001. Same records as a local run."),
+        click.option("--actors", type=int, default=None, help="--ray: actors (default: as many as the cluster fits)."),
+        click.option("--cpus-per-actor", type=float, default=None,
+                     help="--ray: CPUs per actor (default: this machine's cores, or 1 with GPUs)."),
+        click.option("--gpus-per-actor", type=float, default=None, help="--ray: GPUs per actor (default: 1 where the cluster has GPUs)."),
         click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout."),
     ]
     for opt in reversed(options):
@@ -275,14 +282,15 @@ def _generate_options(f):
 
 
 def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries, resume, overwrite, block_size, model,
-                  engine, endpoint, as_json):
+                  engine, endpoint, ray, actors, cpus_per_actor, gpus_per_actor, as_json):
     from .engine.quiet import stdout_to_stderr
     from .render import field_progress, render_summary, train_progress
     from .runner import RunOptions, build_auto, execute, prepare
 
     prep = prepare(RunOptions(template_ref, n, out, seed=seed, fmt=fmt, no_adapters=no_adapters, decode=decode,
                               retries=retries, resume=resume, overwrite=overwrite, block_size=block_size, model=model,
-                              engine=engine, endpoints=tuple(endpoint)))
+                              engine=engine, endpoints=tuple(endpoint), ray=ray, actors=actors,
+                              cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor))
     if prep.todo == 0:
         click.echo(f"{out}: already has {prep.plan.start} records (>= --n {n}); nothing to do", err=True)
         return
@@ -296,7 +304,7 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
     with stdout_to_stderr(as_json) as emit:
         if prep.plan.start:
             console.print(f"resuming {out} at record {prep.plan.start}")
-        console.print(f"starting engine ({engine}) ...")
+        console.print(f"starting engine ({engine}{', on Ray' if ray else ''}) ...")
         bar, on_field = field_progress(prep.template, n, prep.plan.start)
         with bar:
             summary = execute(prep, on_field=on_field)
@@ -325,6 +333,7 @@ def generate(template, **kw):
       synthgen generate biography --n 10000 --out bios.jsonl --resume
       synthgen generate biography --n 500 --out free.jsonl --decode free      # the old sample-parse-retry
       synthgen generate biography --n 1000 --out bios.jsonl --engine openai --endpoint http://gpu1:8000
+      synthgen generate biography --n 100000 --out bios.jsonl --ray auto --block-size 1024   # on a Ray cluster
     """
     _run_generate(template, **kw)
 
@@ -342,6 +351,7 @@ def biographies(**kw):
       synthgen biographies --n 10000 --out bios.jsonl
       synthgen biographies --n 10000 --out base.jsonl --no-adapters
       synthgen biographies --n 200 --out bios.parquet --seed 3
+      synthgen biographies --n 2000 --out bios.jsonl --ray --actors 2 --cpus-per-actor 1 --block-size 256
     """
     _run_generate("biography", **kw)
 

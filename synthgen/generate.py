@@ -28,16 +28,17 @@ import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .engine.base import Engine, Request, derive_seed, stepper
 from .errors import InputError
 from .output import FORMATS, Plan, convert, plan_run, read_jsonl, run_identity, write_json_atomic
 from .template import Template
 
-__all__ = ["FORMATS", "Plan", "Summary", "check_settings", "compile_tries", "fill_records", "plan_run", "read_jsonl",
-           "run", "run_identity", "run_settings", "write_json_atomic"]
+__all__ = ["FORMATS", "OrderedWriter", "Plan", "Summary", "check_settings", "compile_tries", "fill_records", "iter_records",
+           "local_fill_blocks", "plan_run", "read_jsonl", "run", "run_identity", "run_settings", "write_json_atomic"]
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Summary:
     recomputed_mismatch: int = 0  # ... that differ from the copy on disk (0 unless determinism broke)
     skipped: dict[str, int] | None = None  # field -> records not asked: a field its prompt uses ended null
     utilisation: float | None = None  # time of the computed tokens at the machine's ceiling / seconds (roofline.py)
+    duplicates: int = 0  # records made twice (a Ray shard retried after a lost worker), written once
 
     @property
     def computed_tokens(self) -> int:
@@ -163,12 +165,22 @@ class PeakRSS:
 FieldProgress = Callable[[str, int], None]  # (field name, records newly finished for it)
 
 
-def fill_records(template: Template, engine: Engine, indices: list[int], seed: int, *, use_adapters: bool = True,
+def fill_records(template: Template, engine: Engine, indices: list[int], seed: int, *,
+                 on_record: Callable[[dict], None] | None = None, **kwargs) -> list[dict]:
+    """Records for `indices` in index order (iter_records); `on_record(record)` as each finishes."""
+    records = []
+    for rec in iter_records(template, engine, indices, seed, **kwargs):
+        records.append(rec)
+        if on_record:
+            on_record(rec)
+    return sorted(records, key=lambda r: r["index"])
+
+
+def iter_records(template: Template, engine: Engine, indices: list[int], seed: int, *, use_adapters: bool = True,
                  retries: int | None = None, on_field: FieldProgress | None = None, stats: dict | None = None,
                  fallback: Callable[[int], dict] | None = None, tries: dict[str, str] | None = None,
-                 window: int = 256, on_record: Callable[[dict], None] | None = None,
-                 count_from: int = 0) -> list[dict]:
-    """Records for `indices`, pipelined: each record walks its fields in order, and its next request
+                 window: int = 256, count_from: int = 0) -> Iterator[dict]:
+    """Records for `indices`, yielded as each finishes (any order), pipelined: each record walks its fields in order, and its next request
     goes to the engine as soon as the previous one is done (a retry at once, with the next attempt's
     seed), so the batch never waits for a field or a retry tail. At most `window` records are in
     flight, admitted in index order. The engine's stream form (`submit`/`step`) is used; with an
@@ -177,8 +189,8 @@ def fill_records(template: Template, engine: Engine, indices: list[int], seed: i
     `tries` (compile_tries): field -> decode-trie file; those fields are sampled inside their list.
     `fallback(index)` (benchmarks): values that later prompts use where an earlier field is invalid,
     so each field is judged on its own; the record still stores the invalid field as null.
-    `on_record(record)`: called as each record finishes (any order); `on_field` counts only records
-    with index >= `count_from` (a resume recomputes a few records it does not write)."""
+    `on_field` counts only records with index >= `count_from` (a resume recomputes a few records it
+    does not write)."""
     stats = stats if stats is not None else {}
     tries = tries or {}
     fields = template.fields
@@ -192,6 +204,7 @@ def fill_records(template: Template, engine: Engine, indices: list[int], seed: i
     pos = [0] * n  # the field each record is at
     tries_left = [0] * n  # attempt number at that field
     inflight: dict[int, int] = {}  # ticket -> record
+    finished: list[dict] = []
     active = 0
     first_valid = stats.setdefault("first_valid", {})
     attempted = stats.setdefault("attempted", {})
@@ -227,8 +240,7 @@ def fill_records(template: Template, engine: Engine, indices: list[int], seed: i
         rec["errors"] = {f.name: errors[k].get(f.name) for f in fields}
         rec["attempts"] = {f.name: attempts[k].get(f.name, 0) for f in fields}
         active -= 1
-        if on_record:
-            on_record(rec)
+        finished.append(rec)
 
     if on_field:
         for f in fields:
@@ -239,6 +251,8 @@ def fill_records(template: Template, engine: Engine, indices: list[int], seed: i
             active += 1
             admitted += 1
             advance(admitted - 1)
+        yield from finished
+        finished.clear()
         if not inflight:
             continue
         for ticket, o in sorted(eng.step(), key=lambda t: t[0]):
@@ -262,7 +276,8 @@ def fill_records(template: Template, engine: Engine, indices: list[int], seed: i
                 pos[k] += 1
                 tries_left[k] = 0
             advance(k)
-    return records
+        yield from finished
+        finished.clear()
 
 
 def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, use_adapters: bool = True,
@@ -280,9 +295,12 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
     if unbuilt:
         raise InputError(f"field(s) {', '.join(unbuilt)} have adapter: auto: build them first with "
                          "synthgen.auto.ensure_auto_adapters(template, model_dir)")
-    if tries is None:
+    # an engine with its own fill_blocks (distributed.RayPool) compiles tries and knows its window and
+    # dtype only on its workers: they reach `settings` with its first records, checked before any is written
+    fill_blocks = getattr(engine, "fill_blocks", None) or partial(local_fill_blocks, engine)
+    if tries is None and not hasattr(engine, "fill_blocks"):
         tries = compile_tries(template, engine.tokenizer) if "constrained" in template.decodes().values() else {}
-    window = window or getattr(engine, "max_num_seqs", None) or DEFAULT_WINDOW
+    window = window or getattr(engine, "max_num_seqs", None) or (None if hasattr(engine, "fill_blocks") else DEFAULT_WINDOW)
     settings = run_settings(template, retries, block_size, getattr(engine, "dtype", None), window)
     check_settings(plan, settings)
     t0 = time.perf_counter()
@@ -299,20 +317,28 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
             fh.truncate(plan.valid_bytes)
     write_json_atomic(plan.meta_path, meta)
     stats: dict = {}
-    written = {"new": 0, "mismatch": 0, "recomputed": 0}
+    writer = None
     with PeakRSS() as rss:
         if plan.start < n:
             block0 = plan.start // block_size * block_size
             # a resume recomputes its block from the start (same batches as the uninterrupted run) and
             # writes only what is missing; the recomputed records already on disk are compared, not written
             on_disk = {r["index"]: r for r in read_jsonl(plan.stream)[block0:]} if plan.start > block0 else {}
+            blocks = [range(b, min(n, b + block_size)) for b in range(block0, n, block_size)]
             with open(plan.stream, "ab") as fh:
-                for b in range(block0, n, block_size):
-                    _fill_block_to(fh, template, engine, range(b, min(n, b + block_size)), seed, plan.start, on_disk,
-                                   written, stats, use_adapters=use_adapters, retries=retries, on_field=on_field,
-                                   fallback=fallback, tries=tries, window=window)
-                    if on_block:
-                        on_block(written["new"])
+                writer = OrderedWriter(fh, plan.start, on_disk)
+                for rec in fill_blocks(template, blocks, seed, stats=stats, use_adapters=use_adapters, retries=retries,
+                                       on_field=on_field, fallback=fallback, tries=tries, window=window,
+                                       count_from=plan.start):
+                    if settings["dtype"] is None and getattr(engine, "dtype", None) is not None:
+                        settings.update(dtype=engine.dtype, window=engine.max_num_seqs)  # known from its first records
+                        check_settings(plan, settings)
+                        write_json_atomic(plan.meta_path, meta)
+                    before = writer.next
+                    writer.add(rec)
+                    if on_block and writer.next // block_size > before // block_size:
+                        on_block(writer.new)
+                writer.close()
         total = max(n, plan.start)
         valid, skipped = _valid_shares(plan.stream, template) if plan.stream.exists() else ({}, {})
         if plan.fmt != "jsonl" and plan.stream.exists():
@@ -321,12 +347,13 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
     attempted = stats.get("attempted", {})
     first = {f.name: stats.get("first_valid", {}).get(f.name, 0) / attempted[f.name]
              for f in template.fields if attempted.get(f.name)}
-    summary = Summary(records=total, new_records=written["new"], seconds=seconds, valid=valid, first_try_valid=first,
+    w = writer or OrderedWriter(None, plan.start, {})
+    summary = Summary(records=total, new_records=w.new, seconds=seconds, valid=valid, first_try_valid=first,
                       skipped=skipped,
                       requests=stats.get("requests", 0), tokens=stats.get("tokens", 0),
                       peak_rss_gib=rss.peak / 2**30, out=str(plan.out), prompt_tokens=stats.get("prompt_tokens", 0),
                       cached_prompt_tokens=stats.get("cached_tokens", 0), engine_start_seconds=engine_start_seconds,
-                      recomputed=written["recomputed"], recomputed_mismatch=written["mismatch"])
+                      recomputed=w.recomputed, recomputed_mismatch=w.mismatch, duplicates=w.duplicates)
     from .roofline import load_ceiling, seconds_at_ceiling
 
     ceiling = load_ceiling(engine.model, getattr(engine, "dtype", None))
@@ -342,42 +369,54 @@ DEFAULT_WINDOW = 256  # records in flight when the engine does not say (vLLM: it
 FSYNC_SECONDS = 2.0  # finished records reach the disk at once (write + flush), and are fsynced at least this often
 
 
-def _fill_block_to(fh, template, engine, indices: range, seed: int, start: int, on_disk: dict, written: dict,
-                   stats: dict, *, window: int, **kwargs) -> None:
-    """One block, pipelined, each record appended as soon as it and every record before it are done.
+def local_fill_blocks(engine: Engine, template: Template, blocks: list[range], seed: int, **kwargs) -> Iterator[dict]:
+    """Records of each block in turn on `engine`, yielded as they finish (iter_records).
 
     The engine's prefix cache is emptied first, so a block's batches (and float results) are the
-    same whether the run started here (resume) or earlier."""
-    reset = getattr(engine, "reset_prefix_cache", None)
-    if reset:
-        reset()
-    ready: dict[int, bytes] = {}
-    nxt = max(indices.start, start)
-    last_sync = time.monotonic()
+    same whether the run started there (resume), earlier, or on another machine (distributed.py)."""
+    for block in blocks:
+        reset = getattr(engine, "reset_prefix_cache", None)
+        if reset:
+            reset()
+        yield from iter_records(template, engine, list(block), seed, **kwargs)
 
-    def on_record(rec):
-        nonlocal nxt, last_sync
+
+class OrderedWriter:
+    """Appends records to `fh` in index order as they arrive in any order, from `start` on: each as
+    soon as every record before it is written (write + flush: survives kill -9; fsync at least every
+    FSYNC_SECONDS). Records before `start` (a resume's recomputed block) are compared with `on_disk`,
+    not written; a record that arrives twice (a retried shard) is written once."""
+
+    def __init__(self, fh, start: int, on_disk: dict[int, dict]):
+        self.fh, self.start, self.on_disk, self.next = fh, start, on_disk, start
+        self.ready: dict[int, bytes] = {}
+        self.new = self.recomputed = self.mismatch = self.duplicates = 0
+        self.last_sync = time.monotonic()
+
+    def add(self, rec: dict) -> None:
         i = rec["index"]
-        if i < start:  # on disk already (resume): the recomputation should agree
-            written["recomputed"] += 1
-            written["mismatch"] += on_disk.get(i) != json.loads(json.dumps(rec, ensure_ascii=False))
+        if i < self.start:  # on disk already (resume): the recomputation should agree
+            self.recomputed += 1
+            self.mismatch += self.on_disk.get(i) != json.loads(json.dumps(rec, ensure_ascii=False))
             return
-        ready[i] = json.dumps(rec, ensure_ascii=False).encode() + b"\n"
+        if i < self.next or i in self.ready:
+            self.duplicates += 1
+            return
+        self.ready[i] = json.dumps(rec, ensure_ascii=False).encode() + b"\n"
         lines = []
-        while nxt in ready:
-            lines.append(ready.pop(nxt))
-            nxt += 1
+        while self.next in self.ready:
+            lines.append(self.ready.pop(self.next))
+            self.next += 1
         if lines:
-            fh.write(b"".join(lines))
-            fh.flush()  # in the OS now: survives kill -9
-            written["new"] += len(lines)
-            if time.monotonic() - last_sync >= FSYNC_SECONDS:
-                os.fsync(fh.fileno())
-                last_sync = time.monotonic()
+            self.fh.write(b"".join(lines))
+            self.fh.flush()  # in the OS now: survives kill -9
+            self.new += len(lines)
+            if time.monotonic() - self.last_sync >= FSYNC_SECONDS:
+                os.fsync(self.fh.fileno())
+                self.last_sync = time.monotonic()
 
-    fill_records(template, engine, list(indices), seed, stats=stats, on_record=on_record, count_from=start,
-                 window=window, **kwargs)
-    os.fsync(fh.fileno())
+    def close(self) -> None:
+        os.fsync(self.fh.fileno())
 
 
 def _valid_shares(stream: Path, template: Template) -> tuple[dict[str, float], dict[str, int]]:

@@ -34,6 +34,10 @@ class RunOptions:
     model: str | None = None
     engine: str = "vllm"
     endpoints: tuple[str, ...] = ()
+    ray: str | None = None  # run on Ray: "local", "auto" or a cluster address (distributed.RayPool)
+    actors: int | None = None
+    cpus_per_actor: float | None = None
+    gpus_per_actor: float | None = None
 
 
 @dataclass
@@ -68,6 +72,12 @@ def prepare(opts: RunOptions) -> Prepared:
         raise InputError(f"--retries must be >= 0, got {opts.retries}")
     if opts.block_size < 1:
         raise InputError(f"--block-size must be >= 1, got {opts.block_size}")
+    if opts.ray is not None:
+        if opts.engine != "vllm":
+            raise InputError("--ray runs in-process vLLM engines on its actors: it does not combine with --engine openai")
+        from .distributed import import_ray
+
+        import_ray()  # not installed: the one-line error now, before anything starts
     template = load_template(opts.template, use_adapters=not opts.no_adapters).with_decode(opts.decode)
     auto = [f.name for f in template.fields if f.adapter == "auto"] if not opts.no_adapters else []
     if auto and opts.engine != "vllm":
@@ -109,7 +119,17 @@ def execute(prep: Prepared, on_field: FieldProgress | None = None) -> Summary:
     from .engine import start_engine
 
     o = prep.opts
-    eng, started = start_engine(o.engine, prep.model, **prep.engine_kwargs)
+    if o.ray is not None:
+        import time
+
+        from .distributed import RayPool
+
+        t0 = time.perf_counter()
+        eng = RayPool(o.ray, model=prep.model, engine_kwargs=prep.engine_kwargs, actors=o.actors,
+                      cpus_per_actor=o.cpus_per_actor, gpus_per_actor=o.gpus_per_actor)
+        started = time.perf_counter() - t0  # Ray's start; the actors' engines start inside the run
+    else:
+        eng, started = start_engine(o.engine, prep.model, **prep.engine_kwargs)
     try:
         # tries None (a remote engine): `run` compiles them with the engine's tokenizer
         return run(prep.template, eng, prep.plan, o.n, o.seed, use_adapters=not o.no_adapters, retries=o.retries,

@@ -1,0 +1,233 @@
+"""Generation on a Ray cluster: whole blocks as shards on an actor pool, one synthgen engine per actor.
+
+    pool = RayPool("local", model=None, engine_kwargs={"max_loras": 4}, actors=2, cpus_per_actor=1)
+    summary = generate.run(template, pool, plan, n, seed, block_size=256)   # the same call as a local run
+
+A shard is a generation block (`--block-size`): its batches do not depend on timing, and each
+block starts with an empty prefix cache, so a block made on an actor equals the local run's block
+when the actor runs the same engine (model, dtype, max_num_seqs, threads). Ray Data runs the
+blocks (`map_batches` over an actor pool; a lost actor is restarted and its shard retried, Ray
+Data's default); each actor streams its finished records back every FLUSH_SECONDS, and the driver
+writes them in index order with the local run's writer (generate.OrderedWriter): a record a retried
+shard makes twice is written once, a killed driver leaves a file that `--resume` finishes.
+
+Why not `ray.data.llm`'s vLLM processor: it sends rows as independent requests to vLLM's async
+engine, which batches them by arrival time (not deterministic on CPU), while a synthgen record is
+a chain of dependent requests, each field with its own LoRA adapter and decode trie.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Iterator
+
+from .errors import EngineError, InputError
+from .template import Template
+
+FLUSH_SECONDS = 2.0  # an actor sends its finished records at least this often (and every 256)
+ENV_PREFIXES = ("SYNTHGEN_", "VLLM_", "HF_")  # the driver's settings that actors need (home, dtype, cache)
+
+
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise InputError("--ray needs Ray: pip install 'synthgen[ray]' (or `make setup`)") from None
+    return ray
+
+
+def _diff(now: dict, before: dict) -> dict:
+    """now - before for generate's stats (numbers, and dicts of numbers per field)."""
+    out = {}
+    for k, v in now.items():
+        if isinstance(v, dict):
+            d = {f: c - before.get(k, {}).get(f, 0) for f, c in v.items()}
+            out[k] = {f: c for f, c in d.items() if c}
+        else:
+            out[k] = v - before.get(k, 0)
+    return out
+
+
+def merge_stats(into: dict, delta: dict) -> None:
+    for k, v in delta.items():
+        if isinstance(v, dict):
+            sub = into.setdefault(k, {})
+            for f, c in v.items():
+                sub[f] = sub.get(f, 0) + c
+        else:
+            into[k] = into.get(k, 0) + v
+
+
+def ship(template: Template) -> dict:
+    """What an actor needs to rebuild the driver's template: small (Ray keeps big constructor
+    arguments in its object store, where a restarted actor may not find them)."""
+    return {"path": template.path, "digest": template.digest, "decodes": template.decodes(),
+            "adapters": {f.name: f.adapter_path for f in template.fields}}
+
+
+def load_shipped(shipped: dict) -> Template:
+    from .template import load_template
+
+    t = load_template(shipped["path"], use_adapters=False)  # adapter paths: the driver's (auto ones built there)
+    if t.digest != shipped["digest"]:
+        raise EngineError(f"the template {shipped['path']!r} on this worker differs from the driver's: "
+                          "give every node the same file")
+    for f in t.fields:
+        f.decode, f.adapter_path = shipped["decodes"][f.name], shipped["adapters"][f.name]
+    return t
+
+
+class BlockFiller:
+    """A Ray Data actor: one synthgen engine; each input row is a block [start, stop) whose records
+    it yields in chunks (index, JSON line, stats delta on the chunk's first row, its engine settings)."""
+
+    def __init__(self, template: dict, model: str | None, engine_kwargs: dict, seed: int, kwargs: dict, env: dict,
+                 engine=None):
+        os.environ.update(env)
+        template = load_shipped(template)
+        if engine is None:
+            from .engine import start_engine
+
+            engine, _ = start_engine("vllm", model, **engine_kwargs)
+        from .generate import compile_tries
+
+        self.engine, self.template, self.seed, self.kwargs = engine, template, seed, kwargs
+        constrained = "constrained" in template.decodes().values()
+        self.tries = compile_tries(template, engine.tokenizer) if constrained else {}
+        self.window = kwargs.pop("window", None) or getattr(engine, "max_num_seqs", None) or 256
+        self.settings = json.dumps({"dtype": getattr(engine, "dtype", None), "window": self.window})
+
+    def __call__(self, batch: dict) -> Iterator[dict]:
+        from .generate import local_fill_blocks
+
+        blocks = [range(int(a), int(b)) for a, b in zip(batch["start"], batch["stop"])]
+        stats: dict = {}
+        sent: dict = {}
+        chunk: list[dict] = []
+        last = time.monotonic()
+        for rec in local_fill_blocks(self.engine, self.template, blocks, self.seed, stats=stats, tries=self.tries,
+                                     window=self.window, **self.kwargs):
+            chunk.append(rec)
+            if len(chunk) >= 256 or time.monotonic() - last >= FLUSH_SECONDS:
+                yield self._chunk(chunk, stats, sent)
+                chunk, last = [], time.monotonic()
+        if chunk:
+            yield self._chunk(chunk, stats, sent)
+
+    def _chunk(self, chunk: list[dict], stats: dict, sent: dict) -> dict:
+        import copy
+
+        delta = _diff(stats, sent)
+        sent.clear()
+        sent.update(copy.deepcopy(stats))
+        return {"index": [r["index"] for r in chunk], "line": [json.dumps(r, ensure_ascii=False) for r in chunk],
+                "stats": [json.dumps(delta)] + [""] * (len(chunk) - 1), "settings": [self.settings] * len(chunk)}
+
+
+class RayPool:
+    """An engine stand-in for `generate.run`: `fill_blocks` runs the blocks on Ray actors.
+
+    address: "local" (a Ray started for this run and stopped after), "auto" (the cluster this
+    machine is in), or a cluster address (`ray://head:10001`, `head:6379`). actors default: the
+    cluster's CPUs (GPUs) divided by each actor's share. cpus_per_actor default: this machine's
+    cores (one vLLM per CPU node: it uses all of them) or 1 with a GPU; gpus_per_actor default: 1
+    where the cluster has GPUs."""
+
+    def __init__(self, address: str = "local", *, model: str | None = None, engine_kwargs: dict | None = None,
+                 actors: int | None = None, cpus_per_actor: float | None = None, gpus_per_actor: float | None = None):
+        ray = import_ray()
+        self.ray = ray
+        env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
+        if not ray.is_initialized():
+            # Ray's C++ core logs warnings about its own internals to this terminal; errors still raise
+            os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            except Exception as e:  # ConnectionError, ValueError ...: the user needs one line
+                raise EngineError(f"could not start or reach Ray at {address!r}: {e.__class__.__name__}: {e}") from None
+            self._started = True
+        else:
+            self._started = False
+        from ray.data import DataContext
+
+        ctx = DataContext.get_current()
+        ctx.enable_progress_bars = False  # the driver shows its own
+        ctx.print_on_execution_start = False
+        ctx.issue_detectors_config.detectors = []  # its advice (memory= per actor) is for big pipelines
+        for name in ("ray", "ray.data"):  # Ray Data logs each execution at INFO on the driver
+            logging.getLogger(name).setLevel(logging.ERROR)
+        total = ray.cluster_resources()
+        gpus = gpus_per_actor if gpus_per_actor is not None else (1 if total.get("GPU", 0) >= 1 else 0)
+        cpus = cpus_per_actor if cpus_per_actor is not None else (1 if gpus else min(os.cpu_count() or 1, total.get("CPU", 1)))
+        if cpus <= 0 or gpus < 0:
+            raise InputError(f"--cpus-per-actor must be > 0 and --gpus-per-actor >= 0, got {cpus} and {gpus}")
+        fit = int(min(total.get("CPU", 0) // cpus, total.get("GPU", 0) // gpus if gpus else float("inf")))
+        self.actors = actors if actors is not None else max(1, fit)
+        if self.actors < 1:
+            raise InputError(f"--actors must be >= 1, got {self.actors}")
+        if self.actors > fit:
+            raise InputError(f"{self.actors} actors of {cpus:g} CPUs{f' + {gpus:g} GPUs' if gpus else ''} do not fit in the "
+                             f"cluster ({total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs): lower --actors or the per-actor share")
+        self.cpus, self.gpus, self.env = cpus, gpus, env
+        self.model, self.engine_kwargs = model, engine_kwargs or {}
+        self.dtype: str | None = None  # what the actors' engines run with: known from their first records
+        self.max_num_seqs: int | None = None
+
+    def describe(self) -> str:
+        share = f"{self.cpus:g} CPUs" + (f" + {self.gpus:g} GPUs" if self.gpus else "")
+        return f"Ray: {self.actors} actor(s) of {share}"
+
+    def fill_blocks(self, template: Template, blocks: list[range], seed: int, *, stats: dict, on_field=None,
+                    tries=None, count_from: int = 0, **kwargs) -> Iterator[dict]:
+        """Records of `blocks` from the actors as they finish (any order); stats merged into `stats`;
+        `on_field` counted per record on the driver. `tries` are compiled on each actor instead."""
+        if on_field:
+            for f in template.fields:
+                on_field(f.name, 0)  # the fields start (progress bars time their rate from here)
+        seen: set[str] = set()
+        try:
+            for batch in self._batches(template, blocks, seed, dict(kwargs, count_from=count_from)):
+                for i, line, delta, settings in zip(batch["index"], batch["line"], batch["stats"], batch["settings"]):
+                    if delta:
+                        merge_stats(stats, json.loads(delta))
+                    if settings not in seen:
+                        self._settings(settings, seen)
+                    if on_field and int(i) >= count_from:
+                        for f in template.fields:
+                            on_field(f.name, 1)
+                    yield json.loads(line)
+        except (InputError, EngineError):
+            raise
+        except Exception as e:  # a Ray error that its retries did not mend: one line, the cause's last line
+            cause = str(e).strip().splitlines()[-1] if str(e).strip() else e.__class__.__name__
+            raise EngineError(f"the Ray run failed: {cause}") from None
+
+    def _batches(self, template: Template, blocks: list[range], seed: int, kwargs: dict) -> Iterator[dict]:
+        """The actors' output chunks (BlockFiller), as Ray Data streams them to the driver."""
+        import ray.data
+
+        rows = [{"start": b.start, "stop": b.stop} for b in blocks]
+        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+        # one block per call (a shard), one engine per actor, records streamed back as they finish
+        out = ds.map_batches(BlockFiller, batch_size=1, compute=ray.data.ActorPoolStrategy(size=self.actors),
+                             num_cpus=self.cpus, num_gpus=self.gpus or None, batch_format="numpy",
+                             fn_constructor_kwargs=dict(template=ship(template), model=self.model,
+                                                        engine_kwargs=self.engine_kwargs, seed=seed, kwargs=kwargs,
+                                                        env=self.env))
+        return out.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0)
+
+    def _settings(self, settings: str, seen: set) -> None:
+        s = json.loads(settings)
+        if seen:
+            raise EngineError(f"Ray actors run different engines ({sorted(seen)} vs {settings}): their records would "
+                              "not match a local run; give every actor the same hardware and SYNTHGEN_DTYPE")
+        seen.add(settings)
+        self.dtype, self.max_num_seqs = s["dtype"], s["window"]
+
+    def close(self) -> None:
+        if self._started:
+            self.ray.shutdown()

@@ -1,0 +1,120 @@
+"""Ray runs without Ray workers: the driver's sharding, merge order, retried shards and settings
+checks, with the actors' code (BlockFiller) on FakeEngine. The real cluster runs: test_ray.py."""
+
+import json
+import random
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from synthgen.cli import cli
+from synthgen.distributed import BlockFiller, RayPool, ship
+from synthgen.engine import FakeEngine
+from synthgen.errors import EngineError, InputError
+from synthgen.generate import plan_run, run
+from synthgen.template import load_template
+
+from .test_generate import TINY, responder, write
+
+
+class LocalPool(RayPool):
+    """RayPool's driver with its actors' code run here: blocks in a shuffled order, split over
+    `actors` FakeEngines, and the first block's first chunk delivered a second time (what a shard
+    retried after a lost actor sends)."""
+
+    def __init__(self, actors=2, order_seed=0, dtype="float32", dtypes=None):
+        self.actors, self.order_seed, self.dtypes = actors, order_seed, dtypes or [dtype] * actors
+        self.model, self.dtype, self.max_num_seqs = "fake", None, None
+        self.blocks_seen = []
+
+    def _batches(self, template, blocks, seed, kwargs):
+        fillers = []
+        for a in range(self.actors):
+            eng = FakeEngine(responder=responder, per_step=3)
+            eng.dtype, eng.max_num_seqs = self.dtypes[a], 6
+            fillers.append(BlockFiller(ship(template), None, {}, seed, dict(kwargs), {}, engine=eng))
+        order = list(blocks)
+        random.Random(self.order_seed).shuffle(order)
+        for k, b in enumerate(order):
+            self.blocks_seen.append((b.start, b.stop))
+            chunks = list(fillers[k % self.actors]({"start": [b.start], "stop": [b.stop]}))
+            yield from chunks
+            if k == 0:
+                yield chunks[0]  # the retried shard's output arrives again
+
+
+def test_shards_merge_into_the_local_runs_file_in_record_order(tmp_path, monkeypatch):
+    monkeypatch.setattr("synthgen.distributed.FLUSH_SECONDS", 0.0)  # a chunk per finished record or two
+    t = load_template(write(tmp_path, TINY))
+    local = tmp_path / "local.jsonl"
+    s_local = run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, local, 40, 7), 40, 7, block_size=8, window=6)
+    pool = LocalPool(actors=3, order_seed=1)
+    out = tmp_path / "ray.jsonl"
+    fields = {}
+    s = run(t, pool, plan_run(t, out, 40, 7), 40, 7, block_size=8,
+            on_field=lambda name, k: fields.__setitem__(name, fields.get(name, 0) + k))
+    assert out.read_bytes() == local.read_bytes()
+    assert [b[0] for b in pool.blocks_seen] != sorted(b[0] for b in pool.blocks_seen)  # arrived out of order
+    assert s.duplicates > 0 and s.new_records == 40
+    assert fields == {f.name: 40 + s.duplicates for f in t.fields}  # progress counts what arrived
+    assert s.tokens > s_local.tokens  # the repeated chunk's tokens were computed twice: counted
+    meta = json.loads(out.with_name("ray.jsonl.meta.json").read_text())
+    assert meta["settings"]["dtype"] == "float32" and meta["settings"]["window"] == 6 and meta["complete"]
+
+
+def test_resume_of_a_ray_run_recomputes_the_interrupted_block_and_matches(tmp_path):
+    t = load_template(write(tmp_path, TINY))
+    ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
+    run(t, LocalPool(), plan_run(t, ref, 30, 2), 30, 2, block_size=8)
+    run(t, LocalPool(), plan_run(t, out, 30, 2), 30, 2, block_size=8)
+    lines = out.read_bytes().splitlines(keepends=True)
+    out.write_bytes(b"".join(lines[:13]) + lines[13][:9])  # a killed driver: 13 records and a torn line
+    s = run(t, LocalPool(order_seed=5), plan_run(t, out, 30, 2, resume=True), 30, 2, block_size=8)
+    assert out.read_bytes() == ref.read_bytes()
+    assert s.new_records == 17 and s.recomputed >= 5 and s.recomputed_mismatch == 0  # 8..12 (+ a repeated chunk)
+
+
+def test_resume_on_actors_with_another_dtype_is_refused_before_writing(tmp_path):
+    t = load_template(write(tmp_path, TINY))
+    out = tmp_path / "o.jsonl"
+    run(t, LocalPool(), plan_run(t, out, 6, 1), 6, 1, block_size=4)
+    before = out.read_bytes()
+    with pytest.raises(InputError, match="different dtype"):
+        run(t, LocalPool(dtype="bfloat16"), plan_run(t, out, 12, 1, resume=True), 12, 1, block_size=4)
+    assert out.read_bytes() == before
+
+
+def test_actors_running_different_engines_fail_the_run(tmp_path):
+    t = load_template(write(tmp_path, TINY))
+    with pytest.raises(EngineError, match="different engines"):
+        run(t, LocalPool(actors=2, dtypes=["float32", "bfloat16"]), plan_run(t, tmp_path / "o.jsonl", 16, 1), 16, 1,
+            block_size=4)
+
+
+def test_the_actor_rebuilds_the_drivers_template(tmp_path):
+    t = load_template(write(tmp_path, TINY)).with_decode("constrained")
+    t.fields[0].adapter_path = "/adapters/colors"  # e.g. an adapter: auto the driver built
+    filler = BlockFiller(ship(t), None, {}, 0, {}, {}, engine=FakeEngine(responder=lambda r: "red"))
+    assert filler.template.decodes() == t.decodes() and filler.template.fields[0].adapter_path == "/adapters/colors"
+    assert set(filler.tries) == {"color", "day"}  # compiled on the actor, with its engine's tokenizer
+    assert len(json.dumps(ship(t))) < 2000  # small: Ray passes it inline, a restarted actor always finds it
+
+
+def test_ray_option_errors_are_one_line(tmp_path, monkeypatch):
+    r = CliRunner().invoke(cli, ["biographies", "--n", "2", "--out", str(tmp_path / "o.jsonl"), "--ray",
+                                 "--engine", "openai", "--endpoint", "http://localhost:1"])
+    assert r.exit_code != 0 and "does not combine with --engine openai" in r.output and "Traceback" not in r.output
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed
+    r = CliRunner().invoke(cli, ["biographies", "--n", "2", "--out", str(tmp_path / "o.jsonl"), "--ray"])
+    assert r.exit_code != 0 and "pip install 'synthgen[ray]'" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_ray_run_converts_to_parquet_in_record_order(tmp_path):
+    t = load_template(write(tmp_path, TINY))
+    out = tmp_path / "o.parquet"
+    run(t, LocalPool(), plan_run(t, out, 10, 3, fmt="parquet"), 10, 3, block_size=4)
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(out).column("index").to_pylist() == list(range(10))
