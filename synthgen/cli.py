@@ -271,8 +271,7 @@ def _generate_options(f):
                      help="Run the blocks on Ray actors, one engine each (pip install 'synthgen[ray]'): --ray alone starts a "
                           "local Ray for the run; --ray auto joins this machine's cluster; or ray://HEAD:10001. Same records as a local run."),
         click.option("--actors", type=int, default=None, help="--ray: actors (default: as many as the cluster fits)."),
-        click.option("--cpus-per-actor", type=float, default=None,
-                     help="--ray: CPUs per actor (default: this machine's cores, or 1 with GPUs)."),
+        click.option("--cpus-per-actor", type=float, default=None, help="--ray: CPUs per actor (default: this machine's cores, or 1 with GPUs)."),
         click.option("--gpus-per-actor", type=float, default=None, help="--ray: GPUs per actor (default: 1 where the cluster has GPUs)."),
         click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout."),
     ]

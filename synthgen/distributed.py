@@ -7,7 +7,8 @@ A shard is a generation block (`--block-size`): its batches do not depend on tim
 block starts with an empty prefix cache, so a block made on an actor equals the local run's block
 when the actor runs the same engine (model, dtype, max_num_seqs, threads). Ray Data runs the
 blocks (`map_batches` over an actor pool; a lost actor is restarted and its shard retried, Ray
-Data's default); each actor streams its finished records back every FLUSH_SECONDS, and the driver
+Data's default); each actor streams its finished records back in index order, CHUNK at a time
+(the same chunks on a retry, as Ray expects of a retried generator), and the driver
 writes them in index order with the local run's writer (generate.OrderedWriter): a record a retried
 shard makes twice is written once, a killed driver leaves a file that `--resume` finishes.
 
@@ -18,16 +19,16 @@ a chain of dependent requests, each field with its own LoRA adapter and decode t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import time
 from typing import Iterator
 
 from .errors import EngineError, InputError
 from .template import Template
 
-FLUSH_SECONDS = 2.0  # an actor sends its finished records at least this often (and every 256)
+CHUNK = 8  # an actor sends its finished records in index order, this many at a time (and a block's last ones)
 ENV_PREFIXES = ("SYNTHGEN_", "VLLM_", "HF_")  # the driver's settings that actors need (home, dtype, cache)
 
 
@@ -83,7 +84,7 @@ def load_shipped(shipped: dict) -> Template:
 
 class BlockFiller:
     """A Ray Data actor: one synthgen engine; each input row is a block [start, stop) whose records
-    it yields in chunks (index, JSON line, stats delta on the chunk's first row, its engine settings)."""
+    it yields in index order as they finish, CHUNK records (one row) at a time."""
 
     def __init__(self, template: dict, model: str | None, engine_kwargs: dict, seed: int, kwargs: dict, env: dict,
                  engine=None):
@@ -105,27 +106,30 @@ class BlockFiller:
         from .generate import local_fill_blocks
 
         blocks = [range(int(a), int(b)) for a, b in zip(batch["start"], batch["stop"])]
+        order = [i for b in blocks for i in b]
         stats: dict = {}
         sent: dict = {}
-        chunk: list[dict] = []
-        last = time.monotonic()
+        done: dict[int, dict] = {}
+        nxt = 0  # position in `order` of the next record to send
         for rec in local_fill_blocks(self.engine, self.template, blocks, self.seed, stats=stats, tries=self.tries,
                                      window=self.window, **self.kwargs):
-            chunk.append(rec)
-            if len(chunk) >= 256 or time.monotonic() - last >= FLUSH_SECONDS:
-                yield self._chunk(chunk, stats, sent)
-                chunk, last = [], time.monotonic()
-        if chunk:
-            yield self._chunk(chunk, stats, sent)
+            done[rec["index"]] = rec
+            # whole chunks of CHUNK records in index order: the same chunks on a retry (Ray matches a
+            # retried task's outputs to the first attempt's by position), whatever the timing
+            while nxt + CHUNK <= len(order) and all(i in done for i in order[nxt:nxt + CHUNK]):
+                yield self._chunk([done.pop(i) for i in order[nxt:nxt + CHUNK]], stats, sent)
+                nxt += CHUNK
+        if nxt < len(order):
+            yield self._chunk([done.pop(i) for i in order[nxt:]], stats, sent)
 
     def _chunk(self, chunk: list[dict], stats: dict, sent: dict) -> dict:
+        """One row: the chunk's records, the stats since the last chunk, this engine's settings."""
         import copy
 
         delta = _diff(stats, sent)
         sent.clear()
         sent.update(copy.deepcopy(stats))
-        return {"index": [r["index"] for r in chunk], "line": [json.dumps(r, ensure_ascii=False) for r in chunk],
-                "stats": [json.dumps(delta)] + [""] * (len(chunk) - 1), "settings": [self.settings] * len(chunk)}
+        return {"records": [json.dumps(chunk, ensure_ascii=False)], "stats": [json.dumps(delta)], "settings": [self.settings]}
 
 
 class RayPool:
@@ -141,10 +145,8 @@ class RayPool:
                  actors: int | None = None, cpus_per_actor: float | None = None, gpus_per_actor: float | None = None):
         ray = import_ray()
         self.ray = ray
-        env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
+        self.env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
         if not ray.is_initialized():
-            # Ray's C++ core logs warnings about its own internals to this terminal; errors still raise
-            os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
             except Exception as e:  # ConnectionError, ValueError ...: the user needs one line
@@ -152,6 +154,19 @@ class RayPool:
             self._started = True
         else:
             self._started = False
+        # Ray's C++ core prints notices about its own internals on this process's stderr: to the engine log
+        from .engine.quiet import cpp_log_lines_to_log
+
+        self._quiet = contextlib.ExitStack()
+        self._quiet.enter_context(cpp_log_lines_to_log())
+        try:
+            self._configure(model, engine_kwargs, actors, cpus_per_actor, gpus_per_actor)
+        except Exception:
+            self.close()
+            raise
+
+    def _configure(self, model, engine_kwargs, actors, cpus_per_actor, gpus_per_actor) -> None:
+        ray = self.ray
         from ray.data import DataContext
 
         ctx = DataContext.get_current()
@@ -172,14 +187,10 @@ class RayPool:
         if self.actors > fit:
             raise InputError(f"{self.actors} actors of {cpus:g} CPUs{f' + {gpus:g} GPUs' if gpus else ''} do not fit in the "
                              f"cluster ({total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs): lower --actors or the per-actor share")
-        self.cpus, self.gpus, self.env = cpus, gpus, env
+        self.cpus, self.gpus = cpus, gpus
         self.model, self.engine_kwargs = model, engine_kwargs or {}
         self.dtype: str | None = None  # what the actors' engines run with: known from their first records
         self.max_num_seqs: int | None = None
-
-    def describe(self) -> str:
-        share = f"{self.cpus:g} CPUs" + (f" + {self.gpus:g} GPUs" if self.gpus else "")
-        return f"Ray: {self.actors} actor(s) of {share}"
 
     def fill_blocks(self, template: Template, blocks: list[range], seed: int, *, stats: dict, on_field=None,
                     tries=None, count_from: int = 0, **kwargs) -> Iterator[dict]:
@@ -191,15 +202,15 @@ class RayPool:
         seen: set[str] = set()
         try:
             for batch in self._batches(template, blocks, seed, dict(kwargs, count_from=count_from)):
-                for i, line, delta, settings in zip(batch["index"], batch["line"], batch["stats"], batch["settings"]):
-                    if delta:
-                        merge_stats(stats, json.loads(delta))
+                for records, delta, settings in zip(batch["records"], batch["stats"], batch["settings"]):
+                    merge_stats(stats, json.loads(delta))
                     if settings not in seen:
                         self._settings(settings, seen)
-                    if on_field and int(i) >= count_from:
-                        for f in template.fields:
-                            on_field(f.name, 1)
-                    yield json.loads(line)
+                    for rec in json.loads(records):
+                        if on_field and rec["index"] >= count_from:
+                            for f in template.fields:
+                                on_field(f.name, 1)
+                        yield rec
         except (InputError, EngineError):
             raise
         except Exception as e:  # a Ray error that its retries did not mend: one line, the cause's last line
@@ -210,15 +221,22 @@ class RayPool:
         """The actors' output chunks (BlockFiller), as Ray Data streams them to the driver."""
         import ray.data
 
-        rows = [{"start": b.start, "stop": b.stop} for b in blocks]
-        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-        # one block per call (a shard), one engine per actor, records streamed back as they finish
-        out = ds.map_batches(BlockFiller, batch_size=1, compute=ray.data.ActorPoolStrategy(size=self.actors),
-                             num_cpus=self.cpus, num_gpus=self.gpus or None, batch_format="numpy",
-                             fn_constructor_kwargs=dict(template=ship(template), model=self.model,
-                                                        engine_kwargs=self.engine_kwargs, seed=seed, kwargs=kwargs,
-                                                        env=self.env))
-        return out.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0)
+        # each chunk its own output block, sent to the driver at once (Ray Data otherwise gathers a
+        # task's output into blocks of up to 128 MiB: a shard's records would arrive when it ends)
+        ctx = ray.data.DataContext.get_current()
+        shaping, ctx.target_max_block_size = ctx.target_max_block_size, 1  # a dataset copies the context
+        try:
+            rows = [{"start": b.start, "stop": b.stop} for b in blocks]
+            ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+            # one block per call (a shard), one engine per actor, records streamed back as they finish
+            out = ds.map_batches(BlockFiller, batch_size=1, compute=ray.data.ActorPoolStrategy(size=self.actors),
+                                 num_cpus=self.cpus, num_gpus=self.gpus or None, batch_format="numpy",
+                                 fn_constructor_kwargs=dict(template=ship(template), model=self.model,
+                                                            engine_kwargs=self.engine_kwargs, seed=seed, kwargs=kwargs,
+                                                            env=self.env))
+        finally:
+            ctx.target_max_block_size = shaping
+        yield from out.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0)
 
     def _settings(self, settings: str, seen: set) -> None:
         s = json.loads(settings)
@@ -231,3 +249,4 @@ class RayPool:
     def close(self) -> None:
         if self._started:
             self.ray.shutdown()
+        self._quiet.close()

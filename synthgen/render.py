@@ -122,6 +122,8 @@ def render_summary(s, template):
                       "(benchmarks/roofline.py)")
     else:
         console.print("utilisation: unknown: run benchmarks/roofline.py once to measure this machine's ceiling")
+    if s.duplicates:
+        console.print(f"ray: {s.duplicates} records arrived twice (a shard retried after a lost actor) and were written once")
     if s.recomputed:
         same = s.recomputed - s.recomputed_mismatch
         console.print(f"resume: recomputed {s.recomputed} records of the interrupted block, {same} identical to the file"

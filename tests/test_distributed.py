@@ -45,7 +45,7 @@ class LocalPool(RayPool):
 
 
 def test_shards_merge_into_the_local_runs_file_in_record_order(tmp_path, monkeypatch):
-    monkeypatch.setattr("synthgen.distributed.FLUSH_SECONDS", 0.0)  # a chunk per finished record or two
+    monkeypatch.setattr("synthgen.distributed.CHUNK", 3)  # blocks of 8: chunks of 3, 3, 2
     t = load_template(write(tmp_path, TINY))
     local = tmp_path / "local.jsonl"
     s_local = run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, local, 40, 7), 40, 7, block_size=8, window=6)
@@ -118,3 +118,30 @@ def test_a_ray_run_converts_to_parquet_in_record_order(tmp_path):
     import pyarrow.parquet as pq
 
     assert pq.read_table(out).column("index").to_pylist() == list(range(10))
+
+
+def test_an_actor_sends_the_same_chunks_whatever_order_records_finish_in(tmp_path):
+    """Ray matches a retried generator's outputs to the first attempt's by position: the chunks
+    must not depend on timing. Records finish in another order with another engine step size."""
+    t = load_template(write(tmp_path, TINY))
+
+    def chunks(per_step):
+        eng = FakeEngine(responder=responder, per_step=per_step)
+        filler = BlockFiller(ship(t), None, {}, 4, {"window": 5}, {}, engine=eng)
+        return [[r["index"] for r in json.loads(c["records"][0])] for c in filler({"start": [3], "stop": [22]})]
+
+    assert chunks(1) == chunks(None) == [list(range(3 + 8 * k, min(22, 11 + 8 * k))) for k in range(3)]
+
+
+def test_ray_cpp_log_lines_go_to_the_log_and_ours_pass(tmp_path, monkeypatch, capfd):
+    import os
+
+    from synthgen.engine.quiet import cpp_log_lines_to_log, log_path
+
+    monkeypatch.setenv("SYNTHGEN_HOME", str(tmp_path))
+    with cpp_log_lines_to_log():
+        os.write(2, b"[2026-12-01 16:48:57,658 E 19836 19836] core_worker.cc:2465: Actor with class name ...\n")
+        os.write(2, b"our line\n\x1b[2K  gender 3/24")
+    err = capfd.readouterr().err
+    assert "our line" in err and "gender 3/24" in err and "core_worker" not in err
+    assert "core_worker.cc:2465" in log_path().read_text()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import time
 import warnings
@@ -81,3 +82,56 @@ def stdout_to_stderr(enabled: bool = True):
         os.dup2(saved, 1)
         os.close(saved)
         real.close()
+
+
+RAY_CPP_LINE = re.compile(rb"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWEF] \d+ \d+\] ")
+
+
+@contextlib.contextmanager
+def cpp_log_lines_to_log(pattern: re.Pattern = RAY_CPP_LINE):
+    """Inside: lines written to fd 2 that match `pattern` (Ray's C++ core logs its own notices to the
+    driver's stderr, e.g. "[2026-… E 123 123] core_worker.cc:…") go to the engine log; everything
+    else (our progress bars, errors) passes through at once. No-op when verbose."""
+    if verbose():
+        yield
+        return
+    import threading
+
+    path = log_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump():
+        held = b""  # the start of a line that may be a C++ log line: decided at its newline
+        with open(path, "ab") as log:
+            while chunk := os.read(read_end, 65536):
+                lines = (held + chunk).split(b"\n")
+                held = b""
+                for line in lines[:-1]:
+                    if pattern.match(line):
+                        log.write(line + b"\n")
+                        log.flush()
+                    else:
+                        os.write(saved, line + b"\n")
+                tail = lines[-1]  # no newline yet: progress bars redraw without one, pass them on
+                if tail.startswith(b"[") and len(tail) < 4096:
+                    held = tail
+                elif tail:
+                    os.write(saved, tail)
+            if held:
+                os.write(saved, held)
+        os.close(read_end)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the pump drains and stops
+        thread.join(timeout=5)
+        os.close(saved)
