@@ -1,4 +1,8 @@
 import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -73,3 +77,51 @@ def vllm_engine(model_dir):
     yield engine
     engine.close()
 
+
+
+ROOT = Path(__file__).resolve().parent.parent
+MINI = """
+name: mini_bio
+fields:
+  - name: gender
+    kind: choice
+    choices: [female, male]
+    prompt: "Pick the gender of a fictional person at random: female or male. Answer with one word."
+    adapter: {root}/adapters/gender
+    max_tokens: 4
+  - name: first_name
+    kind: choice
+    choices: {{builtin: first_names}}
+    prompt: "Pick a random first name for a {{gender}} person. Answer with the name only."
+    adapter: {root}/adapters/first_names
+    max_tokens: 8
+  - name: motto
+    kind: text
+    prompt: "Write a short motto for {{first_name}}."
+    max_tokens: 24
+"""
+MINI_N = 24
+
+
+@pytest.fixture(scope="session")
+def mini(tmp_path_factory):
+    """A 3-field template on two shipped adapters: the real-model generation tests' workload."""
+    p = tmp_path_factory.mktemp("tpl") / "mini.yaml"
+    p.write_text(MINI.format(root=ROOT))
+    return p
+
+
+def mini_cmd(template, out, *extra) -> list[str]:
+    """The CLI run the kill/resume and Ray tests compare: MINI_N records, blocks of 6, seed 9."""
+    return [sys.executable, "-m", "synthgen", "generate", str(template), "--n", str(MINI_N), "--block-size", "6",
+            "--seed", "9", "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="session")
+def mini_reference(model_dir, mini, tmp_path_factory):
+    """mini_cmd run once, uninterrupted, by the plain CLI: the file the interrupted and Ray runs must equal."""
+    out = tmp_path_factory.mktemp("ref") / "plain.jsonl"
+    r = subprocess.run(mini_cmd(mini, out), env=os.environ | {"SYNTHGEN_HOME": os.environ["SYNTHGEN_HOME"]},
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return SimpleNamespace(template=mini, data=out.read_bytes())

@@ -13,39 +13,12 @@ import pytest
 from synthgen.generate import plan_run, read_jsonl, run
 from synthgen.template import load_template
 
+from .conftest import MINI_N, mini_cmd
+
 from .test_openai_server import server  # noqa: F401  (the module-scoped real vLLM server fixture)
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
-
-MINI = """
-name: mini_bio
-fields:
-  - name: gender
-    kind: choice
-    choices: [female, male]
-    prompt: "Pick the gender of a fictional person at random: female or male. Answer with one word."
-    adapter: {root}/adapters/gender
-    max_tokens: 4
-  - name: first_name
-    kind: choice
-    choices: {{builtin: first_names}}
-    prompt: "Pick a random first name for a {{gender}} person. Answer with the name only."
-    adapter: {root}/adapters/first_names
-    max_tokens: 8
-  - name: motto
-    kind: text
-    prompt: "Write a short motto for {{first_name}}."
-    max_tokens: 24
-"""
-
-
-@pytest.fixture(scope="module")
-def mini(tmp_path_factory):
-    p = tmp_path_factory.mktemp("tpl") / "mini.yaml"
-    p.write_text(MINI.format(root=ROOT))
-    return p
-
 
 def test_biographies_are_valid_and_more_diverse_than_the_base_model(vllm_engine, tmp_path):
     """The shipped biography template, every field through its adapter and constrained to its list, vs
@@ -102,10 +75,9 @@ def test_same_seed_same_file_on_vllm_even_beside_a_cpu_burning_process(vllm_engi
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
 
 
-def test_cli_kill_9_then_resume_equals_an_uninterrupted_run(model_dir, mini, tmp_path):
+def test_cli_kill_9_then_resume_equals_an_uninterrupted_run(mini_reference, tmp_path):
     out = tmp_path / "k.jsonl"
-    cmd = [sys.executable, "-m", "synthgen", "generate", str(mini), "--n", "48", "--block-size", "8", "--seed", "3",
-           "--out", str(out)]
+    cmd = mini_cmd(mini_reference.template, out)
     env = os.environ | {"SYNTHGEN_HOME": os.environ["SYNTHGEN_HOME"]}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -116,18 +88,15 @@ def test_cli_kill_9_then_resume_equals_an_uninterrupted_run(model_dir, mini, tmp
     os.killpg(proc.pid, signal.SIGKILL)  # the CLI and vLLM's engine-core child, at once
     proc.wait()
     kept = len(out.read_bytes().splitlines())
-    assert 0 < kept < 48
+    assert 0 < kept < MINI_N
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert r.returncode == 1 and "exists: add --resume" in r.stderr  # never clobbered
     r = subprocess.run(cmd + ["--resume", "--json"], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads(r.stdout)
-    assert summary["records"] == 48 and summary["new_records"] == 48 - kept
+    assert summary["records"] == MINI_N and summary["new_records"] == MINI_N - kept
     # the reference is the same command, uncut: same engine settings (dtype, LoRA slots) as the user gets
-    ref = tmp_path / "ref.jsonl"
-    r = subprocess.run(cmd[:-1] + [str(ref)], env=env, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert out.read_bytes() == ref.read_bytes()
+    assert out.read_bytes() == mini_reference.data
 
 
 def test_generate_through_openai_servers(server, vllm_engine, mini, tmp_path):  # noqa: F811

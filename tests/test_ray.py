@@ -6,35 +6,19 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import psutil
 import pytest
 
-from .test_generate_vllm import mini  # noqa: F401  (the 3-field template on the shipped adapters)
+from .conftest import MINI_N, mini_cmd
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("ray")
 
-N = "24"
-
-
-def _cmd(template, out, *extra):
-    return [sys.executable, "-m", "synthgen", "generate", str(template), "--n", N, "--block-size", "6", "--seed", "9",
-            "--out", str(out), *extra]
-
 
 def _env():
     return os.environ | {"SYNTHGEN_HOME": os.environ["SYNTHGEN_HOME"]}
-
-
-@pytest.fixture(scope="module")
-def reference(model_dir, mini, tmp_path_factory):  # noqa: F811
-    out = tmp_path_factory.mktemp("ray") / "plain.jsonl"
-    r = subprocess.run(_cmd(mini, out), env=_env(), capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return out.read_bytes()
 
 
 def _wait_for_records(proc, out, timeout=400):
@@ -48,9 +32,9 @@ def _actors():
     return [p for p in psutil.process_iter(["cmdline"]) if "MapWorker" in " ".join(p.info["cmdline"] or [])]
 
 
-def test_two_actors_one_killed_mid_run_give_the_plain_runs_file(reference, mini, tmp_path):  # noqa: F811
+def test_two_actors_one_killed_mid_run_give_the_plain_runs_file(mini_reference, tmp_path):
     out = tmp_path / "ray.jsonl"
-    proc = subprocess.Popen(_cmd(mini, out, "--ray", "--actors", "2", "--cpus-per-actor", "1", "--json"), env=_env(),
+    proc = subprocess.Popen(mini_cmd(mini_reference.template, out, "--ray", "--actors", "2", "--cpus-per-actor", "1", "--json"), env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _wait_for_records(proc, out)
@@ -63,15 +47,15 @@ def test_two_actors_one_killed_mid_run_give_the_plain_runs_file(reference, mini,
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, stderr[-3000:]
     summary = json.loads(stdout)
-    assert summary["records"] == int(N) and summary["new_records"] == int(N)
-    assert out.read_bytes() == reference  # nothing lost, duplicated or changed
+    assert summary["records"] == MINI_N and summary["new_records"] == MINI_N
+    assert out.read_bytes() == mini_reference.data  # nothing lost, duplicated or changed
     # only our own output: no traceback, no Ray warning, none of Ray's C++ log lines ("[2026-… E 1 1] core_worker.cc")
     assert "Traceback" not in stderr and "WARNING" not in stderr and not re.search(r"^\[\d{4}-", stderr, re.M), stderr[-3000:]
 
 
-def test_driver_killed_then_resume_on_ray_gives_the_plain_runs_file(reference, mini, tmp_path):  # noqa: F811
+def test_driver_killed_then_resume_on_ray_gives_the_plain_runs_file(mini_reference, tmp_path):
     out = tmp_path / "ray.jsonl"
-    cmd = _cmd(mini, out, "--ray")
+    cmd = mini_cmd(mini_reference.template, out, "--ray")
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -85,9 +69,9 @@ def test_driver_killed_then_resume_on_ray_gives_the_plain_runs_file(reference, m
         except ProcessLookupError:
             pass
     kept = len(out.read_bytes().splitlines())
-    assert 0 < kept < int(N)
+    assert 0 < kept < MINI_N
     r = subprocess.run(cmd + ["--resume", "--json"], env=_env(), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout)
-    assert summary["records"] == int(N) and summary["new_records"] == int(N) - kept and summary["recomputed_mismatch"] == 0
-    assert out.read_bytes() == reference
+    assert summary["records"] == MINI_N and summary["new_records"] == MINI_N - kept and summary["recomputed_mismatch"] == 0
+    assert out.read_bytes() == mini_reference.data
