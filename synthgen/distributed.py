@@ -94,12 +94,12 @@ class BlockFiller:
             from .engine import start_engine
 
             engine, _ = start_engine("vllm", model, **engine_kwargs)
-        from .generate import compile_tries
+        from .generate import DEFAULT_WINDOW, compile_tries
 
         self.engine, self.template, self.seed, self.kwargs = engine, template, seed, kwargs
         constrained = "constrained" in template.decodes().values()
         self.tries = compile_tries(template, engine.tokenizer) if constrained else {}
-        self.window = kwargs.pop("window", None) or getattr(engine, "max_num_seqs", None) or 256
+        self.window = kwargs.pop("window", None) or getattr(engine, "max_num_seqs", None) or DEFAULT_WINDOW
         self.settings = json.dumps({"dtype": getattr(engine, "dtype", None), "window": self.window})
 
     def __call__(self, batch: dict) -> Iterator[dict]:

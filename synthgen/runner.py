@@ -72,6 +72,13 @@ def prepare(opts: RunOptions) -> Prepared:
         raise InputError(f"--retries must be >= 0, got {opts.retries}")
     if opts.block_size < 1:
         raise InputError(f"--block-size must be >= 1, got {opts.block_size}")
+    shares = {"--actors": (opts.actors, lambda v: v >= 1, ">= 1"), "--cpus-per-actor": (opts.cpus_per_actor, lambda v: v > 0, "> 0"),
+              "--gpus-per-actor": (opts.gpus_per_actor, lambda v: v >= 0, ">= 0")}
+    for flag, (value, ok, rule) in shares.items():
+        if value is not None and opts.ray is None:
+            raise InputError(f"{flag} sizes a Ray run: add --ray")
+        if value is not None and not ok(value):
+            raise InputError(f"{flag} must be {rule}, got {value:g}")
     if opts.ray is not None:
         if opts.engine != "vllm":
             raise InputError("--ray runs in-process vLLM engines on its actors: it does not combine with --engine openai")

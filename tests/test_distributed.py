@@ -145,3 +145,15 @@ def test_ray_cpp_log_lines_go_to_the_log_and_ours_pass(tmp_path, monkeypatch, ca
     err = capfd.readouterr().err
     assert "our line" in err and "gender 3/24" in err and "core_worker" not in err
     assert "core_worker.cc:2465" in log_path().read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--actors", "2"], "--actors sizes a Ray run: add --ray"),
+    (["--ray", "--actors", "0"], "--actors must be >= 1, got 0"),
+    (["--ray", "--cpus-per-actor", "0"], "--cpus-per-actor must be > 0, got 0"),
+    (["--ray", "--gpus-per-actor", "-1"], "--gpus-per-actor must be >= 0, got -1"),
+])
+def test_bad_ray_shares_are_one_line_errors_before_anything_starts(tmp_path, args, message):
+    r = CliRunner().invoke(cli, ["biographies", "--n", "2", "--out", str(tmp_path / "o.jsonl"), *args])
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "o.jsonl").exists()
