@@ -36,6 +36,8 @@ def parse(spec: str, block_size: int) -> dict:
         key, _, value = item.partition("=")
         if key not in cfg or key == "name":
             sys.exit(f"{spec!r}: unknown key {key!r} (use seqs, window, block, kv)")
+        if not value.isdigit() or int(value) < 1:
+            sys.exit(f"{spec!r}: {key} must be a whole number >= 1, got {value!r}")
         cfg[key] = int(value)
     cfg["window"] = cfg["window"] or cfg["seqs"]
     return cfg
