@@ -518,3 +518,35 @@ def test_meta_stores_the_template_path_absolute(tmp_path, monkeypatch):
     run(t, FakeEngine(responder=responder), plan_run(t, "o.jsonl", 3, 1), 3, 1)
     meta = json.loads((tmp_path / "o.jsonl.meta.json").read_text())
     assert meta["template"]["path"] == str((tmp_path / "rel.yaml").resolve())
+
+
+def test_off_a_terminal_progress_is_a_plain_line(tmp_path, fake_engine):
+    """nohup / a CI log: no live bars, so a plain progress line (here only the final one: the run is
+    shorter than a minute)."""
+    tpl = write(tmp_path, TINY)
+    r = invoke("generate", tpl, "--n", 12, "--out", tmp_path / "x.jsonl", "--engine", "openai", "--endpoint", "http://x")
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.stderr.splitlines() if line.startswith("progress:")]
+    assert len(lines) == 1 and lines[0].startswith("progress: 12/12 records · "), r.stderr
+
+
+def test_line_progress_prints_every_interval_with_rate_and_eta():
+    from synthgen.render import LineProgress, _clock
+
+    now, said = [100.0], []
+    p = LineProgress(["a", "b"], n=1000, start=400, every=60, echo=said.append, clock=lambda: now[0])
+    with p:
+        p("a", 5)  # the clock starts at the first field done
+        p("b", 5)
+        for _ in range(12):  # 10 s apart; a record counts when its last field (b) is done
+            now[0] += 10
+            p("a", 10)
+            p("b", 10)
+    assert said == ["progress: 455/1,000 records · 0.92 rec/s · ETA 9:55 · 1:00 elapsed",
+                    "progress: 515/1,000 records · 0.96 rec/s · ETA 8:26 · 2:00 elapsed",
+                    "progress: 525/1,000 records · 1.04 rec/s · ETA 7:36 · 2:00 elapsed"]  # the last: at the end
+    assert _clock(3725) == "1:02:05"
+    with pytest.raises(KeyError), LineProgress(["a"], 10, 0, echo=said.append) as q:
+        q("a", 1)
+        raise KeyError("boom")
+    assert len(said) == 3  # nothing printed when the run fails: its error stays the one line

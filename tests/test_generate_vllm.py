@@ -130,7 +130,7 @@ def test_cli_output_is_only_ours(model_dir, tmp_path):
     r = subprocess.run([sys.executable, "-m", "synthgen", "biographies", "--n", "3", "--out", str(tmp_path / "b.jsonl")],
                        env=env, capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    ours = ("starting engine", "time ", "tokens:", "utilisation:", "peak memory", "resum", "valid:", "field;",
+    ours = ("starting engine", "progress:", "time ", "tokens:", "utilisation:", "peak memory", "resum", "valid:", "field;",
             "skipped:", "the field", "null")
     box = set("━┃│┏┓┗┛┡┩└┘┌┐╇╈┳┻─")
     fields = [f.name for f in load_template("biography").fields]
