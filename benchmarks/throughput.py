@@ -7,7 +7,10 @@
 
 Writes OUT/results.json (the run's own summary, wall time, utilisation, report figures) for
 `scripts/results_section.py`. `--from-run FILE` collects a run already made with the same
-command (its FILE.meta.json summary) instead of making it again.
+command (its FILE.meta.json summary) instead of making it again. A run that was killed and finished
+with --resume: --wall-seconds is the sum of its timed parts (say how in --wall-note); the tokens,
+rate and utilisation are then those of the last part (its summary's records, the recomputed ones
+included), the report is of the whole file.
 
     .venv/bin/python benchmarks/throughput.py [--n 10000] [--out out/throughput] [--from-run out/bios10k.jsonl --wall-seconds S]
 """
@@ -30,6 +33,7 @@ def main():
     ap.add_argument("--out", default="out/throughput")
     ap.add_argument("--from-run", default=None, help="an existing output of the same command: collect, do not rerun")
     ap.add_argument("--wall-seconds", type=float, default=None, help="with --from-run: its wall time, measured outside")
+    ap.add_argument("--wall-note", default=None, help="with --from-run: how the wall time was measured (e.g. parts of a resumed run)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -43,6 +47,8 @@ def main():
         if not meta.get("complete"):
             sys.exit(f"{bios}: the run is not complete")
         summary, wall, command = meta["summary"], args.wall_seconds, None
+        if wall is None:
+            sys.exit("--from-run needs --wall-seconds (the run's wall time, measured outside)")
     else:
         bios = out / "bios.jsonl"
         command = [str(BIN / "synthgen"), "biographies", "--n", str(args.n), "--seed", "0", "--out", str(bios),
@@ -64,17 +70,20 @@ def main():
     report = json.loads(r.stdout)
 
     ceiling = roof["ceiling"]
-    n = summary["new_records"]
+    n = summary["records"] if args.from_run else summary["new_records"]
+    measured = summary["new_records"] + summary.get("recomputed", 0)  # the records this summary's tokens paid for
     prompt_computed = summary["prompt_tokens"] - summary["cached_prompt_tokens"]
     at_ceiling = prompt_computed / ceiling["prefill_tokens_per_s"] + summary["tokens"] / ceiling["decode_tokens_per_s"]
     doc = {"cpu": roof["cpu"], "threads": roof["threads"], "dtype": roof["engine_dtype"], "n": n,
            "command": "synthgen biographies --n %d --seed 0 --out OUT --overwrite" % n,
-           "wall_seconds": wall, "summary": summary, "ceiling": ceiling, "gflop_per_token": roof["gflop_per_token"],
+           "wall_seconds": wall, "wall_note": args.wall_note, "measured_records": measured,
+           "records_per_s": measured / summary["seconds"], "summary": summary, "ceiling": ceiling, "gflop_per_token": roof["gflop_per_token"],
            "peak_gflops": {k: {"prefill": v["prefill"], "decode": v["decode"]} for k, v in roof["peak_gflops"].items()},
            "utilisation": at_ceiling / summary["seconds"], "seconds_at_ceiling": at_ceiling,
-           "per_record": {"requests": summary["requests"] / n, "prompt_tokens": summary["prompt_tokens"] / n,
-                          "cached_prompt_tokens": summary["cached_prompt_tokens"] / n,
-                          "decoded_tokens": summary["tokens"] / n, "computed_tokens": summary["computed_tokens"] / n},
+           "per_record": {"requests": summary["requests"] / measured, "prompt_tokens": summary["prompt_tokens"] / measured,
+                          "cached_prompt_tokens": summary["cached_prompt_tokens"] / measured,
+                          "decoded_tokens": summary["tokens"] / measured,
+                          "computed_tokens": summary["computed_tokens"] / measured},
            "peak_rss_gib_children": peak_children if not args.from_run else None,
            "report_seconds": report_seconds, "report": report}
     (out / "results.json").write_text(json.dumps(doc, indent=2, default=str))

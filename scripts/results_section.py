@@ -114,6 +114,10 @@ def throughput_part(d: Path) -> str:
         return (f"| {name} | {f.get('valid_share', 0):.1%} | {f.get('unique', '-')} | "
                 f"{'-' if kl is None else f'{kl:.2f}'} | {top} |")
 
+    measured = tj.get("measured_records", tj["n"])
+    part = f" (the last part: {measured:,} records)" if measured < tj["n"] else ""
+    rate = tj.get("records_per_s", s["records_per_s"])
+    timing = tj.get("wall_note") or f"{start:.0f} s engine start, {s['seconds'] / 60:.1f} min generating"
     pipe = ""
     if (d.parent / "pipeline" / "results.json").is_file():
         pj = json.loads((d.parent / "pipeline" / "results.json").read_text())
@@ -140,13 +144,13 @@ prefilled and {tj['gflop_per_token']['decode']:.3f} per decoded token: **{c['pre
 
 | | |
 |---|---|
-| wall time, end to end | **{wall / 60:.1f} min** ({start:.0f} s engine start, {s['seconds'] / 60:.1f} min generating) |
-| records/s (generating) | {s['records_per_s']:.2f} |
-| requests per record | {per['requests']:.2f} |
-| tokens per record | {per['prompt_tokens']:.0f} prompt ({per['cached_prompt_tokens'] / per['prompt_tokens']:.0%} prefix-cached), {per['decoded_tokens']:.0f} decoded; **{per['computed_tokens']:.0f} computed** |
-| computed tokens/s | {s['computed_tokens_per_s']:.0f} |
-| utilisation (time at the ceiling / time) | **{tj['utilisation']:.0%}** |
-| peak RSS (synthgen + vLLM) | {s['peak_rss_gib']:.2f} GiB |
+| wall time, end to end | **{wall / 60:.1f} min** ({timing}) |
+| records/s (generating){part} | {rate:.2f} |
+| requests per record{part} | {per['requests']:.2f} |
+| tokens per record{part} | {per['prompt_tokens']:.0f} prompt ({per['cached_prompt_tokens'] / per['prompt_tokens']:.0%} prefix-cached), {per['decoded_tokens']:.0f} decoded; **{per['computed_tokens']:.0f} computed** |
+| computed tokens/s{part} | {s['computed_tokens_per_s']:.0f} |
+| utilisation (time at the ceiling / time){part} | **{tj['utilisation']:.0%}** |
+| peak RSS (synthgen + vLLM){part} | {s['peak_rss_gib']:.2f} GiB |
 | `synthgen report` on the file | {tj['report_seconds']:.1f} s |
 
 What it made (`synthgen report`: valid share, unique values, KL to the field's real-world target, top 3):
@@ -166,7 +170,8 @@ def throughput_verdict(tj: dict) -> str:
     if tj["n"] >= 10_000:
         ten_k = f"10k biographies ≤ 45 min wall: **{tj['wall_seconds'] / 60:.0f} min, {'met' if tj['wall_seconds'] <= 2700 else 'missed'}**"
     else:
-        proj = (start + 10_000 / s["records_per_s"]) / 60 if s["records_per_s"] else float("inf")
+        rate = tj.get("records_per_s", s["records_per_s"])
+        proj = (start + 10_000 / rate) / 60 if rate else float("inf")
         ten_k = (f"10k biographies ≤ 45 min wall: not timed here (this run made {tj['n']:,}); at its rate 10k would take "
                  f"≈ {proj:.0f} min ({'within' if proj <= 45 else 'over'} the target; a projection, not a measurement)")
     util = tj["utilisation"]

@@ -137,3 +137,10 @@ def test_throughput_part_reads_the_report_and_labels_a_projection(tmp_path):
     tj["n"], tj["wall_seconds"] = 10_000, 2600.0
     (tmp_path / "results.json").write_text(json.dumps(tj))
     assert "43 min, met" in rs.throughput_part(tmp_path)
+    # killed and resumed: the wall is the parts' sum, the per-record figures are the last part's
+    tj |= {"measured_records": 784, "records_per_s": 0.9, "wall_note": "two timed parts: 9,000 s + 1,000 s"}
+    (tmp_path / "results.json").write_text(json.dumps(tj))
+    text = rs.throughput_part(tmp_path)
+    assert "**43.3 min** (two timed parts: 9,000 s + 1,000 s)" in text and "43 min, met" in text
+    assert "| tokens per record (the last part: 784 records) | 390 prompt" in text
+    assert "| records/s (generating) (the last part: 784 records) | 0.90 |" in text
