@@ -35,6 +35,10 @@ def main():
     ap.add_argument("--wall-seconds", type=float, default=None, help="with --from-run: its wall time, measured outside")
     ap.add_argument("--wall-note", default=None, help="with --from-run: how the wall time was measured (e.g. parts of a resumed run)")
     args = ap.parse_args()
+    if args.from_run and args.wall_seconds is None:
+        ap.error("--from-run needs --wall-seconds (the run's wall time, measured outside)")
+    if not args.from_run and (args.wall_seconds is not None or args.wall_note):
+        ap.error("--wall-seconds / --wall-note go with --from-run (a run made here is timed here)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -47,8 +51,6 @@ def main():
         if not meta.get("complete"):
             sys.exit(f"{bios}: the run is not complete")
         summary, wall, command = meta["summary"], args.wall_seconds, None
-        if wall is None:
-            sys.exit("--from-run needs --wall-seconds (the run's wall time, measured outside)")
     else:
         bios = out / "bios.jsonl"
         command = [str(BIN / "synthgen"), "biographies", "--n", str(args.n), "--seed", "0", "--out", str(bios),

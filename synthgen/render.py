@@ -244,11 +244,11 @@ def _clock(seconds: float) -> str:
 def field_progress(template, n: int, start: int):
     """A bar per field with its rate (records/s from its first record) and ETA; returns (bar, on_field).
     Off a terminal: a LineProgress (a plain line a minute), which is both."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     if not sys.stderr.isatty():
         lines = LineProgress([f.name for f in template.fields], n, start)
         return lines, lines
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     bar = Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=terminal(stderr=True))
     tasks = {f.name: bar.add_task(f.name, total=n, completed=start, rate="") for f in template.fields}

@@ -144,3 +144,16 @@ def test_throughput_part_reads_the_report_and_labels_a_projection(tmp_path):
     assert "**43.3 min** (two timed parts: 9,000 s + 1,000 s)" in text and "43 min, met" in text
     assert "| tokens per record (the last part: 784 records) | 390 prompt" in text
     assert "| records/s (generating) (the last part: 784 records) | 0.90 |" in text
+
+
+def test_throughput_refuses_wall_options_that_do_not_fit_before_measuring_anything(tmp_path):
+    """--from-run without --wall-seconds, or --wall-* on a run made here: a one-line usage error at
+    once (argparse exit 2), not after the roofline minute."""
+    import subprocess
+
+    for args, message in [(["--from-run", str(tmp_path / "b.jsonl")], "--from-run needs --wall-seconds"),
+                          (["--wall-note", "x"], "go with --from-run"), (["--wall-seconds", "9"], "go with --from-run")]:
+        r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--out", str(tmp_path / "o"), *args],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and message in r.stderr.splitlines()[-1] and "Traceback" not in r.stderr, r.stderr
+        assert not (tmp_path / "o").exists()  # nothing measured, nothing written
