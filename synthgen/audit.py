@@ -147,11 +147,17 @@ def audit_specs(specs: list[ListSpec], model_dir: str, adapter: str | None = Non
 
         model = PeftModel.from_pretrained(model, adapter)
     model.eval()
+    from .lists import expand
+
     rows = []
     for spec in specs:
-        base = audit(model, tok, spec, prompts=prompts, adapter_off=bool(adapter)).to_dict()
-        tuned = audit(model, tok, spec, prompts=prompts).to_dict() if adapter else None
-        rows.append((spec.name, base, tuned))
+        parts = expand(spec)  # a conditional spec: one list per value of its variables, then their mean
+        results = [(audit(model, tok, x, prompts=prompts, adapter_off=bool(adapter)),
+                    audit(model, tok, x, prompts=prompts) if adapter else None) for x in parts]
+        rows += [(x.name, b.to_dict(), a.to_dict() if a else None) for x, (b, a) in zip(parts, results)]
+        if len(parts) > 1:
+            rows.append((f"{spec.name} (mean of {len(parts)})", average([b for b, _ in results]).to_dict(),
+                         average([a for _, a in results]).to_dict() if adapter else None))
     return rows
 
 

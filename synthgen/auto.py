@@ -43,20 +43,42 @@ def field_spec(template: Template, f: Field):
     else:
         source = {"inline": list(f.choices)} if isinstance(f.choices, list) else dict(f.choices)
     probe = ListSpec(name=f"auto_{f.name}", source=source, prompts=["-"], path=str(base / "template.yaml"))
+    if f.given:
+        source = dict(f.choices)
+        probe.source = {**source, "where": {k: v for k, v in source["where"].items() if "{" not in str(v)} or None}
     _, weights = _raw_items(probe, base)
     rng = np.random.default_rng(0)
+    for dep in f.depends:
+        d = template.field(dep)
+        if d.kind == "text" or (d.kind == "date" and not (d.min and d.max)):
+            raise InputError(f"field {f.name!r}: adapter: auto needs a prompt that refers only to choice fields "
+                             f"and dates with min/max, not {dep!r}; give an adapter or drop the reference")
+    if f.given:  # a conditional list: one training list per distinct filter, the field's prompt rendered for it
+        return conditional_spec(template, f, source, weights, rng, probe.path)
     prompts = []
     for _ in range(N_PROMPTS):
         values = {}
         for dep in f.depends:
-            d = template.field(dep)
-            if d.kind == "text" or (d.kind == "date" and not (d.min and d.max)):
-                raise InputError(f"field {f.name!r}: adapter: auto needs a prompt that refers only to choice fields "
-                                 f"and dates with min/max, not {dep!r}; give an adapter or drop the reference")
-            items = d.items()
+            items = template.field(dep).items()
             values[dep] = items[rng.integers(len(items))]
         prompts.append(f.render(values))
     return ListSpec(name=f"auto_{f.name}", source=source, prompts=list(dict.fromkeys(prompts)), path=probe.path,
+                    weighting="uniform" if weights is None else "frequency", top_k=TOP_K)
+
+
+def conditional_spec(template: Template, f: Field, source: dict, weights, rng, path: str):
+    from .lists import ListSpec
+
+    missing = [g for g in f.given if g not in f.depends]
+    if missing:
+        raise InputError(f"field {f.name!r}: adapter: auto for a list that depends on {missing[0]!r} needs the prompt to "
+                         f"name {{{missing[0]}}} (the adapter can only follow what its prompt says)")
+    variables = {g: {v: f.value_map.get(g, {}).get(v, v) for v in f.given_values[g]} for g in f.given}
+    for dep in f.depends:
+        if dep not in variables:  # prompt-only fields: two of their values, so the adapter sees them vary
+            items = template.field(dep).items()
+            variables[dep] = {v: v for v in rng.choice(items, size=min(2, len(items)), replace=False).tolist()}
+    return ListSpec(name=f"auto_{f.name}", source=source, prompts=[f.prompt], variables=variables, path=path,
                     weighting="uniform" if weights is None else "frequency", top_k=TOP_K)
 
 
@@ -66,9 +88,12 @@ def auto_dir(spec, model_dir: str) -> Path:
     from .lists import load_targets
     from .models import model_fingerprint, synthgen_home
 
-    items, p = load_targets(spec)
-    h = hashlib.sha256(json.dumps([items, np.round(p, 12).tolist(), spec.prompts, model_fingerprint(model_dir) or model_dir,
-                                   asdict(auto_config())], default=str).encode()).hexdigest()[:16]
+    from .lists import expand
+
+    lists = [(x.prompts, *load_targets(x)) for x in expand(spec)]
+    h = hashlib.sha256(json.dumps([[(pr, items, np.round(p, 12).tolist()) for pr, items, p in lists],
+                                   model_fingerprint(model_dir) or model_dir, asdict(auto_config())],
+                                  default=str).encode()).hexdigest()[:16]
     return synthgen_home() / "adapters" / AUTO / f"{spec.name}-{h}"
 
 

@@ -61,8 +61,7 @@ def models(as_json):
 
     rows = list_models()
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
+        return click.echo(json.dumps(rows, indent=2))
     from .render import render_models
 
     render_models(rows)
@@ -97,10 +96,13 @@ def sample(prompt, n, model, adapter, seed, temperature, max_tokens, top, engine
     from .engine import check_adapter
     from .models import resolve_model
     from .sample import check_sample_args, sample as run_sample
+    from .train import free_decoding_warning
 
     check_sample_args(prompt, n, temperature, max_tokens)  # fail before the engine starts
     if adapter:
         check_adapter(adapter)
+        if warning := free_decoding_warning(adapter):  # sample decodes free
+            click.secho(f"warning: {warning}", fg="yellow", err=True)
     if engine == "vllm":
         model = resolve_model(model)
         if adapter:
@@ -119,8 +121,7 @@ def sample(prompt, n, model, adapter, seed, temperature, max_tokens, top, engine
         finally:
             eng.close()
         if as_json:
-            emit(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
-            return
+            return emit(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     render_sample(result, top)
 
 
@@ -133,9 +134,8 @@ _specs_argument = click.argument("specs", nargs=-1, required=True, type=click.Pa
 def check_targets_cmd(specs, model):
     """Check that each list SPEC tokenises to a prefix-free target set.
 
-    Every target is tokenised as training sees it (answer + end-of-turn). Reports empty
-    targets, duplicates after normalisation and prefix collisions; exits 1 if any set is not
-    prefix-free.
+    Every target is tokenised as training sees it (answer + end-of-turn). Reports empty targets, duplicates after
+    normalisation and prefix collisions; exits 1 if any set is not prefix-free.
 
     \b
     Examples:
@@ -150,8 +150,7 @@ def check_targets_cmd(specs, model):
     loaded = [load_spec(s) for s in specs]  # bad YAML fails before the model loads
     checks = check_lists(loaded, load_tokenizer(resolve_model(model)))
     render_check(checks)
-    failed = [f"{c.path}: {c.problems.summary()}" for c in checks if not c.problems.ok]
-    if failed:
+    if failed := [f"{c.path}: {c.problems.summary()}" for c in checks if not c.problems.ok]:
         raise click.ClickException("not prefix-free: " + " | ".join(failed))
 
 
@@ -165,20 +164,24 @@ def check_targets_cmd(specs, model):
 @click.option("--prompts-per-step", default=2, show_default=True, help="Packed prompt passes per step.")
 @click.option("--max-targets", default=1000, show_default=True, help="Targets per pass; bigger lists are subsampled.")
 @click.option("--gamma", default=0.02, show_default=True, help="Stop early when loss <= (1+gamma)·H(p*).")
+@click.option("--objective", type=click.Choice(["q", "mixed", "paper"]), default="q", show_default=True,
+              help="q: for the trie-constrained sampler's Q (generation's default decode); paper: for free sampling's P; "
+                   "mixed: Q + --mass-weight x P's mass term.")
+@click.option("--mass-weight", default=0.1, show_default=True, help="--objective mixed: weight of the term that keeps P's mass on the list.")
 @click.option("--seed", default=0, show_default=True, help="Seeds LoRA init and prompt/target sampling.")
 @click.option("--threads", default=None, type=int, help="torch threads (default: all cores).")
 @click.option("--audit-prompts", default=None, type=int, help="Card audit on the first N prompts of each spec "
               "(default all; big lists are slow to score).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (OUT.partial).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter at OUT.")
-def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targets, gamma, seed, threads, audit_prompts,
-                  resume, overwrite):
+def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targets, gamma, objective, mass_weight, seed,
+                  threads, audit_prompts, resume, overwrite):
     """Train a diffuse LoRA adapter on one or more list SPECs.
 
-    Minimises -Σ p*(t)·log P(t + end-of-turn | prompt) over each list's targets, for prompts
-    drawn from its paraphrases, with the prompt and the trie of all targets packed into one
-    sequence. Ctrl-C saves a checkpoint; --resume continues it. The adapter card
-    (synthgen_adapter.json) records settings, time and exact before/after metrics.
+    Minimises -Σ p*(t)·log Q(t) (--objective q: Q is what trie-constrained decoding samples; paper:
+    P(t + end-of-turn | prompt)) over each list's targets, for prompts drawn from its paraphrases, the
+    prompt and the trie of all targets packed into one sequence. Ctrl-C saves a checkpoint; --resume
+    continues it. The adapter card (synthgen_adapter.json) records settings, time and exact metrics.
 
     \b
     Examples:
@@ -191,8 +194,8 @@ def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targ
     from .render import render_card, train_progress
     from .train import TrainConfig, capability_line, check_trainable, train
 
-    cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank, prompts_per_step=prompts_per_step,
-                      max_targets=max_targets, gamma=gamma, seed=seed, audit_prompts=audit_prompts)
+    cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank, prompts_per_step=prompts_per_step, max_targets=max_targets,
+                      gamma=gamma, objective=objective, mass_weight=mass_weight, seed=seed, audit_prompts=audit_prompts)
     loaded = [load_spec(s) for s in specs]
     check_trainable(loaded)  # the lists load (and fail) before the model does
     model_dir = resolve_model(model)
@@ -240,8 +243,7 @@ def audit(specs, model, adapter, prompts, as_json):
     loaded = [load_spec(s) for s in specs]
     rows = audit_specs(loaded, resolve_model(model), adapter, list(prompts) or None)
     if as_json:
-        click.echo(json.dumps([{"list": n, "base": b, "adapter": a} for n, b, a in rows], indent=2))
-        return
+        return click.echo(json.dumps([{"list": n, "base": b, "adapter": a} for n, b, a in rows], indent=2))
     render_audit(rows)
 
 
@@ -256,13 +258,11 @@ def _generate_options(f):
         click.option("--decode", type=click.Choice(["constrained", "free"]), default=None,
                      help="Every choice/date field: constrained = sampled inside its list's token trie (valid by construction; "
                           "the default for those fields), free = sampled freely, parsed, retried if invalid. Default: each field's `decode`."),
-        click.option("--retries", default=None, type=int, help="Retries of an invalid answer, new seed each, for every field "
-                                                                        "(default: the template's per field, else 3)."),
+        click.option("--retries", default=None, type=int, help="Retries of an invalid answer, each field (default: its own, else 3)."),
         click.option("--resume", is_flag=True, help="Continue an interrupted run of the same command (no record lost, duplicated or changed)."),
         click.option("--overwrite", is_flag=True, help="Replace an existing output."),
         click.option("--block-size", default=1024, show_default=True,
-                     help="Records per block: the unit of scheduling (a block's batches do not depend "
-                                                                        "on timing) and what --resume recomputes."),
+                     help="Records per block: the unit of scheduling (a block's batches do not depend on timing) and what --resume recomputes."),
         _model_option,
         click.option("--engine", type=click.Choice(["vllm", "openai"]), default="vllm", show_default=True,
                      help="vllm: in-process; openai: running vLLM OpenAI servers (--endpoint), adapters served with --lora-modules NAME=DIR."),
@@ -294,6 +294,8 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
         click.echo(f"{out}: already has {prep.plan.start} records (>= --n {n}); nothing to do", err=True)
         return
     console = terminal(stderr=True)
+    for warning in prep.warnings:
+        console.print(f"warning: {warning}", style="yellow", markup=False)
     if prep.needs_auto:
         from .auto import auto_config
 
@@ -319,11 +321,10 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
 def generate(template, **kw):
     """Fill N records of TEMPLATE (a YAML path or a name in templates/), field by field.
 
-    Records are pipelined on the engine: each walks its fields in order (each through its
-    adapter), its next field queued as soon as the last is done. Choice and date fields are sampled inside their list's token trie (valid by
-    construction); free fields are parsed and validated, invalid ones retried with a new seed,
-    then stored as null with the reason. Records stream to OUT (one JSON object per line, with its index and
-    seed); kill it at any moment and run the same command with --resume.
+    Records are pipelined on the engine: each walks its fields in order (each through its adapter), its next field queued as
+    soon as the last is done. Choice and date fields are sampled inside their list's token trie (valid by construction); free
+    fields are parsed, invalid ones retried with a new seed, then stored as null with the reason. Records stream to OUT (one
+    JSON object per line, with its index and seed); kill it at any moment and run the same command with --resume.
 
     \b
     Examples:
@@ -342,8 +343,8 @@ def generate(template, **kw):
 def biographies(**kw):
     """Fictional biographies (templates/biography.yaml), each attribute through its diffuse adapter.
 
-    Gender, first name, last name, birth date, birth place, career and a one-sentence
-    achievements text conditioned on them. --no-adapters makes the base-model comparison.
+    Gender, birth date, a first name of that sex and decade, last name, birth place, career and a
+    one-sentence achievements text conditioned on them. --no-adapters makes the base-model comparison.
 
     \b
     Examples:
@@ -393,8 +394,7 @@ def report(dataset, compare_with, out, fields, lists, geo, as_json):
     other = analyse(compare_with, field_list, list_map, geo_list) if compare_with else None
     written = write_outputs(main, out, other) if out else []
     if as_json:
-        click.echo(json.dumps(document(main, other), indent=2, ensure_ascii=False))
-        return
+        return click.echo(json.dumps(document(main, other), indent=2, ensure_ascii=False))
     render_report(main.summary, other.summary if other else None)
     for w in written:
         click.echo(f"wrote {w}")

@@ -102,26 +102,38 @@ def check_settings(plan: Plan, settings: dict) -> None:
                              "use the same settings, another --out, or --overwrite")
 
 
-def compile_tries(template: Template, tokenizer) -> dict[str, str]:
-    """Decode-trie files of the constrained fields (cached under SYNTHGEN_HOME/tries by digest).
+def compile_tries(template: Template, tokenizer) -> dict[str, str | dict[str, str]]:
+    """Decode-trie files of the constrained fields (cached under SYNTHGEN_HOME/tries by digest):
+    field -> file, or field -> {condition key: file} for a list that depends on earlier fields.
 
     Runs before any engine work: an item longer than its field's max_tokens is a one-line error."""
     from .models import synthgen_home
     from .targets import decode_trie_file, encode_targets
 
-    tries = {}
-    for f in template.fields:
-        if f.decode != "constrained":
-            continue
-        items = f.items()
+    def one(f, items):
         path, trie = decode_trie_file(tokenizer, items, synthgen_home() / "tries")
         if trie.max_len > f.max_tokens:
             lens = [len(ids) for ids in encode_targets(tokenizer, items)]
             longest = max(range(len(items)), key=lens.__getitem__)
             raise InputError(f"field {f.name!r}: the item {items[longest]!r} is {lens[longest]} tokens with "
                              f"end-of-turn, more than max_tokens {f.max_tokens}: raise max_tokens to {lens[longest]}")
-        tries[f.name] = path
+        return path
+
+    tries: dict = {}
+    for f in template.fields:
+        if f.decode != "constrained":
+            continue
+        if f.given:
+            tries[f.name] = {key: one(f, sorted(set(lookup.values()))) for key, lookup in f._lookups.items()}
+        else:
+            tries[f.name] = one(f, f.items())
     return tries
+
+
+def trie_for(tries: dict, f, record: dict) -> str | None:
+    """The decode-trie file for this field and record (its condition's list)."""
+    t = tries.get(f.name)
+    return t[f.condition(record)] if isinstance(t, dict) else t
 
 
 class PeakRSS:
@@ -222,13 +234,13 @@ def iter_records(template: Template, engine: Engine, indices: list[int], seed: i
         while pos[k] < len(fields):
             f = fields[pos[k]]
             ctx = context(k)
-            missing = [d for d in f.depends if ctx.get(d) is None]
+            missing = [d for d in f.requires if ctx.get(d) is None]
             if not missing:
                 attempt = tries_left[k]
                 req = Request(prompt=f.render(ctx), max_tokens=f.max_tokens, temperature=f.temperature, top_p=f.top_p,
                               seed=derive_seed(records[k]["seed"], f.name, attempt),
                               adapter=f.adapter_path if use_adapters else None, system=template.system,
-                              trie=tries.get(f.name))
+                              trie=trie_for(tries, f, ctx))
                 inflight[eng.submit(req)] = k
                 return
             records[k][f.name] = None
@@ -262,7 +274,7 @@ def iter_records(template: Template, engine: Engine, indices: list[int], seed: i
             stats["tokens"] = stats.get("tokens", 0) + o.n_tokens
             stats["prompt_tokens"] = stats.get("prompt_tokens", 0) + o.prompt_tokens
             stats["cached_tokens"] = stats.get("cached_tokens", 0) + o.cached_tokens
-            value, reason = f.parse(o.text, o.finish_reason)
+            value, reason = f.parse(o.text, o.finish_reason, context(k))
             attempts[k][f.name] = attempt + 1
             if attempt == 0:
                 attempted[f.name] = attempted.get(f.name, 0) + 1

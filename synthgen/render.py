@@ -4,6 +4,7 @@ Off a terminal (a pipe, a CI log) tables get a wide fixed width instead of rich'
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -142,17 +143,26 @@ def render_report(rep, other):
                   + (f", [red]{rep['malformed_lines']} malformed line(s)[/] (first: line "
                      f"{rep['malformed_examples'][0]['line']}, {rep['malformed_examples'][0]['problem']})"
                      if rep["malformed_lines"] else "") + f"   ({rep['seconds']:.1f}s)")
+    from .report.glance import lines
+    from .report.joints import FLOOR_NOTE
+
+    if first := lines(rep):
+        console.print("[bold]at a glance[/] (each figure next to a perfect sampler of the target at this n)")
+        for line in first:
+            console.print("  " + line, markup=False, highlight=False)
+        console.print(f"  [dim]{FLOOR_NOTE}[/]")
     cats = [f for f in rep["fields"] if f["kind"] == "categorical"]
     if cats:
         t = Table(title="categorical fields (unique counts valid values only)")
-        for col in ("field", "valid", "unique", "uniq/valid", "entropy", "norm H", "list cov.", "target cov.", "KL→target"):
+        for col in ("field", "valid", "unique", "uniq/valid", "entropy", "norm H", "list cov.", "target cov.", "KL→target", "floor"):
             t.add_column(col, justify="left" if col == "field" else "right")
         pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
         for f in cats:
             t.add_row(f["field"], f"{f['valid_share']:.1%}", str(f["unique"]), f"{f['unique_ratio']:.2f}",
                       f"{f['entropy_bits']:.2f}", f"{f['normalized_entropy']:.2f}", pct(f.get("coverage")),
                       pct(f.get("target_coverage")),
-                      "-" if f.get("kl_to_target_bits") is None else f"{f['kl_to_target_bits']:.2f}")
+                      "-" if f.get("kl_to_target_bits") is None else f"{f['kl_to_target_bits']:.2f}",
+                      "-" if f.get("kl_floor_bits") is None else f"{f['kl_floor_bits']:.2f}")
         console.print(t)
         console.print("list cov.: unique valid values / the validation list; target cov.: / the adapter's target list; "
                       + COVERAGE_NOTE)
@@ -266,8 +276,33 @@ def field_progress(template, n: int, start: int):
     return bar, on_field
 
 
-def train_progress(total: int, label: str = "training", transient: bool = False):
-    """A training bar with the per-list loss/entropy/mass line; returns (bar, on_step)."""
+def train_info(log, ema, tasks) -> str:
+    """One step's line: loss (EMA) vs its floor H(p*) per list, or a summary of many lists."""
+    seen = [t for t in tasks if t.spec.name in ema]
+    if len(tasks) > 3:  # a conditional spec: one list per value
+        gaps = [(ema[t.spec.name] - t.entropy) / math.log(2) for t in seen]
+        info = (f"{len(seen)}/{len(tasks)} lists seen: loss - H(p*) mean {sum(gaps) / len(gaps):.3f} bits, "
+                f"worst {max(gaps):.3f}") if gaps else f"0/{len(tasks)} lists seen"
+    else:
+        info = " | ".join(f"{t.spec.name}: loss {ema[t.spec.name]:.3f}/H {t.entropy:.3f} "
+                          f"mass {log.mass.get(t.spec.name, float('nan')):.2f}" for t in seen)
+    return info + f" | {log.seconds:.1f}s/step"
+
+
+def train_progress(total: int, label: str = "training", transient: bool = False, every: float = 60.0):
+    """A training bar with the per-list loss/entropy/mass line; returns (bar, on_step). Off a
+    terminal: a plain line every `every` seconds and one at the last step."""
+    if not sys.stderr.isatty():
+        from contextlib import nullcontext
+
+        last = [time.monotonic()]
+
+        def on_line(log, ema, tasks):
+            if time.monotonic() - last[0] >= every or log.step == total:
+                last[0] = time.monotonic()
+                print(f"{label}: step {log.step}/{total} · {train_info(log, ema, tasks)}", file=sys.stderr, flush=True)
+
+        return nullcontext(), on_line
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -275,9 +310,7 @@ def train_progress(total: int, label: str = "training", transient: bool = False)
     task_id = bar.add_task("train", total=total, info="loading model")
 
     def on_step(log, ema, tasks):
-        parts = [f"{t.spec.name}: loss {ema[t.spec.name]:.3f}/H {t.entropy:.3f} mass {log.mass.get(t.spec.name, float('nan')):.2f}"
-                 for t in tasks if t.spec.name in ema]
-        bar.update(task_id, completed=log.step, info=" | ".join(parts) + f" | {log.seconds:.1f}s/step")
+        bar.update(task_id, completed=log.step, info=train_info(log, ema, tasks))
 
     return bar, on_step
 

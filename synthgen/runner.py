@@ -48,6 +48,7 @@ class Prepared:
     model: str | None  # resolved (in-process vLLM) or as given (servers)
     tries: dict[str, str] | None  # decode tries, compiled before the engine when the tokenizer is local
     engine_kwargs: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # one line each, printed before the run starts
 
     @property
     def todo(self) -> int:
@@ -108,7 +109,18 @@ def prepare(opts: RunOptions) -> Prepared:
 
         dtype = default_dtype() if opts.engine == "vllm" else None
         check_settings(plan, run_settings(template, opts.retries, opts.block_size, dtype))
-    return Prepared(opts, template, plan, model, tries, kwargs)
+    return Prepared(opts, template, plan, model, tries, kwargs, free_decoding_warnings(template))
+
+
+def free_decoding_warnings(template: Template) -> list[str]:
+    """Fields decoded free through an adapter that puts little of P's mass on its list."""
+    from .train import free_decoding_warning
+
+    out = []
+    for f in template.fields:
+        if f.decode == "free" and f.adapter_path and (w := free_decoding_warning(f.adapter_path)):
+            out.append(f"field {f.name!r}: {w}")
+    return out
 
 
 def build_auto(prep: Prepared, on_step=None, on_note: Callable[[str], None] | None = None) -> None:

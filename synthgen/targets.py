@@ -201,11 +201,12 @@ def packed_inputs(prompt_ids: list[int], trie: Trie, dtype=None):
     return input_ids, position_ids, mask[None, None], predictor
 
 
-def node_logprobs(model, prompt_ids: list[int], trie: Trie):
-    """log p(node token | prompt, ancestors) for every trie node, in one forward pass.
+def _predictor_logits(model, prompt_ids: list[int], trie: Trie):
+    """LM-head logits [R, V] of the R distinct positions that predict some trie node, in one forward
+    pass, and for each node the row that predicts it.
 
-    Only positions that predict a node go through the LM head (not the prompt's earlier tokens,
-    not the end-of-turn leaves): the head is ~20% of the model's FLOPs at a 49k vocabulary."""
+    Only those positions go through the LM head (not the prompt's earlier tokens, not the
+    end-of-turn leaves): the head is ~20% of the model's FLOPs at a 49k vocabulary."""
     import torch
 
     dtype = next(model.parameters()).dtype
@@ -213,13 +214,59 @@ def node_logprobs(model, prompt_ids: list[int], trie: Trie):
     body, head = _body_and_head(model)
     if body is None:  # unknown architecture: full logits
         logits = model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, use_cache=False).logits[0]
-        rows = predictor
-    else:
-        hidden = body(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, use_cache=False)[0][0]
         needed, rows = torch.unique(predictor, return_inverse=True)
-        logits = head(hidden[needed])
-    logp = torch.log_softmax(logits[rows].float(), dim=-1)
-    return logp.gather(1, torch.from_numpy(trie.tokens)[:, None]).squeeze(1)
+        return logits[needed].float(), rows
+    hidden = body(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, use_cache=False)[0][0]
+    needed, rows = torch.unique(predictor, return_inverse=True)
+    return head(hidden[needed]).float(), rows
+
+
+def node_logprobs(model, prompt_ids: list[int], trie: Trie):
+    """log p(node token | prompt, ancestors) for every trie node, in one forward pass."""
+    import torch
+
+    logits, rows = _predictor_logits(model, prompt_ids, trie)
+    logp = torch.log_softmax(logits, dim=-1)
+    return logp[rows, torch.from_numpy(trie.tokens)]
+
+
+def full_trie_nodes(trie: Trie, full: "DecodeTrie") -> np.ndarray:
+    """Each node of `trie` (a chunk or subsample of a list's targets) as a node of the whole list's
+    decode trie `full`."""
+    out = np.empty(trie.n_nodes, dtype=np.int64)
+    for i, (tok, par) in enumerate(zip(trie.tokens.tolist(), trie.parent.tolist())):
+        out[i] = full.step(0 if par < 0 else int(out[par]), tok)
+    if (out < 0).any():
+        raise ValueError("a target is not in the full trie")
+    return out
+
+
+def node_q_logprobs(model, prompt_ids: list[int], trie: Trie, full: "DecodeTrie"):
+    """(log q, log z) for every trie node, in one forward pass.
+
+    Constrained decoding samples each token among the children of the current node of the whole
+    list's trie, renormalised: q(node) = p(token) / z with z = sum of p over those children. So
+    log Q(t) = sum of log q along t, and log P(t) = log Q(t) + sum of log z (the mass kept at each
+    step). The children come from `full`, not from `trie`: when `trie` holds a chunk or a subsample,
+    the normaliser is still the sampler's."""
+    import torch
+
+    logits, rows = _predictor_logits(model, prompt_ids, trie)
+    nodes = full_trie_nodes(trie, full)
+    parent_full = np.where(trie.parent < 0, 0, nodes[np.maximum(trie.parent, 0)])
+    row_full = np.zeros(logits.shape[0], dtype=np.int64)
+    row_full[rows.numpy()] = parent_full  # every node a row predicts has the same parent
+    counts = full.start[row_full + 1] - full.start[row_full]
+    row_idx = torch.from_numpy(np.repeat(np.arange(len(row_full)), counts))
+    tok_idx = torch.from_numpy(np.concatenate([full.child_tok[full.start[f]:full.start[f + 1]] for f in row_full]))
+    vals = logits[row_idx, tok_idx]
+    top = torch.full((len(row_full),), -torch.inf).scatter_reduce(0, row_idx, vals.detach(), "amax")
+    lse_valid = top + torch.log(torch.zeros(len(row_full)).index_add(0, row_idx, torch.exp(vals - top[row_idx])))
+    lse_all = torch.logsumexp(logits, dim=-1)
+    tokens = torch.from_numpy(trie.tokens)
+    log_q = logits[rows, tokens] - lse_valid[rows]
+    log_z = (lse_valid - lse_all)[rows]
+    return log_q, log_z
 
 
 def _body_and_head(model):
@@ -334,10 +381,10 @@ class ListCheck:
 def check_lists(specs, tokenizer) -> list[ListCheck]:
     """Every spec's targets tokenised as training sees them (answer + end-of-turn), checked for
     empty targets, duplicates after normalisation and prefix collisions."""
-    from .lists import load_targets
+    from .lists import expand, load_targets
 
     out = []
-    for spec in specs:
+    for spec in (x for s in specs for x in expand(s)):
         texts, _ = load_targets(spec)
         ids = encode_targets(tokenizer, texts)
         out.append(ListCheck(spec.name, str(spec.path), len(texts), build_trie(ids).n_nodes, max(map(len, ids)),

@@ -18,6 +18,18 @@
         temperature: 1.0
         retries: 5                     # this field's retries (default: the template's)
 
+A choice list may depend on earlier fields: a `where` value with {placeholders} (Python format
+fields, so `{birth_date:.3}0` is the birth decade) filters the source by each record's values,
+and `map` spells a field's values as the source's column does:
+
+      - name: first_name
+        kind: choice
+        choices: {builtin: first_names_by_decade, where: {sex: "{gender}", decade: "{birth_date:.3}0"}}
+        map: {gender: {female: F, male: M}}
+
+Every combination of the earlier fields' values is enumerated at load time (one list, and one
+decode trie, per distinct filter); a filter that leaves a list empty is an error.
+
 Unknown keys are errors. Parsing and validation per kind:
 - choice: the whole answer (quotes, trailing period and surrounding space removed) must equal a
   list item, case-insensitively; the list's spelling is stored. With `match: place`, a
@@ -46,7 +58,7 @@ from .errors import InputError
 KINDS = ("choice", "date", "text")
 DECODES = ("constrained", "free")
 RESERVED = {"index", "seed", "errors", "attempts"}
-_FIELD_KEYS = {"name", "kind", "prompt", "choices", "match", "decode", "adapter", "max_tokens", "temperature", "top_p", "retries", "min",
+_FIELD_KEYS = {"name", "kind", "prompt", "choices", "map", "match", "decode", "adapter", "max_tokens", "temperature", "top_p", "retries", "min",
                "max", "min_words", "max_words", "sentences", "reject", "description"}
 _TEMPLATE_KEYS = {"name", "description", "system", "retries", "fields"}
 _DEFAULT_MAX_TOKENS = {"choice": 12, "date": 16, "text": 80}
@@ -72,26 +84,50 @@ class Field:
     sentences: int | None = None
     reject: list[str] = field(default_factory=list)
     description: str = ""
+    value_map: dict = field(default_factory=dict)  # `map`: field -> {its value: the source's spelling}
     # resolved at load time
-    depends: tuple[str, ...] = ()
+    depends: tuple[str, ...] = ()  # fields the prompt refers to
+    given: tuple[str, ...] = ()  # fields the choice list depends on (its `where` placeholders)
+    given_values: dict = field(default_factory=dict, repr=False)  # given field -> one value per distinct filter
     adapter_path: str | None = None
-    _lookup: dict = field(default_factory=dict, repr=False)
+    _lookup: dict = field(default_factory=dict, repr=False)  # the whole list (all conditions' union)
+    _lookups: dict = field(default_factory=dict, repr=False)  # condition key -> that condition's list
     _reject_re: list = field(default_factory=list, repr=False)
 
     def render(self, record: dict) -> str:
         return self.prompt.format(**{k: record[k] for k in self.depends})
 
-    def items(self) -> list[str]:
-        """The values constrained decoding may produce: the list's spellings, or every day in min..max (ISO)."""
+    @property
+    def requires(self) -> tuple[str, ...]:
+        """Earlier fields that must be valid before this one can be asked."""
+        return tuple(dict.fromkeys(self.depends + self.given))
+
+    def condition(self, record: dict) -> str | None:
+        """The key of this record's list ("F|1980"), None for a list that depends on nothing."""
+        if not self.given:
+            return None
+        values = {k: self.value_map.get(k, {}).get(record[k], record[k]) for k in self.given}
+        return "|".join(str(v).format(**values) for v in self.choices["where"].values() if _templated(v))
+
+    def lookup(self, record: dict | None = None) -> dict:
+        if not self.given or record is None:
+            return self._lookup
+        return self._lookups[self.condition(record)]
+
+    def items(self, record: dict | None = None) -> list[str]:
+        """The values constrained decoding may produce: the list's spellings (for this record's
+        condition, if the list has one), or every day in min..max (ISO)."""
         if self.kind == "choice":
-            return sorted(set(self._lookup.values()))
+            return sorted(set(self.lookup(record).values()))
         if self.kind == "date":
             first, last = dt.date.fromisoformat(self.min), dt.date.fromisoformat(self.max)
             return [(first + dt.timedelta(days=k)).isoformat() for k in range((last - first).days + 1)]
         raise InputError(f"field {self.name!r}: a text field has no list to constrain to")
 
-    def parse(self, text: str, finish_reason: str = "stop") -> tuple[object | None, str | None]:
-        """(value, None) for a valid answer, (None, reason) otherwise."""
+    def parse(self, text: str, finish_reason: str = "stop", record: dict | None = None) -> tuple[object | None, str | None]:
+        """(value, None) for a valid answer, (None, reason) otherwise; `record` picks a conditional list."""
+        if self.kind == "choice":
+            return _parse_choice(self, text, finish_reason, self.lookup(record))
         return _PARSERS[self.kind](self, text, finish_reason)
 
 
@@ -140,7 +176,8 @@ class Template:
         # absolute: `synthgen report` may run from another directory and resolves lists and adapters from here
         return {"name": self.name, "path": str(Path(self.path).resolve()) if self.path else None, "digest": self.digest,
                 "fields": [{"name": f.name, "kind": f.kind, "decode": f.decode, "adapter": f.adapter,
-                            "depends": list(f.depends),
+                            "depends": list(f.depends), "given": list(f.given),
+                            "map": f.value_map or None,
                             "retries": self.retries_for(f),
                             "choices": f.choices if f.kind == "choice" else None,
                             "match": f.match if f.kind == "choice" else None} for f in self.fields]}
@@ -157,22 +194,23 @@ def clean_answer(text: str) -> str:
     return re.sub(r"\s+", " ", s)
 
 
-def _parse_choice(f: Field, text: str, finish: str):
+def _parse_choice(f: Field, text: str, finish: str, lookup: dict | None = None):
     if finish != "stop":
         return None, "cut off at max_tokens"
     s = clean_answer(text)
     if not s:
         return None, "empty answer"
-    hit = f._lookup.get(s.casefold())
+    lookup = f._lookup if lookup is None else lookup
+    hit = lookup.get(s.casefold())
     if hit is None and f.match == "place" and "," in s:
         from .geo import geocoder
 
         row = geocoder().lookup(s)  # "Bombay, India" -> "Mumbai, India"
-        hit = f._lookup.get(row["place"].casefold()) if row else None
+        hit = lookup.get(row["place"].casefold()) if row else None
         if hit is None:
             return None, "not a known City, Country"
     if hit is None:
-        return None, "not in the list"
+        return None, "not in the list" if lookup is f._lookup else "not in this record's list"
     return hit, None
 
 
@@ -299,14 +337,25 @@ def resolve_adapter(name: str, template_path: Path | None) -> str:
                      f"`synthgen build-adapter adapters/{name}.yaml --out adapters/{name}` or fix the name")
 
 
-def _choices(f: Field, where: str, base: Path) -> dict:
+def _templated(value) -> bool:
+    return isinstance(value, str) and "{" in value
+
+
+def _choices(f: Field, where: str, base: Path, filters: dict | None = None) -> dict:
+    """The list as a lookup (casefolded answer -> the list's spelling). `where` entries with
+    {placeholders} are replaced by `filters` (their values for one condition), or dropped: the
+    union over every condition."""
     from .lists.spec import ListSpec, _raw_items
 
     c = f.choices
     if isinstance(c, list):
         items = [str(i) for i in c]
     elif isinstance(c, dict):
-        spec = ListSpec(name=f.name, source=c, prompts=["-"], path=str(base / "template.yaml"))
+        source = dict(c)
+        if isinstance(c.get("where"), dict):
+            fixed = {k: v for k, v in c["where"].items() if not _templated(v)}
+            source["where"] = {**fixed, **(filters or {})} or None
+        spec = ListSpec(name=f.name, source=source, prompts=["-"], path=str(base / "template.yaml"))
         items, _ = _raw_items(spec, base)
     else:
         raise InputError(f"{where}: a choice field needs `choices`: a list, or a source such as {{builtin: first_names}}")
@@ -318,6 +367,78 @@ def _choices(f: Field, where: str, base: Path) -> dict:
     if not lookup:
         raise InputError(f"{where}: `choices` is empty")
     return lookup
+
+
+MAX_CONDITIONS = 5000
+
+
+def _conditional_choices(f: Field, where: str, base: Path, earlier: list[Field]) -> dict:
+    """condition key -> lookup, for every combination of the earlier fields' values that a
+    `where` placeholder refers to. Values are grouped by what they render to first (every
+    birth date of a decade gives one `{birth_date:.3}0`), so the product stays small."""
+    import itertools
+
+    templated = {k: v for k, v in f.choices["where"].items() if _templated(v)}
+    fmt = string.Formatter()
+    uses: dict[str, list[tuple[str, str | None]]] = {}  # field -> [(format spec, conversion)]
+    for key, value in templated.items():
+        try:
+            parsed = [(r, spec, conv) for _, r, spec, conv in fmt.parse(value) if r is not None]
+        except ValueError as e:
+            raise InputError(f"{where}: bad placeholder in `where` {key}: {value!r} ({e})") from None
+        for ref, spec, conv in parsed:
+            by_name = {e.name: e for e in earlier}
+            if ref not in by_name:
+                raise InputError(f"{where}: `where` {key}: {value!r} refers to {{{ref}}}, which is not an earlier field"
+                                 + (f" (earlier fields: {', '.join(by_name)})" if by_name else ""))
+            d = by_name[ref]
+            if d.kind == "text" or (d.kind == "date" and not (d.min and d.max)):
+                raise InputError(f"{where}: the list can depend only on choice fields and dates with min and max, "
+                                 f"not {ref!r}")
+            uses.setdefault(ref, []).append((spec, conv))
+    for name, mapping in f.value_map.items():
+        if name not in uses:
+            raise InputError(f"{where}: `map` names {name!r}, which no `where` placeholder uses")
+        if not isinstance(mapping, dict):
+            raise InputError(f"{where}: `map` {name}: must be a mapping value -> the source's spelling")
+    groups = {}  # field -> {rendered parts: a representative value}
+    for name, specs in uses.items():
+        mapping = f.value_map.get(name, {})
+        d = next(e for e in earlier if e.name == name)
+        values = d.items()
+        unmapped = [v for v in values if mapping and v not in mapping]
+        if unmapped:
+            raise InputError(f"{where}: `map` {name}: has no spelling for {unmapped[0]!r} "
+                             f"(values of {name}: {', '.join(values[:8])}{' ...' if len(values) > 8 else ''})")
+        seen: dict = {}
+        for v in values:
+            mv = mapping.get(v, v)
+            parts = tuple(fmt.format_field(fmt.convert_field(mv, conv), spec or "") for spec, conv in specs)
+            seen.setdefault(parts, v)
+        groups[name] = list(seen.values())
+    names = list(groups)
+    total = 1
+    for n in names:
+        total *= len(groups[n])
+    if total > MAX_CONDITIONS:
+        raise InputError(f"{where}: the list depends on {total} combinations of {', '.join(names)}; at most "
+                         f"{MAX_CONDITIONS} (one decode trie each)")
+    f.given = tuple(names)
+    f.given_values = groups
+    lookups = {}
+    for combo in itertools.product(*(groups[n] for n in names)):
+        record = dict(zip(names, combo))
+        key = f.condition(record)
+        if key in lookups:
+            continue
+        values = {k: f.value_map.get(k, {}).get(v, v) for k, v in record.items()}
+        filters = {k: v.format(**values) for k, v in templated.items()}
+        shown = ", ".join(f"{k}={v!r}" for k, v in record.items())
+        try:
+            lookups[key] = _choices(f, f"{where}: for {shown}", base, filters)
+        except InputError as e:
+            raise InputError(f"{e} (filter {filters}): a record with these values would have nothing to choose") from None
+    return lookups
 
 
 def _number(where, key, value, kind, lo, hi=None):
@@ -408,12 +529,22 @@ def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Tem
         if f.retries is not None:
             _number(fwhere, "retries", f.retries, int, 0, 100)
         if kind == "choice":
-            f._lookup = _choices(f, fwhere, path.parent)
+            f.value_map = fr.get("map") or {}
+            if not isinstance(f.value_map, dict):
+                raise InputError(f"{fwhere}: `map` must be a mapping field -> {{value: spelling}}")
+            c = f.choices
+            if isinstance(c, dict) and isinstance(c.get("where"), dict) and any(map(_templated, c["where"].values())):
+                f._lookups = _conditional_choices(f, fwhere, path.parent, fields)
+                f._lookup = {k: v for lk in f._lookups.values() for k, v in lk.items()}
+            else:
+                if f.value_map:
+                    raise InputError(f"{fwhere}: `map` needs a `where` with {{placeholders}} in `choices`")
+                f._lookup = _choices(f, fwhere, path.parent)
             f.match = fr.get("match", "exact")
             if f.match not in ("exact", "place"):
                 raise InputError(f"{fwhere}: `match` must be exact or place, got {f.match!r}")
-        elif "choices" in fr or "match" in fr:
-            raise InputError(f"{fwhere}: `choices` and `match` are only for kind: choice")
+        elif "choices" in fr or "match" in fr or "map" in fr:
+            raise InputError(f"{fwhere}: `choices`, `map` and `match` are only for kind: choice")
         if kind == "date":
             f.min, f.max = _iso(fwhere, "min", fr.get("min")), _iso(fwhere, "max", fr.get("max"))
             if f.min and f.max and f.min > f.max:

@@ -1,11 +1,22 @@
-"""Diffuse LoRA training: the loss of Zhang et al. (2024) over packed target tries.
+"""Diffuse LoRA training over packed target tries, for the distribution that is sampled.
 
-    loss(prompt) = - sum_t p*(t) log P(t + end-of-turn | prompt)
+The paper's loss (Zhang et al., 2024) is for free sampling from P:
 
-Its minimum is H(p*), reached when the model puts all its mass on the valid set, distributed as
-p*. Each step samples prompts from the specs' paraphrases; each prompt is one packed forward
-pass over the trie of its targets (targets.py). Lists too big for one pass use an unbiased
-subsample of targets drawn from p* per step.
+    paper(prompt) = - sum_t p*(t) log P(t + end-of-turn | prompt)
+
+Constrained decoding (engine/trie_processor.py) samples Q instead: at every step the model's
+next-token distribution masked to the list's trie and renormalised, so
+log P(t) = log Q(t) + log M(t), M(t) being the product of the mass kept at each step. The
+objectives, one family:
+
+    q       - sum_t p*(t) log Q(t)                       exact for the trie sampler (T = 1)
+    mixed   - sum_t p*(t) [log Q(t) + w log M(t)]        Q, plus w x a term that keeps P's mass on the list
+    paper   - sum_t p*(t) log P(t)                       = mixed with w = 1
+
+Each has its minimum H(p*) (q: when Q = p*; the others also need M = 1). Each step samples
+prompts from the specs' paraphrases; each prompt is one packed forward pass over the trie of its
+targets (targets.py). Lists too big for one pass use an unbiased subsample of targets drawn from
+p* per step; Q's normaliser always comes from the whole list's trie.
 """
 
 from __future__ import annotations
@@ -25,10 +36,11 @@ from . import targets as T
 from .entropy import entropy_bits
 from .errors import AdapterError, InputError
 from .audit import capability_check
-from .lists import ListSpec, load_targets
+from .lists import ListSpec, expand, load_targets
 from .models import model_fingerprint
 
 ADAPTER_CARD = "synthgen_adapter.json"
+OBJECTIVES = ("q", "mixed", "paper")
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -42,6 +54,8 @@ class TrainConfig:
     prompts_per_step: int = field(default=2, metadata={"help": "prompts (one packed pass each) per step"})
     max_targets: int = field(default=1000, metadata={"help": "targets per pass; bigger lists are subsampled"})
     gamma: float = field(default=0.02, metadata={"help": "stop when loss <= (1+gamma) * H(p*) for every list"})
+    objective: str = field(default="q", metadata={"help": "q (constrained decoding) | mixed | paper (free sampling)"})
+    mass_weight: float = field(default=0.1, metadata={"help": "mixed: weight w of the term that keeps P's mass on the list"})
     seed: int = 0
     checkpoint_every: int = 10
     audit_prompts: int | None = field(default=None, metadata={"help": "card audit on the first N prompts (default all)"})
@@ -56,6 +70,15 @@ class TrainConfig:
             raise InputError(f"`lr` must be > 0, got {self.lr}")
         if not self.gamma >= 0:
             raise InputError(f"`gamma` must be >= 0, got {self.gamma}")
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"`objective` must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if not 0 <= self.mass_weight <= 1:
+            raise InputError(f"`mass_weight` must be in [0, 1], got {self.mass_weight}")
+
+    @property
+    def mass_term(self) -> float | None:
+        """w in - sum_t p*(t) [log Q(t) + w log M(t)]; None for the paper's loss (no Q needed)."""
+        return {"q": 0.0, "mixed": self.mass_weight, "paper": None}[self.objective]
 
 
 @dataclass
@@ -68,6 +91,7 @@ class Task:
     token_ids: list[list[int]]
     prompt_ids: list[list[int]]
     subsample: bool = False  # more targets than one step takes: draw an unbiased subsample
+    full: T.DecodeTrie | None = None  # the whole list's trie: Q's normaliser
 
     @property
     def entropy(self) -> float:  # nats: the loss's floor, H(p*)
@@ -90,7 +114,8 @@ def prepare_task(tokenizer, spec: ListSpec, max_targets: int) -> Task:
         raise InputError(f"list {spec.name!r} is not a valid target set: {problems.summary()} "
                          f"(see `synthgen check-targets {spec.path or spec.name}`)")
     prompts = [T.render_chat(tokenizer, pr) for pr in spec.prompts]
-    return Task(spec, texts, p, token_ids, prompts, subsample=len(texts) > max_targets)
+    return Task(spec, texts, p, token_ids, prompts, subsample=len(texts) > max_targets,
+                full=T.DecodeTrie.build(token_ids, T.end_of_turn_id(tokenizer)))
 
 
 def check_trainable(specs: list[ListSpec]) -> None:
@@ -98,7 +123,7 @@ def check_trainable(specs: list[ListSpec]) -> None:
     run before the model loads, so a bad list fails in a second."""
     from .lists import load_targets
 
-    for spec in specs:
+    for spec in (x for s in specs for x in expand(s)):
         items, _ = load_targets(spec)
         if len(items) < 2:
             raise InputError(f"{spec.path}: the list has {len(items)} item(s): a diffuse adapter needs at "
@@ -119,17 +144,26 @@ def load_base(model_path: str, threads: int | None = None):
     return tok, model
 
 
-def trie_loss(model, prompt_ids, trie: T.Trie, weights: np.ndarray):
-    """- sum_t w_t log P(t | prompt), computed once per trie node; also the per-target log-probs."""
+def trie_loss(model, prompt_ids, trie: T.Trie, weights: np.ndarray, full: T.DecodeTrie | None = None,
+              mass_term: float | None = None):
+    """The objective for one prompt, computed once per trie node, and log P per target.
+
+    mass_term None: the paper's - sum_t w_t log P(t | prompt). Else - sum_t w_t [log Q(t) +
+    mass_term log M(t)] with Q normalised over the children in `full` (the whole list's trie)."""
     import torch
 
-    node_lp = T.node_logprobs(model, prompt_ids, trie)
-    w = torch.from_numpy(T.node_weights(trie, weights)).to(node_lp.dtype)
-    return -(w * node_lp).sum(), T.target_logprobs(trie, node_lp)
+    if mass_term is None:
+        node_lp = T.node_logprobs(model, prompt_ids, trie)
+        w = torch.from_numpy(T.node_weights(trie, weights)).to(node_lp.dtype)
+        return -(w * node_lp).sum(), T.target_logprobs(trie, node_lp)
+    log_q, log_z = T.node_q_logprobs(model, prompt_ids, trie, full)
+    w = torch.from_numpy(T.node_weights(trie, weights)).to(log_q.dtype)
+    return -(w * (log_q + mass_term * log_z)).sum(), T.target_logprobs(trie, log_q + log_z)
 
 
 def packed_backward(model, prompt_ids, token_ids: list[list[int]], weights: np.ndarray, scale: float = 1.0,
-                    max_nodes: int = 768) -> tuple[float, np.ndarray]:
+                    max_nodes: int = 768, full: T.DecodeTrie | None = None,
+                    mass_term: float | None = None) -> tuple[float, np.ndarray]:
     """Loss and gradient for one prompt over all its targets, one packed pass per trie chunk.
 
     Gradients accumulate chunk by chunk, so memory stays that of one chunk. Returns the loss and
@@ -137,7 +171,7 @@ def packed_backward(model, prompt_ids, token_ids: list[list[int]], weights: np.n
     total, logp = 0.0, np.empty(len(token_ids))
     for idx in T.chunk_targets(token_ids, max_nodes):
         trie = T.build_trie([token_ids[i] for i in idx])
-        loss, lp = trie_loss(model, prompt_ids, trie, weights[idx])
+        loss, lp = trie_loss(model, prompt_ids, trie, weights[idx], full, mass_term)
         (loss * scale).backward()
         total += float(loss.detach())
         logp[idx] = lp
@@ -173,6 +207,7 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
         raise InputError(f"nothing to resume: {partial} has no checkpoint")
     if not specs:
         raise InputError("give at least one list spec")
+    specs = [x for s in specs for x in expand(s)]  # a conditional spec: one list per value of its variables
 
     tok, base = load_base(model_path, threads)
     tasks = [prepare_task(tok, s, cfg.max_targets) for s in specs]
@@ -222,7 +257,8 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
                 task = tasks[rng.integers(len(tasks))]
                 prompt = task.prompt_ids[rng.integers(len(task.prompt_ids))]
                 ids, w = task.step_problem(rng, cfg.max_targets)
-                loss, lp = packed_backward(model, prompt, ids, w, scale=1 / cfg.prompts_per_step)
+                loss, lp = packed_backward(model, prompt, ids, w, scale=1 / cfg.prompts_per_step, full=task.full,
+                                           mass_term=cfg.mass_term)
                 losses.setdefault(task.spec.name, []).append(loss)
                 masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
             opt.step()
@@ -295,30 +331,62 @@ def capability_line(card: dict) -> str:
             f"{cap['perplexity_adapter']:.2f} (x{cap['perplexity_ratio']}, threshold x{cap['threshold']})")
 
 
+LOSSES = {"q": "-sum_t p*(t) log Q(t | prompt), Q being what trie-constrained decoding samples (the list's trie, renormalised "
+                "at each token)",
+          "mixed": "-sum_t p*(t) [log Q(t | prompt) + w log M(t)], Q plus w x the mass P keeps on the list",
+          "paper": "-sum_t p*(t) log P(t + end-of-turn | prompt), for free sampling"}
+
+
 def adapter_readme(card: dict, name: str) -> str:
     """The adapter's README.md, generated from its card (synthgen_adapter.json)."""
+    cfg = card["config"]
+    objective = cfg.get("objective", "paper")
     lines = [f"# {name}: a synthgen diffuse LoRA adapter", "",
              f"Base model: `{card['base_model']}`. Trained by `synthgen build-adapter` for {card['steps']} steps "
              f"({card['train_seconds']:.0f} s{', stopped early' if card['stopped_early'] else ''}) to spread the model's "
-             "answers over a list: loss = -sum_t p*(t) log P(t + end-of-turn | prompt).", "",
-             "| list | targets | mass on valid: base -> adapter | entropy bits: base -> adapter (target) | "
-             "KL(p*||p) bits | E[distinct] in 500 |", "|---|---:|---|---|---|---|"]
-    def e500(r):  # int keys in a fresh card, str keys read back from JSON
-        return r["expected_distinct"].get(500, r["expected_distinct"].get("500"))
+             f"answers over a list, objective `{objective}`: {LOSSES[objective]}.", "",
+             "| list | targets | KL(Q‖p*) bits: base -> adapter | H(Q) bits (target) | E[distinct] in 500 under Q "
+             "| mass of P on the list |", "|---|---:|---|---|---|---|"]
+
+    def get(r, key, fmt, n=None):  # int keys in a fresh card, str keys read back from JSON; cards before Q have none
+        v = r.get(key)
+        v = v if v is None or n is None else v.get(n, v.get(str(n)))
+        return "—" if v is None else format(v, fmt)
 
     for x in card["lists"]:
         b, a = x["base"], x["adapter"]
-        lines.append(f"| {x['name']} | {x['n_targets']} | {b['mass']:.3f} -> {a['mass']:.3f} | "
-                     f"{b['entropy_bits']:.2f} -> {a['entropy_bits']:.2f} ({x['target_entropy_bits']:.2f}) | "
-                     f"{b['kl_bits']:.2f} -> {a['kl_bits']:.2f} | {e500(b):.0f} -> {e500(a):.0f} |")
-    cfg = card["config"]
+        lines.append(f"| {x['name']} | {x['n_targets']} | {get(b, 'kl_q_target_bits', '.2f')} -> "
+                     f"{get(a, 'kl_q_target_bits', '.2f')} | {get(a, 'q_entropy_bits', '.2f')} ({x['target_entropy_bits']:.2f}) "
+                     f"| {get(b, 'q_expected_distinct', '.0f', 500)} -> {get(a, 'q_expected_distinct', '.0f', 500)} "
+                     f"| {b['mass']:.3f} -> {a['mass']:.3f} |")
+    if (w := free_decoding_warning_from(card, name)) is not None:
+        lines += ["", f"**Constrained decoding only**: {w}."]
     lines += ["", capability_line(card) + ".", "",
               f"Settings: rank {cfg['rank']}, alpha {cfg['alpha']}, lr {cfg['lr']}, {cfg['prompts_per_step']} prompt(s) "
               f"per step, up to {cfg['max_targets']} targets per pass, seed {cfg['seed']}. Exact metrics, settings and the "
               "loss history are in `synthgen_adapter.json`; audit it with `synthgen audit SPEC --adapter DIR`.", "",
-              "Use: `synthgen sample PROMPT --adapter DIR`, or name it as a template field's `adapter:`; with vLLM, "
-              "`LoRARequest(name, 1, DIR)` (peft format).", ""]
+              "Use: name it as a template field's `adapter:` (decoded inside the list's trie by default), or "
+              "`synthgen sample PROMPT --adapter DIR`; with vLLM, `LoRARequest(name, 1, DIR)` (peft format).", ""]
     return "\n".join(lines)
+
+
+FREE_MASS_FLOOR = 0.1  # an adapter whose P puts less on its list is for constrained decoding only
+
+
+def free_decoding_warning(adapter: str | Path) -> str | None:
+    """One line when sampling through `adapter` without the trie would mostly miss its list: an
+    adapter trained for Q (--objective q) may put almost none of P's mass there (FACTS.md)."""
+    return free_decoding_warning_from(read_card(adapter), Path(adapter).name)
+
+
+def free_decoding_warning_from(card: dict, name: str) -> str | None:
+    masses = [x["adapter"]["mass"] for x in card.get("lists", []) if "adapter" in x]
+    if not masses or min(masses) >= FREE_MASS_FLOOR:
+        return None
+    objective = card.get("config", {}).get("objective", "paper")
+    return (f"adapter {name!r} puts {min(masses):.1%} of its free-sampling mass on its list "
+            f"(trained with --objective {objective}, for trie-constrained decoding): free decoding will mostly "
+            "give invalid answers; decode it constrained, or rebuild it with --objective mixed")
 
 
 def read_card(adapter: str | Path) -> dict:

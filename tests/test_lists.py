@@ -97,6 +97,54 @@ def test_shipped_specs_load():
 
     files = glob.glob("adapters/*.yaml") + glob.glob("adapters/tasks/*.yaml")
     assert len(files) >= 10
+    from synthgen.lists import expand
+
     for f in files:
-        items, p = load_targets(load_spec(f))
-        assert len(items) == len(set(items)) and abs(p.sum() - 1) < 1e-9
+        for spec in expand(load_spec(f)):
+            items, p = load_targets(spec)
+            assert len(items) == len(set(items)) and abs(p.sum() - 1) < 1e-9
+
+
+COND = """
+name: names
+source: {builtin: first_names_by_decade, where: {sex: "{gender}", decade: "{decade}"}}
+variables:
+  gender: {female: F, male: M}
+  decade: [1950, 2000]
+weighting: frequency
+prompts: ["A random first name for a {gender} baby born in the {decade}s."]
+"""
+
+
+def test_a_conditional_spec_expands_to_one_list_per_value(tmp_path):
+    """Per value the prompt is rendered and the source filtered by the value's spelling; the targets
+    are the SSA's counts of that sex and decade."""
+    from synthgen.lists import expand
+
+    p = tmp_path / "c.yaml"
+    p.write_text(COND)
+    parts = expand(load_spec(p))
+    assert [x.name for x in parts] == ["names(gender=female,decade=1950)", "names(gender=female,decade=2000)",
+                                       "names(gender=male,decade=1950)", "names(gender=male,decade=2000)"]
+    assert parts[3].prompts == ["A random first name for a male baby born in the 2000s."]
+    top = {x.condition["gender"] + x.condition["decade"]: load_targets(x)[0][0] for x in parts}
+    assert top == {"female1950": "Mary", "female2000": "Emily", "male1950": "James", "male2000": "Jacob"}
+    items, p_star = load_targets(parts[0])
+    assert len(items) == 500 and p_star.sum() == pytest.approx(1) and "James" not in items
+    assert len({x.digest() for x in parts}) == 4
+
+
+@pytest.mark.parametrize("edit, msg", [
+    (lambda s: s.replace("{gender} baby", "baby"), "variable 'gender' is not used by prompt"),
+    (lambda s: s.replace("the {decade}s", "the {era}s"), "uses {era}, which is not a variable"),
+    (lambda s: s.replace("decade: [1950, 2000]", "decade: [1950, 1850]"), "for gender=female,decade=1850: .*empty"),
+    (lambda s: s.replace("decade: [1950, 2000]", "decade: []"), "variable 'decade' needs a non-empty list"),
+    (lambda s: s.replace('decade: "{decade}"', 'decade: "{year}"'), "`where` uses {year}, which is not a variable"),
+])
+def test_bad_conditional_specs_are_one_line_errors(tmp_path, edit, msg):
+    from synthgen.lists import expand
+
+    p = tmp_path / "c.yaml"
+    p.write_text(edit(COND))
+    with pytest.raises(InputError, match=msg):
+        expand(load_spec(p))

@@ -122,3 +122,78 @@ def test_chunked_packing_gives_the_same_loss_and_gradient(tiny_model):
     assert results[0][0] == pytest.approx(results[1][0], abs=1e-4)
     np.testing.assert_allclose(results[0][1], results[1][1], atol=1e-4)
     torch.testing.assert_close(results[0][2], results[1][2], atol=1e-5, rtol=1e-4)
+
+
+def brute_force_q(model, prompt, token_ids, full_ids):
+    """log Q(t) by enumeration: at each step a full forward pass over prompt + prefix, softmax over
+    the tokens that continue some item of `full_ids` there (what the trie sampler does)."""
+    out = []
+    for seq in token_ids:
+        total = 0.0
+        for j in range(len(seq)):
+            prefix = seq[:j]
+            allowed = sorted({s[j] for s in full_ids if len(s) > j and s[:j] == prefix})
+            logits = model(input_ids=torch.tensor([prompt + prefix])).logits[0, -1].float()
+            total = total + logits[seq[j]] - torch.logsumexp(logits[allowed], 0)
+        out.append(total)
+    return torch.stack(out)
+
+
+def test_q_objective_matches_brute_force_value_and_gradient(tiny_model):
+    """- sum_t p*(t) log Q(t) from one packed pass equals step-by-step enumeration of the trie
+    sampler, in value and in gradient; log q + log z is the paper's log P."""
+    import copy
+
+    from synthgen.train import trie_loss
+
+    tok = CharTokenizer()
+    texts = ["Ann", "Anna", "Bob", "Bo", "10", "1", "100", "Cy"]
+    ids = T.encode_targets(tok, texts)
+    full = T.DecodeTrie.build(ids, 2)
+    p_star = np.random.default_rng(1).dirichlet(np.ones(len(texts)))
+    prompt = [1, 10, 20, 30]
+    grads = []
+    for packed in (True, False):
+        model = copy.deepcopy(tiny_model)
+        if packed:
+            loss, logp = trie_loss(model, prompt, T.build_trie(ids), p_star, full, mass_term=0.0)
+        else:
+            loss = -(torch.from_numpy(p_star).float() * brute_force_q(model, prompt, ids, ids)).sum()
+        loss.backward()
+        grads.append((float(loss), model.model.layers[0].mlp.up_proj.weight.grad.clone()))
+    assert grads[0][0] == pytest.approx(grads[1][0], abs=1e-4)
+    torch.testing.assert_close(grads[0][1], grads[1][1], atol=1e-5, rtol=1e-4)
+    with torch.no_grad():  # Q sums to 1 over the list; P = Q * M is the paper's
+        trie = T.build_trie(ids)
+        log_q, log_z = T.node_q_logprobs(tiny_model, prompt, trie, full)
+        assert np.exp(T.target_logprobs(trie, log_q)).sum() == pytest.approx(1.0, abs=1e-5)
+        np.testing.assert_allclose(T.target_logprobs(trie, log_q + log_z),
+                                   T.target_logprobs(trie, T.node_logprobs(tiny_model, prompt, trie)), atol=1e-5)
+    # the paper's loss is the family's w = 1 member
+    paper, _ = trie_loss(tiny_model, prompt, T.build_trie(ids), p_star)
+    mixed1, _ = trie_loss(tiny_model, prompt, T.build_trie(ids), p_star, full, mass_term=1.0)
+    assert float(paper) == pytest.approx(float(mixed1), abs=1e-4)
+
+
+def test_subsampled_q_step_normalises_over_the_whole_trie(tiny_model):
+    """A step over a subsample of the targets (or a chunk of them) keeps the sampler's normaliser:
+    each target's log Q is the same as in the whole list's pass, not renormalised over the subsample."""
+    tok = CharTokenizer()
+    texts = [f"{a}{b}" for a in "abcd" for b in "xyz"] + ["a", "bq"]
+    ids = T.encode_targets(tok, texts)
+    full = T.DecodeTrie.build(ids, 2)
+    prompt = [1, 7, 9]
+    with torch.no_grad():
+        whole = T.build_trie(ids)
+        lq_whole = T.target_logprobs(whole, T.node_q_logprobs(tiny_model, prompt, whole, full)[0])
+        sub = [0, 4, 12, 13]
+        part = T.build_trie([ids[i] for i in sub])
+        lq_part = T.target_logprobs(part, T.node_q_logprobs(tiny_model, prompt, part, full)[0])
+        brute = brute_force_q(tiny_model, prompt, [ids[i] for i in sub], ids).numpy()
+    np.testing.assert_allclose(lq_part, lq_whole[sub], atol=1e-5)
+    np.testing.assert_allclose(lq_part, brute, atol=1e-4)
+    # renormalising over the subsample's own trie would give another (wrong) answer
+    own = T.DecodeTrie.build([ids[i] for i in sub], 2)
+    with torch.no_grad():
+        lq_own = T.target_logprobs(part, T.node_q_logprobs(tiny_model, prompt, part, own)[0])
+    assert np.abs(lq_own - lq_part).max() > 0.1

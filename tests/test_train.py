@@ -17,9 +17,27 @@ pytestmark = pytest.mark.integration
 def numbers_adapter(model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "numbers_1_10"
     r = CliRunner().invoke(cli, ["build-adapter", "adapters/tasks/numbers_1_10.yaml", "--out", str(out),
-                                 "--model", model_dir, "--steps", "15", "--prompts-per-step", "1", "--gamma", "0"])
+                                 "--model", model_dir, "--steps", "15", "--prompts-per-step", "1", "--gamma", "0",
+                                 "--objective", "paper"])  # sampled freely below: trained for P
     assert r.exit_code == 0, r.output
     return out
+
+
+def test_q_objective_trains_the_sampled_distribution_and_the_card_says_so(numbers_adapter, model_dir, tmp_path):
+    """The same 15 steps with --objective q: the card records it, and Q (what trie-constrained
+    decoding samples) ends closer to p* than with the paper's objective, which spends its steps on
+    P's mass off the list."""
+    out = tmp_path / "q"
+    r = CliRunner().invoke(cli, ["build-adapter", "adapters/tasks/numbers_1_10.yaml", "--out", str(out), "--model", model_dir,
+                                 "--steps", "15", "--prompts-per-step", "1", "--gamma", "0", "--objective", "q"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((out / "synthgen_adapter.json").read_text())
+    paper = json.loads((numbers_adapter / "synthgen_adapter.json").read_text())
+    assert card["config"]["objective"] == "q" and paper["config"]["objective"] == "paper"
+    q, p = card["lists"][0], paper["lists"][0]
+    assert q["adapter"]["kl_q_target_bits"] < 0.5 * q["base"]["kl_q_target_bits"]
+    assert q["adapter"]["kl_q_target_bits"] < p["adapter"]["kl_q_target_bits"]
+    assert "q" in (out / "README.md").read_text()
 
 
 def test_build_adapter_makes_numbers_diffuse(numbers_adapter):

@@ -1,5 +1,5 @@
 """Attribute lists: YAML specs (spec.py) over shipped real-data sources (sources.py)."""
 
-from .spec import ListSpec, load_spec, load_targets
+from .spec import ListSpec, expand, load_spec, load_targets
 
-__all__ = ["ListSpec", "load_spec", "load_targets"]
+__all__ = ["ListSpec", "expand", "load_spec", "load_targets"]

@@ -17,6 +17,7 @@ from ..errors import InputError
 # builtin name -> (csv file, item column, weight column or None)
 BUILTINS = {
     "first_names": ("first_names.csv", "name", "count"),
+    "first_names_by_decade": ("first_names_by_decade.csv", "name", "count"),  # columns sex, decade: where: filters
     "surnames": ("surnames.csv", "name", "count"),
     "birth_places": ("birth_places.csv", "place", "population"),
     "cities": ("birth_places.csv", "city", "population"),

@@ -8,6 +8,17 @@
     prompts:                      # paraphrases; training samples among them
       - "Pick a random first name. Answer with the name only."
 
+A conditional spec names `variables` that its prompts use, and its source's `where` may use them
+too: the target depends on their value (a first name given sex and birth decade). One adapter is
+trained over every combination; `expand` gives one plain spec per combination.
+
+    source: {builtin: first_names_by_decade, where: {sex: "{gender}", decade: "{decade}"}}
+    variables:
+      gender: {female: F, male: M}    # the prompt's value -> the source's spelling
+      decade: [1940, 1950, 1960]      # the same in both
+    prompts:
+      - "Pick a random first name for a {gender} person born in the {decade}s. Answer with the name only."
+
 Unknown keys are errors, not silently ignored.
 """
 
@@ -36,7 +47,9 @@ class ListSpec:
     weighting: str | float = field(default="uniform", metadata={"help": "uniform | frequency | exponent a"})
     top_k: int | None = field(default=None, metadata={"help": "keep the K heaviest items"})
     description: str = ""
+    variables: dict | None = field(default=None, metadata={"help": "name -> values (a list, or value -> source spelling)"})
     path: str | None = None  # where it was loaded from (not a YAML key)
+    condition: dict | None = None  # set by expand(): this spec's variable values (not a YAML key)
 
     def __post_init__(self):
         where = f"spec {self.path or self.name!r}"
@@ -56,7 +69,8 @@ class ListSpec:
 
     def digest(self) -> str:
         """Hash of what defines the training problem (recorded in the adapter card)."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("path", "description")}
+        d = {k: v for k, v in asdict(self).items() if k not in ("path", "description")
+             and not (k in ("variables", "condition") and v is None)}  # digests of plain specs unchanged
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -72,7 +86,7 @@ def load_spec(path: str | Path) -> ListSpec:
         raise InputError(f"spec {str(path)!r} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
     if not isinstance(data, dict):
         raise InputError(f"spec {str(path)!r} must be a YAML mapping with name, source and prompts")
-    allowed = {"name", "source", "prompts", "weighting", "top_k", "description"}
+    allowed = {"name", "source", "prompts", "weighting", "top_k", "description", "variables"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise InputError(f"spec {str(path)!r}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")
@@ -80,6 +94,63 @@ def load_spec(path: str | Path) -> ListSpec:
     if missing:
         raise InputError(f"spec {str(path)!r}: missing key(s) {', '.join(missing)}")
     return ListSpec(**data, path=str(p))
+
+
+def _placeholders(text: str, where: str) -> list[str]:
+    import string
+
+    try:
+        return [r for _, r, _, _ in string.Formatter().parse(text) if r is not None]
+    except ValueError as e:
+        raise InputError(f"{where}: bad placeholder in {text!r} ({e})") from None
+
+
+def expand(spec: ListSpec) -> list[ListSpec]:
+    """One plain spec per combination of a conditional spec's variables (the spec itself if it has
+    none): its prompts rendered with the values, its `where` with their source spellings."""
+    import itertools
+
+    if not spec.variables:
+        return [spec]
+    where = f"spec {spec.path or spec.name!r}"
+    if not isinstance(spec.variables, dict):
+        raise InputError(f"{where}: `variables` must be a mapping name -> values")
+    spell = {}
+    for name, values in spec.variables.items():
+        if isinstance(values, list) and values:
+            spell[name] = {str(v): str(v) for v in values}
+        elif isinstance(values, dict) and values:
+            spell[name] = {str(k): str(v) for k, v in values.items()}
+        else:
+            raise InputError(f"{where}: variable {name!r} needs a non-empty list of values or a mapping value -> spelling")
+    src_where = spec.source.get("where") if isinstance(spec.source.get("where"), dict) else {}
+    used_where = {r for v in src_where.values() if isinstance(v, str) for r in _placeholders(v, where)}
+    for prompt in spec.prompts:
+        refs = set(_placeholders(prompt, where))
+        if refs - set(spell):
+            raise InputError(f"{where}: prompt {prompt!r} uses {{{sorted(refs - set(spell))[0]}}}, which is not a variable")
+        if set(spell) - refs:
+            raise InputError(f"{where}: variable {sorted(set(spell) - refs)[0]!r} is not used by prompt {prompt!r}")
+    if used_where - set(spell):
+        raise InputError(f"{where}: `where` uses {{{sorted(used_where - set(spell))[0]}}}, which is not a variable")
+    out = []
+    names = list(spell)
+    for combo in itertools.product(*(list(spell[n]) for n in names)):
+        values = dict(zip(names, combo))
+        spelled = {n: spell[n][v] for n, v in values.items()}
+        source = dict(spec.source)
+        if src_where:
+            source["where"] = {k: v.format(**spelled) if isinstance(v, str) else v for k, v in src_where.items()}
+        label = ",".join(f"{n}={v}" for n, v in values.items())
+        one = ListSpec(name=f"{spec.name}({label})", source=source, prompts=[p.format(**values) for p in spec.prompts],
+                       weighting=spec.weighting, top_k=spec.top_k, description=spec.description, path=spec.path,
+                       condition=values)
+        try:
+            load_targets(one)
+        except InputError as e:
+            raise InputError(f"{where}: for {label}: {e}") from None
+        out.append(one)
+    return out
 
 
 def _raw_items(spec: ListSpec, base: Path):
@@ -125,6 +196,9 @@ def _raw_items(spec: ListSpec, base: Path):
 
 def load_targets(spec: ListSpec) -> tuple[list[str], np.ndarray]:
     """Items and the target distribution p* (sums to 1), after weighting and top-K."""
+    if spec.variables:
+        raise InputError(f"spec {spec.name!r} is conditional (variables {', '.join(spec.variables)}): it has one list "
+                         "per value; use synthgen.lists.expand(spec)")
     base = Path(spec.path).parent if spec.path else Path.cwd()
     items, raw = _raw_items(spec, base)
     items = [i.strip() for i in items]

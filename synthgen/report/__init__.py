@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..entropy import entropy_bits
 from ..errors import InputError
+from .joints import conditional_stats, mixture_target
 from .load import configure, load_dataset, parse_list_options
 from .metrics import categorical_stats, compare_table, geography, mutual_information, public, rarefaction, text_stats
 
@@ -42,9 +43,14 @@ def analyse(path: str | Path, fields=None, lists=None, geo=None) -> Report:
     specs = configure(ds, fields, lists, geo)
     rep = Report(summary={})
     per_field, geos = [], []
+    tpath = ((ds.meta or {}).get("template") or {}).get("path")
     for s in specs:
         if s.kind == "categorical":
+            if s.conditional:
+                s.target = mixture_target(ds.rows, s.conditional, tpath)
             st, rep.counts[s.name] = categorical_stats(ds, s)
+            if s.conditional:
+                st["conditional"] = conditional_stats(ds.rows, s.conditional, tpath)
             if s.place:
                 g, rep.points[s.name] = geography(s.name, rep.counts[s.name])
                 geos.append(g)
@@ -72,9 +78,11 @@ def document(main: Report, other: Report | None = None) -> dict:
 
 
 def images(main: Report, other: Report | None = None) -> dict[str, bytes]:
-    from .plots import rarefaction_plot, world_map
+    from .plots import rarefaction_plot, top_values_plot, world_map
 
     out = {"rarefaction.png": rarefaction_plot(main.summary, other.summary if other else None)}
+    if (top := top_values_plot(main.summary, other.summary if other else None)) is not None:
+        out["top_values.png"] = top
     for g in main.summary["geography"]:
         name = g["field"]
         out[f"map_{name}.png"] = world_map(main.points[name], f"{name}: {g['resolved']} geocoded ({g['countries']} countries)",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import html
 
+from .glance import lines
+from .joints import FLOOR_NOTE
 from .metrics import COVERAGE_NOTE, compare_table
 
 
@@ -22,21 +24,34 @@ def _table(headers, rows) -> str:
     return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _img(name: str, data: bytes) -> str:
+    return (f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)}" '
+            f'src="data:image/png;base64,{base64.b64encode(data).decode()}">')
+
+
 def to_html(report: dict, other: dict | None, pngs: dict[str, bytes]) -> str:
     """A self-contained page: tables and the PNGs embedded as data URIs."""
     parts = [f"<h1>synthgen diversity report</h1><p><b>{html.escape(report['file'])}</b>: {report['records']} records"
              f" ({report['malformed_lines']} malformed lines)"
              + (f"; compared with <b>{html.escape(other['file'])}</b> ({other['records']} records)" if other else "")
              + "</p>"]
+    first = lines(report)
+    if first:
+        parts.append("<h2 id='glance'>At a glance</h2><p>Each figure next to what a perfect sampler of the real-world "
+                     "target gives at the same n.</p><ul class='glance'>" + "".join(f"<li>{html.escape(x)}</li>" for x in first)
+                     + f"</ul><p><small>{html.escape(FLOOR_NOTE)}</small></p>")
+        if "top_values.png" in pngs:
+            parts.append(_img("top_values.png", pngs["top_values.png"]))
     if other:
         parts.append("<h2>Side by side</h2>" + _table(["field", "metric", "this", "compare", "ratio"], [
             (r["field"], r["metric"], r["value"], r["compare"], r["ratio"]) for r in compare_table(report, other)]))
     cats = [f for f in report["fields"] if f["kind"] == "categorical"]
     parts.append("<h2>Categorical fields</h2>" + _table(
         ["field", "valid %", "unique valid", "unique ratio", "entropy bits", "norm. entropy", "list coverage",
-         "target coverage", "KL to target bits", "invalid", "top values"],
+         "target coverage", "KL to target bits", "KL floor bits", "invalid", "top values"],
         [(f["field"], 100 * f["valid_share"], f["unique"], f["unique_ratio"], f["entropy_bits"],
-          f["normalized_entropy"], f.get("coverage"), f.get("target_coverage"), f.get("kl_to_target_bits"), f["invalid"],
+          f["normalized_entropy"], f.get("coverage"), f.get("target_coverage"), f.get("kl_to_target_bits"),
+          f.get("kl_floor_bits"), f["invalid"],
           ", ".join(f"{v} {s:.1%}" for v, _, s in f["top"][:5])) for f in cats])
         + "<p><small>list coverage: unique valid values / the validation list; target coverage: / the adapter's "
           "target list (what it was trained to spread over); " + html.escape(COVERAGE_NOTE) + "</small></p>"
@@ -62,8 +77,8 @@ def to_html(report: dict, other: dict | None, pngs: dict[str, bytes]) -> str:
                      f"{g['continents']} continents</p>" + _table(
                          ["country", "records", "share"], g["top_countries"]))
     for name, data in pngs.items():
-        parts.append(f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)}" '
-                     f'src="data:image/png;base64,{base64.b64encode(data).decode()}">')
+        if name != "top_values.png" or not first:
+            parts.append(_img(name, data))
     css = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
            "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,"
            "th:first-child{text-align:left}img{max-width:100%}")

@@ -83,6 +83,7 @@ class FieldSpec:
     place: bool = False
     source: str = "inferred"
     target_note: str | None = None  # why there is no target distribution (so no KL), when there is none
+    conditional: dict | None = None  # the template's field when its list depends on earlier fields (joints.py)
 
 
 def _target_from_adapter(name: str, template_path: str | None) -> dict | None:
@@ -149,7 +150,9 @@ def configure(ds: Dataset, fields: list[str] | None = None, lists: dict[str, str
                     spec.valid = _choices(f, name, base)
                 except InputError:
                     spec.valid = None
-            if m.get("adapter"):
+            if m.get("given"):  # a list per record: the target is each record's own list (report/joints.py)
+                spec.conditional = m
+            elif m.get("adapter"):
                 spec.target = _target_from_adapter(m["adapter"], tmpl.get("path"))
                 if spec.target is None:
                     spec.target_note = (f"no KL: adapter {m['adapter']!r} has no list spec {Path(m['adapter']).name}.yaml "

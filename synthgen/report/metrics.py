@@ -18,6 +18,7 @@ from collections import Counter
 import numpy as np
 
 from ..entropy import entropy_bits, kl_bits, normalized_entropy
+from .joints import expected_unique, kl_floor_bits
 from .load import Dataset, FieldSpec
 
 
@@ -105,6 +106,10 @@ def categorical_stats(ds: Dataset, spec: FieldSpec) -> tuple[dict, Counter]:
         kl = kl_bits(inside.values(), [spec.target[k] for k in inside]) if tot else None
         out.update(target_size=len(spec.target), target_coverage=len(inside) / len(spec.target),
                    off_target_share=1 - tot / n_valid if n_valid else None, kl_to_target_bits=kl,
+                   kl_floor_bits=kl_floor_bits(np.array(list(spec.target.values())), tot) if tot else None,
+                   expected_unique=expected_unique(np.array(list(spec.target.values())), n_valid),
+                   target_top=(tt := sorted(spec.target.items(), key=lambda kv: -kv[1])[:10]),
+                   share_of={k: inside.get(k, 0) / n_valid for k, _ in tt} if n_valid else {},
                    target_entropy_bits=entropy_bits(spec.target.values()))
     return out, valid
 

@@ -78,3 +78,37 @@ def rarefaction_plot(report: dict, other: dict | None = None) -> bytes:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _png(fig)
+
+
+def top_values_plot(report: dict, other: dict | None = None, k: int = 8) -> bytes | None:
+    """Per categorical field with a target: the data's share of the target's top k values next to the
+    target's own (and the comparison dataset's): where a collapse or a miss shows at a glance."""
+    fields = [f for f in report["fields"] if f.get("target_top")]
+    if not fields:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    theirs = {f["field"]: f for f in (other or {}).get("fields", [])}
+    fig, axes = plt.subplots(1, len(fields), figsize=(3.6 * len(fields), 3.4), squeeze=False)
+    for ax, f in zip(axes[0], fields):
+        names = [v for v, _ in f["target_top"][:k]]
+        share = {v: s for v, _, s in f["top"]}
+        y = np.arange(len(names))
+        series = [("target", [p for _, p in f["target_top"][:k]], "#999999"),
+                  ("this dataset", [f["share_of"].get(v, share.get(v, 0.0)) for v in names], "#d62728")]
+        if f["field"] in theirs:
+            o = theirs[f["field"]]
+            series.append(("compare", [o.get("share_of", {}).get(v, 0.0) for v in names], "#1f77b4"))
+        h = 0.8 / len(series)
+        for i, (label, vals, color) in enumerate(series):
+            ax.barh(y + i * h, vals, height=h, color=color, label=label)
+        ax.set_yticks(y + h * (len(series) - 1) / 2, names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(f["field"], fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("share of the target's top values: target vs data", fontsize=10)
+    return _png(fig)

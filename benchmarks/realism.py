@@ -1,0 +1,88 @@
+"""Do a biography file's fields fit together? The same checks on any file, old or new template.
+
+For each biography JSONL: the first name against the real joint of SSA births by sex and decade
+(synthgen/data/first_names_by_decade.csv, the 500 most given names of each sex per decade):
+  - the share of records whose first name is given mostly to the other sex (the SSA itself: the
+    share of births with such a name, computed for the records' own sex and decade), and the same
+    for the decade ("given mostly in another decade");
+  - MI(gender; first name) and MI(birth decade; first name) next to records drawn from the real
+    joint with the same genders and birth decades (mean ± sd of 20 draws: the same n, the same
+    plug-in bias);
+  - the share of records whose name is outside its sex and decade's list, KL to that list vs its floor;
+  - unique first names, the top 5, and `synthgen report`'s KL→target of each list field vs its floor.
+A file made by today's template is judged by its own template's definition; an older file (first
+name not conditional) by the shipped template's, so before and after are scored the same way.
+
+    .venv/bin/python benchmarks/realism.py out/before/bios.jsonl out/after/bios.jsonl [--json out/realism.json]
+"""
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from synthgen.report import analyse  # noqa: E402
+from synthgen.report.joints import conditional_stats  # noqa: E402
+from synthgen.template import load_template  # noqa: E402
+
+
+def shipped_first_name() -> tuple[dict, str]:
+    t = load_template("biography")
+    meta = next(f for f in t.describe()["fields"] if f["name"] == "first_name")
+    return meta, t.path
+
+
+def score(path: str) -> dict:
+    rep = analyse(path)
+    meta_field, tpath = shipped_first_name()
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    cond = conditional_stats(rows, meta_field, tpath)
+    names = Counter(r["first_name"] for r in rows if r.get("first_name"))
+    fields = {f["field"]: {k: f.get(k) for k in ("valid_share", "unique", "expected_unique", "kl_to_target_bits",
+                                                  "kl_floor_bits")} for f in rep.summary["fields"] if f["kind"] == "categorical"}
+    return {"file": path, "records": len(rows), "first_name": cond, "unique_first_names": len(names),
+            "top_first_names": names.most_common(5), "fields": fields}
+
+
+def table(results: list[dict]) -> str:
+    head = ["", *(Path(r["file"]).parent.name or r["file"] for r in results)]
+    rows = [("records", [str(r["records"]) for r in results]),
+            ("unique first names", [str(r["unique_first_names"]) for r in results]),
+            ("top first names", [", ".join(f"{k} {v}" for k, v in r["top_first_names"][:3]) for r in results])]
+    for g, label in (("gender", "sex"), ("birth_date", "decade")):
+        js = [{j["field"]: j for j in r["first_name"]["joints"]}[g] for r in results]
+        rows.append((f"name mostly given under another {label}", [f"{j['contradiction_share']:.1%} (real {j['real_contradiction_share']:.1%})" for j in js]))
+        rows.append((f"MI({label}; first name) bits", [f"{j['mi_bits']:.3f} (real {j['real_mi_bits']:.3f} ± {j['real_mi_sd']:.3f})" for j in js]))
+    rows.append(("name outside its sex+decade list", [f"{r['first_name']['outside_own_list']:.1%}" for r in results]))
+    rows.append(("KL to own list (floor), bits", [f"{r['first_name']['kl_to_own_list_bits']:.3f} ({r['first_name']['kl_floor_bits']:.3f})"
+                                                  if r["first_name"]["kl_to_own_list_bits"] is not None else "-" for r in results]))
+    for name in results[0]["fields"]:
+        rows.append((f"{name}: unique / KL→target (floor)", [
+            (lambda f: "-" if not f else f"{f['unique']} / " + ("-" if f.get("kl_to_target_bits") is None else
+                                                               f"{f['kl_to_target_bits']:.3f} ({f['kl_floor_bits']:.3f})"))(r["fields"].get(name))
+            for r in results]))
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join([k, *v]) + " |" for k, v in rows]
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="+", help="biography JSONL files (synthgen biographies --out ...)")
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    args = ap.parse_args()
+    for f in args.files:
+        if not Path(f).is_file():
+            ap.error(f"{f}: no such file")
+    results = [score(f) for f in args.files]
+    print(table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The report's first screen: per field and per joint, the data next to what a perfect sampler of
+the real-world target gives at the same n, with a plain verdict. The long tables follow it."""
+
+from __future__ import annotations
+
+
+def kl_verdict(kl: float, floor: float) -> str:
+    ratio = kl / floor if floor > 0 else float("inf")
+    if kl <= 1.5 * floor + 0.01:
+        return "on target (within sampling noise)"
+    if kl <= 3 * floor + 0.05:
+        return f"near the target ({ratio:.1f}x the floor)"
+    return f"off target ({ratio:.1f}x the floor)"
+
+
+def unique_verdict(unique: int, expected: float) -> str:
+    share = unique / expected if expected else 0.0
+    if share >= 0.9:
+        return "as diverse as the target"
+    if share >= 0.5:
+        return f"less diverse than the target ({share:.0%} of its unique values)"
+    return f"collapsed ({share:.0%} of the target's unique values)"
+
+
+def joint_verdict(j: dict) -> str:
+    share_ok = abs(j["contradiction_share"] - j["real_contradiction_share"]) <= max(0.02, 0.5 * j["real_contradiction_share"])
+    mi_ok = abs(j["mi_bits"] - j["real_mi_bits"]) <= 0.1
+    if share_ok and mi_ok:
+        return "fits the real joint"
+    return "does not fit the real joint" + ("" if share_ok else ": too many contradicting records") + (
+        "" if mi_ok else f": MI off by {j['mi_bits'] - j['real_mi_bits']:+.2f} bits")
+
+
+def glance(report: dict) -> dict:
+    """{fields: [...], joints: [...]}: one row per categorical field with a target, one per joint."""
+    fields, joints = [], []
+    for f in report["fields"]:
+        if f["kind"] != "categorical":
+            continue
+        row = {"field": f["field"], "valid_share": f["valid_share"], "unique": f["unique"],
+               "top": [(v, s) for v, _, s in f["top"][:3]]}
+        if f.get("kl_to_target_bits") is not None and f.get("kl_floor_bits") is not None:
+            row.update(expected_unique=f["expected_unique"], kl=f["kl_to_target_bits"], floor=f["kl_floor_bits"],
+                       target_top=[(v, p) for v, p in f["target_top"][:3]],
+                       verdict=kl_verdict(f["kl_to_target_bits"], f["kl_floor_bits"]) + "; "
+                       + unique_verdict(f["unique"], f["expected_unique"]))
+        else:
+            row["verdict"] = f.get("target_note") or "no target distribution"
+        cond = f.get("conditional")
+        if cond and cond["kl_to_own_list_bits"] is not None:
+            row["own_list"] = {"kl": cond["kl_to_own_list_bits"], "floor": cond["kl_floor_bits"],
+                               "verdict": kl_verdict(cond["kl_to_own_list_bits"], cond["kl_floor_bits"])}
+        if cond:
+            for j in cond["joints"]:
+                joints.append({"pair": f"{j['field']} → {f['field']}", **j, "verdict": joint_verdict(j)})
+        fields.append(row)
+    return {"fields": fields, "joints": joints}
+
+
+def lines(report: dict) -> list[str]:
+    """The first screen as plain lines (terminal and HTML share them)."""
+    g = glance(report)
+    out = []
+    for r in g["fields"]:
+        top = ", ".join(f"{v} {s:.1%}" for v, s in r["top"])
+        if "kl" in r:
+            target = ", ".join(f"{v} {p:.1%}" for v, p in r["target_top"])
+            out.append(f"{r['field']}: {r['unique']} unique (a perfect sampler: {r['expected_unique']:.0f}); "
+                       f"KL→target {r['kl']:.3f} bits (floor {r['floor']:.3f}): {r['verdict']}. "
+                       f"Top: {top} (target: {target})")
+        else:
+            out.append(f"{r['field']}: {r['unique']} unique; {r['verdict']}. Top: {top}")
+        if "own_list" in r:
+            o = r["own_list"]
+            out.append(f"  {r['field']} given its record: KL to its own list {o['kl']:.3f} bits (floor {o['floor']:.3f}): "
+                       f"{o['verdict']}")
+    for j in g["joints"]:
+        out.append(f"{j['pair']}: {j['contradiction_share']:.1%} of records have a value given mostly under another "
+                   f"{j['field']} (real joint: {j['real_contradiction_share']:.1%}); MI {j['mi_bits']:.3f} bits "
+                   f"(real joint at this n: {j['real_mi_bits']:.3f} ± {j['real_mi_sd']:.3f}): {j['verdict']}")
+    return out

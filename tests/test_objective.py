@@ -1,0 +1,49 @@
+"""The training objective: its settings, what the card records, and the free-decoding guard."""
+
+import json
+
+import pytest
+
+from synthgen.errors import InputError
+from synthgen.train import TrainConfig, free_decoding_warning
+
+
+def test_objectives_map_to_the_mass_term_and_bad_values_are_refused():
+    assert TrainConfig().objective == "q" and TrainConfig().mass_term == 0.0  # the sampler's objective by default
+    assert TrainConfig(objective="paper").mass_term is None
+    assert TrainConfig(objective="mixed", mass_weight=0.25).mass_term == 0.25
+    with pytest.raises(InputError, match="`objective` must be one of q, mixed, paper, got 'kl'"):
+        TrainConfig(objective="kl")
+    with pytest.raises(InputError, match=r"`mass_weight` must be in \[0, 1\], got 2"):
+        TrainConfig(objective="mixed", mass_weight=2)
+
+
+def _card(tmp_path, mass, objective):
+    d = tmp_path / f"a_{objective}_{mass}"
+    d.mkdir()
+    (d / "synthgen_adapter.json").write_text(json.dumps({"config": {"objective": objective},
+                                                         "lists": [{"adapter": {"mass": mass}}]}))
+    return d
+
+
+def test_an_adapter_with_little_free_mass_is_not_used_silently_with_free_decoding(tmp_path):
+    """An adapter trained for Q may put almost nothing of P on its list: free decoding through it
+    gets a one-line warning naming the objective; one with its mass on the list gets none."""
+    from synthgen.runner import free_decoding_warnings
+    from synthgen.template import load_template
+
+    low, high = _card(tmp_path, 0.004, "q"), _card(tmp_path, 0.8, "paper")
+    w = free_decoding_warning(low)
+    assert "puts 0.4% of its free-sampling mass on its list (trained with --objective q" in w and "\n" not in w
+    assert free_decoding_warning(high) is None and free_decoding_warning(tmp_path) is None  # no card: nothing to say
+    tpl = tmp_path / "t.yaml"
+    tpl.write_text(f"""
+name: t
+fields:
+  - {{name: a, kind: choice, choices: [x, y], prompt: "A?", adapter: {low}}}
+  - {{name: b, kind: choice, choices: [x, y], prompt: "B?", adapter: {low}, decode: free}}
+  - {{name: c, kind: choice, choices: [x, y], prompt: "C?", adapter: {high}, decode: free}}
+""")
+    t = load_template(tpl)
+    assert [w.split(":")[0] for w in free_decoding_warnings(t)] == ["field 'b'"]  # a: constrained; c: mass on list
+    assert len(free_decoding_warnings(t.with_decode("free"))) == 2
