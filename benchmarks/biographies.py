@@ -24,7 +24,8 @@ Fairness: where a system's earlier field is invalid after its retries, the later
 value from a shared skeleton (drawn from the fields' lists with the run seed) instead of giving up,
 so every field is judged on its own. The invalid field stays null in the file and counts as
 invalid. The benchmark uses the biography fields gender, first_name, last_name, birth_place,
-career (no birth date or free text: they cost time and are not among the issue's measures).
+career, and the birth date the first name's list depends on (sex and birth decade; no free text:
+it costs time and is not among the issue's measures).
 
 For each field: valid %, valid at the first try, unique valid values and unique per 1000 valid,
 entropy, KL(empirical || target) on the part inside the adapter's target list and the share
@@ -46,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-FIELDS = ["gender", "first_name", "last_name", "birth_place", "career"]
+FIELDS = ["gender", "birth_date", "first_name", "last_name", "birth_place", "career"]
 SYSTEMS = ["base", "base_t1.5", "verbalized", "single", "base_constrained", "synthgen", "synthgen_free", "synthgen_retry"]
 TARGET_SPECS = {"first_name": "first_names", "birth_place": "birth_places", "career": "careers"}
 MEASURED = ("first_name", "birth_place", "career")
@@ -144,7 +145,7 @@ def skeleton(template, seed: int):
     """fallback(index): one value per field from its list, the same for every system."""
     from synthgen.engine import derive_seed
 
-    pools = {f.name: sorted(set(f._lookup.values())) for f in template.fields if f.kind == "choice"}
+    pools = {f.name: f.items() for f in template.fields if f.kind == "choice" or (f.kind == "date" and f.min and f.max)}
 
     def values(i):
         rng = np.random.default_rng(derive_seed(seed, "skeleton", i))

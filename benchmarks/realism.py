@@ -13,7 +13,7 @@ For each biography JSONL: the first name against the real joint of SSA births by
 A file made by today's template is judged by its own template's definition; an older file (first
 name not conditional) by the shipped template's, so before and after are scored the same way.
 
-    .venv/bin/python benchmarks/realism.py out/before/bios.jsonl out/after/bios.jsonl [--json out/realism.json]
+    .venv/bin/python benchmarks/realism.py out/before/bios.jsonl out/after/bios.jsonl [--out out/realism] [--note "..."]
 """
 
 import argparse
@@ -55,7 +55,8 @@ def table(results: list[dict]) -> str:
             ("top first names", [", ".join(f"{k} {v}" for k, v in r["top_first_names"][:3]) for r in results])]
     for g, label in (("gender", "sex"), ("birth_date", "decade")):
         js = [{j["field"]: j for j in r["first_name"]["joints"]}[g] for r in results]
-        rows.append((f"name mostly given under another {label}", [f"{j['contradiction_share']:.1%} (real {j['real_contradiction_share']:.1%})" for j in js]))
+        rows.append((f"name mostly given under another {label}",
+                     [f"{j['contradiction_share']:.1%} (real {j['real_contradiction_share']:.1%})" for j in js]))
         rows.append((f"MI({label}; first name) bits", [f"{j['mi_bits']:.3f} (real {j['real_mi_bits']:.3f} ± {j['real_mi_sd']:.3f})" for j in js]))
     rows.append(("name outside its sex+decade list", [f"{r['first_name']['outside_own_list']:.1%}" for r in results]))
     rows.append(("KL to own list (floor), bits", [f"{r['first_name']['kl_to_own_list_bits']:.3f} ({r['first_name']['kl_floor_bits']:.3f})"
@@ -73,15 +74,19 @@ def table(results: list[dict]) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+", help="biography JSONL files (synthgen biographies --out ...)")
-    ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--out", default="out/realism", help="results.json and results.md (the README's Results part) go here")
+    ap.add_argument("--note", default="", help="how the files were made (commands), written above the table")
     args = ap.parse_args()
     for f in args.files:
         if not Path(f).is_file():
             ap.error(f"{f}: no such file")
     results = [score(f) for f in args.files]
-    print(table(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    md = table(results)
+    print(md)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"note": args.note, "files": results}, indent=2))
+    (out / "results.md").write_text(md + "\n")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Each part has its own markers (`<!-- results:NAME:start -->` ... `end`) inside the section and is
 rewritten from out/NAME/results.{md,json} when that output exists: paper_tasks
 (benchmarks/paper_tasks.py), biographies (benchmarks/biographies.py, also copies the birth-place
-map to docs/results/), constrained (benchmarks/constrained.py), throughput (benchmarks/throughput.py). Hardware is read
+map to docs/results/), constrained (benchmarks/constrained.py), throughput (benchmarks/throughput.py),
+realism (benchmarks/realism.py). Hardware is read
 from this machine.
 
     .venv/bin/python benchmarks/constrained.py && .venv/bin/python scripts/results_section.py
@@ -179,8 +180,27 @@ def throughput_verdict(tj: dict) -> str:
             f"peak RSS ≤ 6 GiB: **{s['peak_rss_gib']:.2f} GiB, {'met' if s['peak_rss_gib'] <= 6 else 'missed'}**.")
 
 
+def realism_part(c: Path) -> str:
+    cj = json.loads((c / "results.json").read_text())
+    files = " ".join(r["file"] for r in cj["files"])
+    return f"""### Records whose fields fit together (`benchmarks/realism.py`)
+
+Measured on {cpu()}, vLLM fp32. {cj.get('note', '')}
+
+```
+.venv/bin/python benchmarks/realism.py {files}
+```
+
+Every file is scored the same way, against the SSA's births by sex and decade (the 500 most given
+names of each sex per decade); "real" is the same figure for records drawn from that joint with the
+file's own genders and birth decades (MI: mean ± sd of 20 such draws, so the plug-in bias is the
+same). KL figures are in bits, each next to its floor at that n.
+
+{(c / 'results.md').read_text().strip()}"""
+
+
 PARTS = {"paper_tasks": paper_tasks_part, "biographies": biographies_part, "constrained": constrained_part,
-         "throughput": throughput_part}
+         "throughput": throughput_part, "realism": realism_part}
 
 
 def main(out: Path = ROOT / "out") -> None:

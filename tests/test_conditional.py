@@ -121,3 +121,58 @@ def test_adapter_auto_on_a_conditional_list_trains_one_list_per_filter(tmp_path)
     t2 = _template(tmp_path, PEOPLE.replace('prompt: "A {gender} name?"', 'prompt: "A {gender} name?"\n    adapter: auto'))
     with pytest.raises(InputError, match="depends on 'born' needs the prompt to name {born}"):
         auto.field_spec(t2, t2.field("first"))
+
+
+def test_the_report_opens_with_the_joint_checks_in_a_browser(tmp_path):
+    """A conditional run's report: terminal, JSON and HTML open with the first screen, where the
+    first name is judged against its own list's floor and the real joint with gender and decade;
+    the page renders in headless Chromium with that section first."""
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from synthgen.cli import cli
+    from synthgen.engine import FakeEngine
+    from synthgen.generate import plan_run, run
+
+    t = _template(tmp_path)
+    names = {"F|1970": ["Ann", "Beth"], "F|1980": ["Cora", "Ann"], "M|1970": ["Dan"], "M|1980": ["Ed", "Finn"]}
+
+    def responder(r):
+        if r.prompt == "Gender?":
+            return ["female", "male"][r.seed % 2]
+        if r.prompt == "Born?":
+            return ["1976-03-04", "1982-07-08"][(r.seed // 2) % 2]
+        for key, opts in names.items():  # the trie the request names tells its list
+            if r.trie == _trie_of(t, key):
+                return opts[r.seed % len(opts)]
+
+    def _trie_of(t, key):
+        from synthgen.generate import compile_tries
+
+        return compile_tries(t, FakeEngine().tokenizer)["first"][key]
+
+    run(t, FakeEngine(responder=responder), plan_run(t, tmp_path / "o.jsonl", 200, 1), 200, 1)
+    res = CliRunner().invoke(cli, ["report", str(tmp_path / "o.jsonl"), "--out", str(tmp_path / "rep"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output[:res.output.rindex("}") + 1])
+    cond = next(f for f in doc["report"]["fields"] if f["field"] == "first")["conditional"]
+    assert cond["outside_own_list"] == 0 and cond["conditions"] == 4
+    assert {j["field"] for j in cond["joints"]} == {"gender", "born"}
+    text = CliRunner().invoke(cli, ["report", str(tmp_path / "o.jsonl")]).output
+    assert text.index("at a glance") < text.index("categorical fields")
+    assert "gender → first:" in text and "born → first:" in text and "floor" in text
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("SYNTHGEN_REQUIRE_BROWSER"):
+            pytest.fail("chromium is not installed (scripts/setup.sh installs Debian's chromium)")
+        pytest.skip("chromium not installed")
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", (tmp_path / "rep" / "report.html").as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert "At a glance" in dom and dom.index("At a glance") < dom.index("Categorical fields")
+    assert "given mostly under another gender" in dom and "top_values.png" in dom

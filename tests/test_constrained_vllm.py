@@ -79,3 +79,33 @@ def test_cli_refuses_a_list_longer_than_max_tokens_before_the_engine_starts(mode
                         str(tmp_path / "o.jsonl")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and "raise max_tokens to" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert "starting engine" not in r.stderr and list(tmp_path.glob("o.jsonl*")) == []
+
+
+def test_a_conditional_field_decodes_only_inside_its_values_list(vllm_engine, tmp_path):
+    """Real engine, base model: every first name falls inside the SSA list of its record's sex and
+    birth decade (the shipped source), and the records use more than one of those lists."""
+    from synthgen.generate import plan_run, read_jsonl, run
+    from synthgen.lists.sources import builtin
+    from synthgen.template import load_template
+
+    tpl = tmp_path / "people.yaml"
+    tpl.write_text("""
+name: people
+fields:
+  - {name: gender, kind: choice, choices: [female, male], prompt: "Pick the gender of a fictional person at random."}
+  - {name: born, kind: date, min: 1950-01-01, max: 1999-12-31, prompt: "Pick a birth date between 1950 and 1999."}
+  - name: first
+    kind: choice
+    choices: {builtin: first_names_by_decade, where: {sex: "{gender}", decade: "{born:.3}0"}}
+    map: {gender: {female: F, male: M}}
+    prompt: "Pick a random first name for a {gender} person born in the {born:.3}0s. Answer with the name only."
+""")
+    t = load_template(tpl)
+    run(t, vllm_engine, plan_run(t, tmp_path / "o.jsonl", 40, 2), 40, 2)
+    recs = read_jsonl(tmp_path / "o.jsonl")
+    assert len(recs) == 40 and all(r["first"] for r in recs)
+    for r in recs:
+        items, _ = builtin("first_names_by_decade", {"sex": "F" if r["gender"] == "female" else "M",
+                                                     "decade": r["born"][:3] + "0"})
+        assert r["first"] in items, r
+    assert len({(r["gender"], r["born"][:3]) for r in recs}) >= 3

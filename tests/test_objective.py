@@ -47,3 +47,22 @@ fields:
     t = load_template(tpl)
     assert [w.split(":")[0] for w in free_decoding_warnings(t)] == ["field 'b'"]  # a: constrained; c: mass on list
     assert len(free_decoding_warnings(t.with_decode("free"))) == 2
+
+
+def test_training_off_a_terminal_prints_a_plain_line_and_summarises_many_lists(capsys):
+    """build-adapter under nohup or in a CI log: a line per interval and at the last step; a
+    conditional spec's 14 lists are one summary (mean and worst loss - H), not 14 columns."""
+    import math
+    from types import SimpleNamespace
+
+    from synthgen.render import train_progress
+    from synthgen.train import StepLog
+
+    tasks = [SimpleNamespace(spec=SimpleNamespace(name=f"l{i}"), entropy=1.0) for i in range(5)]
+    bar, on_step = train_progress(3, every=3600)
+    with bar:
+        for step in (1, 2, 3):
+            ema = {f"l{i}": 1.0 + math.log(2) * (i + 1) / 10 for i in range(step + 1)}
+            on_step(StepLog(step, {}, {}, 2.0), ema, tasks)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["training: step 3/3 · 4/5 lists seen: loss - H(p*) mean 0.250 bits, worst 0.400 | 2.0s/step"]

@@ -60,4 +60,4 @@ def test_wheel_installs_and_generates_from_an_empty_directory(model_dir, tmp_pat
     assert all(x["first_name"] and x["gender"] in ("female", "male") for x in rows)  # constrained: valid by construction
     meta = json.loads((empty / "bios.jsonl.meta.json").read_text())
     assert meta["template"]["path"].startswith(str(venv))
-    assert meta["identity"]["adapters"]["first_name"] == "first_names"
+    assert meta["identity"]["adapters"]["first_name"] == "first_names_by_decade"
