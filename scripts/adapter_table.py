@@ -12,12 +12,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def mean(lists, side, key, sub=None) -> float:
-    """The lists' mean of one audit figure; nan where a card predates it (no Q figures before issue #12)."""
+def mean(lists, side, key, sub=None, fmt=".2f") -> str:
+    """The lists' mean of one audit figure, formatted; "—" where a card predates it (no Q figures
+    before constrained decoding: those adapters' Q is in the constrained-decoding table)."""
     vals = [x[side].get(key) for x in lists]
     if any(v is None for v in vals):
-        return float("nan")
-    return float(np.mean([v if sub is None else v[sub] for v in vals]))
+        return "—"
+    return format(float(np.mean([v if sub is None else v.get(sub, v.get(int(sub))) for v in vals])), fmt)
 
 
 def main():
@@ -29,13 +30,13 @@ def main():
         lists = card["lists"]
         sizes = sorted({x["n_targets"] for x in lists})
         size = f"{len(lists)} × {sizes[0]}" if len(lists) > 1 else str(sizes[0])
-        e = lambda side: mean(lists, side, "q_expected_distinct", "500")  # noqa: E731
         stop = "" if card["stopped_early"] else " (cap)"
         print(f"| {card_file.parent.name} | {card['config'].get('objective', 'paper')} | {size} "
-              f"| {mean(lists, 'base', 'kl_q_target_bits'):.2f} → **{mean(lists, 'adapter', 'kl_q_target_bits'):.2f}** "
-              f"| {mean(lists, 'adapter', 'q_entropy_bits'):.2f} ({np.mean([x['target_entropy_bits'] for x in lists]):.2f}) "
-              f"| {e('base'):.0f} → **{e('adapter'):.0f}** "
-              f"| {mean(lists, 'base', 'mass'):.3f} → {mean(lists, 'adapter', 'mass'):.3f} "
+              f"| {mean(lists, 'base', 'kl_q_target_bits')} → **{mean(lists, 'adapter', 'kl_q_target_bits')}** "
+              f"| {mean(lists, 'adapter', 'q_entropy_bits')} ({np.mean([x['target_entropy_bits'] for x in lists]):.2f}) "
+              f"| {mean(lists, 'base', 'q_expected_distinct', '500', '.0f')} → "
+              f"**{mean(lists, 'adapter', 'q_expected_distinct', '500', '.0f')}** "
+              f"| {mean(lists, 'base', 'mass', fmt='.3f')} → {mean(lists, 'adapter', 'mass', fmt='.3f')} "
               f"| {card['steps']}{stop} | {card['train_seconds']:.0f} | {card['capability']['perplexity_ratio']:.2f} |")
 
 
