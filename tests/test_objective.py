@@ -66,3 +66,9 @@ def test_training_off_a_terminal_prints_a_plain_line_and_summarises_many_lists(c
             on_step(StepLog(step, {}, {}, 2.0), ema, tasks)
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["training: step 3/3 · 4/5 lists seen: loss - H(p*) mean 0.250 bits, worst 0.400 | 2.0s/step"]
+
+
+def test_adapter_auto_trains_for_the_sampler():
+    from synthgen.auto import auto_config
+
+    assert auto_config().objective == "q"  # auto adapters are decoded inside their trie
