@@ -117,9 +117,12 @@ def ensure_auto_adapters(template: Template, model_dir: str, *,
             trained.append(f.name)
         card = read_card(out)
         if on_note and card.get("lists"):
-            x = card["lists"][0]
-            on_note(f"adapter: auto for {f.name!r}: mass on the list {x['base']['mass']:.3f} -> "
-                    f"{x['adapter']['mass']:.3f}, E[distinct in 500] {x['base']['expected_distinct']['500']:.0f} -> "
-                    f"{x['adapter']['expected_distinct']['500']:.0f} ({out})")
+            import numpy as np
+
+            mean = lambda side, key: float(np.mean([x[side][key] for x in card["lists"]]))  # noqa: E731
+            e500 = lambda side: float(np.mean([x[side]["q_expected_distinct"]["500"] for x in card["lists"]]))  # noqa: E731
+            on_note(f"adapter: auto for {f.name!r}: KL(Q‖p*) {mean('base', 'kl_q_target_bits'):.2f} -> "
+                    f"{mean('adapter', 'kl_q_target_bits'):.2f} bits, E[distinct in 500] under Q {e500('base'):.0f} -> "
+                    f"{e500('adapter'):.0f} (Q: what constrained decoding samples; {out})")
         f.adapter_path = str(out)
     return trained

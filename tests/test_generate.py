@@ -97,9 +97,10 @@ def test_shipped_templates_load_and_name_existing_adapters():
         for f in t.fields:
             assert f.adapter is None or Path(f.adapter_path, "adapter_config.json").is_file()
     bio = load_template("biography")
-    assert [f.name for f in bio.fields] == ["gender", "first_name", "last_name", "birth_date", "birth_place",
+    assert [f.name for f in bio.fields] == ["gender", "birth_date", "first_name", "last_name", "birth_place",
                                             "career", "achievements"]
-    assert bio.field("first_name").depends == ("gender",)
+    assert bio.field("first_name").depends == ("gender", "birth_date")
+    assert bio.field("first_name").given == ("gender", "birth_date")  # its list: that sex's names of that decade
     assert set(bio.field("achievements").depends) >= {"first_name", "last_name", "career", "birth_place"}
 
 
