@@ -53,6 +53,7 @@ from pathlib import Path
 
 import yaml
 
+from .choices import _choices, _conditional_choices, _templated, clean_answer
 from .errors import InputError
 
 KINDS = ("choice", "date", "text")
@@ -184,15 +185,6 @@ class Template:
 
 
 # --- parsing ---------------------------------------------------------------------------------
-
-_STRIP = " \t\r\n\"'`*“”‘’"
-
-
-def clean_answer(text: str) -> str:
-    """An answer as the parsers see it: quotes, markdown, a final period and extra spaces removed."""
-    s = text.strip().strip(_STRIP).rstrip(".!").strip(_STRIP)
-    return re.sub(r"\s+", " ", s)
-
 
 def _parse_choice(f: Field, text: str, finish: str, lookup: dict | None = None):
     if finish != "stop":
@@ -335,110 +327,6 @@ def resolve_adapter(name: str, template_path: Path | None) -> str:
             seen.append(str(d))
     raise InputError(f"unknown adapter {name!r} (looked in {', '.join(seen)}): build it with "
                      f"`synthgen build-adapter adapters/{name}.yaml --out adapters/{name}` or fix the name")
-
-
-def _templated(value) -> bool:
-    return isinstance(value, str) and "{" in value
-
-
-def _choices(f: Field, where: str, base: Path, filters: dict | None = None) -> dict:
-    """The list as a lookup (casefolded answer -> the list's spelling). `where` entries with
-    {placeholders} are replaced by `filters` (their values for one condition), or dropped: the
-    union over every condition."""
-    from .lists.spec import ListSpec, _raw_items
-
-    c = f.choices
-    if isinstance(c, list):
-        items = [str(i) for i in c]
-    elif isinstance(c, dict):
-        source = dict(c)
-        if isinstance(c.get("where"), dict):
-            fixed = {k: v for k, v in c["where"].items() if not _templated(v)}
-            source["where"] = {**fixed, **(filters or {})} or None
-        spec = ListSpec(name=f.name, source=source, prompts=["-"], path=str(base / "template.yaml"))
-        items, _ = _raw_items(spec, base)
-    else:
-        raise InputError(f"{where}: a choice field needs `choices`: a list, or a source such as {{builtin: first_names}}")
-    lookup = {}
-    for item in items:
-        s = clean_answer(item)
-        if s:
-            lookup.setdefault(s.casefold(), s)
-    if not lookup:
-        raise InputError(f"{where}: `choices` is empty")
-    return lookup
-
-
-MAX_CONDITIONS = 5000
-
-
-def _conditional_choices(f: Field, where: str, base: Path, earlier: list[Field]) -> dict:
-    """condition key -> lookup, for every combination of the earlier fields' values that a
-    `where` placeholder refers to. Values are grouped by what they render to first (every
-    birth date of a decade gives one `{birth_date:.3}0`), so the product stays small."""
-    import itertools
-
-    templated = {k: v for k, v in f.choices["where"].items() if _templated(v)}
-    fmt = string.Formatter()
-    uses: dict[str, list[tuple[str, str | None]]] = {}  # field -> [(format spec, conversion)]
-    for key, value in templated.items():
-        try:
-            parsed = [(r, spec, conv) for _, r, spec, conv in fmt.parse(value) if r is not None]
-        except ValueError as e:
-            raise InputError(f"{where}: bad placeholder in `where` {key}: {value!r} ({e})") from None
-        for ref, spec, conv in parsed:
-            by_name = {e.name: e for e in earlier}
-            if ref not in by_name:
-                raise InputError(f"{where}: `where` {key}: {value!r} refers to {{{ref}}}, which is not an earlier field"
-                                 + (f" (earlier fields: {', '.join(by_name)})" if by_name else ""))
-            d = by_name[ref]
-            if d.kind == "text" or (d.kind == "date" and not (d.min and d.max)):
-                raise InputError(f"{where}: the list can depend only on choice fields and dates with min and max, "
-                                 f"not {ref!r}")
-            uses.setdefault(ref, []).append((spec, conv))
-    for name, mapping in f.value_map.items():
-        if name not in uses:
-            raise InputError(f"{where}: `map` names {name!r}, which no `where` placeholder uses")
-        if not isinstance(mapping, dict):
-            raise InputError(f"{where}: `map` {name}: must be a mapping value -> the source's spelling")
-    groups = {}  # field -> {rendered parts: a representative value}
-    for name, specs in uses.items():
-        mapping = f.value_map.get(name, {})
-        d = next(e for e in earlier if e.name == name)
-        values = d.items()
-        unmapped = [v for v in values if mapping and v not in mapping]
-        if unmapped:
-            raise InputError(f"{where}: `map` {name}: has no spelling for {unmapped[0]!r} "
-                             f"(values of {name}: {', '.join(values[:8])}{' ...' if len(values) > 8 else ''})")
-        seen: dict = {}
-        for v in values:
-            mv = mapping.get(v, v)
-            parts = tuple(fmt.format_field(fmt.convert_field(mv, conv), spec or "") for spec, conv in specs)
-            seen.setdefault(parts, v)
-        groups[name] = list(seen.values())
-    names = list(groups)
-    total = 1
-    for n in names:
-        total *= len(groups[n])
-    if total > MAX_CONDITIONS:
-        raise InputError(f"{where}: the list depends on {total} combinations of {', '.join(names)}; at most "
-                         f"{MAX_CONDITIONS} (one decode trie each)")
-    f.given = tuple(names)
-    f.given_values = groups
-    lookups = {}
-    for combo in itertools.product(*(groups[n] for n in names)):
-        record = dict(zip(names, combo))
-        key = f.condition(record)
-        if key in lookups:
-            continue
-        values = {k: f.value_map.get(k, {}).get(v, v) for k, v in record.items()}
-        filters = {k: v.format(**values) for k, v in templated.items()}
-        shown = ", ".join(f"{k}={v!r}" for k, v in record.items())
-        try:
-            lookups[key] = _choices(f, f"{where}: for {shown}", base, filters)
-        except InputError as e:
-            raise InputError(f"{e} (filter {filters}): a record with these values would have nothing to choose") from None
-    return lookups
 
 
 def _number(where, key, value, kind, lo, hi=None):

@@ -142,7 +142,8 @@ def configure(ds: Dataset, fields: list[str] | None = None, lists: dict[str, str
             hint = any(h in name.lower() for h in PLACE_HINTS)
             spec = FieldSpec(name, kind, source="template", place=m.get("match", "place" if hint else None) == "place")
             if m["kind"] == "choice" and m.get("choices") is not None:
-                from ..template import Field, _choices
+                from ..choices import _choices
+                from ..template import Field
 
                 f = Field(name=name, kind="choice", prompt="-", choices=m["choices"])
                 base = Path(tmpl.get("path") or ".").parent
