@@ -113,8 +113,7 @@ def _conditional_choices(f, where: str, base: Path, earlier: list) -> dict:
         key = f.condition(record)
         if key in lookups:
             continue
-        values = {k: f.value_map.get(k, {}).get(v, v) for k, v in record.items()}
-        filters = {k: v.format(**values) for k, v in templated.items()}
+        filters = f.filters(record)
         shown = ", ".join(f"{k}={v!r}" for k, v in record.items())
         try:
             lookups[key] = _choices(f, f"{where}: for {shown}", base, filters)

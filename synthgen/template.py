@@ -103,12 +103,15 @@ class Field:
         """Earlier fields that must be valid before this one can be asked."""
         return tuple(dict.fromkeys(self.depends + self.given))
 
+    def filters(self, record: dict) -> dict[str, str]:
+        """This record's values in the list's templated `where` entries, spelled by `map`:
+        {"sex": "F", "decade": "1980"} (empty for a list that depends on nothing)."""
+        values = {k: self.value_map.get(k, {}).get(record[k], record[k]) for k in self.given}
+        return {k: v.format(**values) for k, v in self.choices["where"].items() if _templated(v)} if self.given else {}
+
     def condition(self, record: dict) -> str | None:
         """The key of this record's list ("F|1980"), None for a list that depends on nothing."""
-        if not self.given:
-            return None
-        values = {k: self.value_map.get(k, {}).get(record[k], record[k]) for k in self.given}
-        return "|".join(str(v).format(**values) for v in self.choices["where"].values() if _templated(v))
+        return "|".join(self.filters(record).values()) if self.given else None
 
     def lookup(self, record: dict | None = None) -> dict:
         if not self.given or record is None:

@@ -70,9 +70,7 @@ class Conditional:
             return None
         key = self.f.condition(record)
         if key not in self._cache:
-            where = self.f.choices["where"]
-            values = {g: self.f.value_map.get(g, {}).get(record[g], record[g]) for g in self.f.given}
-            source = {**self.f.choices, "where": {k: (v.format(**values) if isinstance(v, str) else v) for k, v in where.items()}}
+            source = {**self.f.choices, "where": {**self.f.choices["where"], **self.f.filters(record)}}
             items, w = _raw_items(ListSpec(name=self.f.name, source=source, prompts=["-"]), self.base)
             self._cache[key] = dict(zip(items, w or [1.0] * len(items)))
         return self._cache[key]
@@ -107,9 +105,8 @@ class Conditional:
 
     def part(self, record: dict, g: str) -> str:
         """What field `g` selects in the record's filter (the sex column's "F", the decade "1980")."""
-        values = {k: self.f.value_map.get(k, {}).get(record[k], record[k]) for k in self.f.given}
         where = self.f.choices["where"]
-        return "|".join(v.format(**values) for v in where.values() if isinstance(v, str) and "{" + g in v)
+        return "|".join(v for k, v in self.f.filters(record).items() if "{" + g in where[k])
 
 
 def mixture_target(rows: list[dict], meta_field: dict, template_path: str | None) -> dict | None:
