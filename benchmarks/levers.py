@@ -10,8 +10,8 @@ ran fewer than 90 % of max_num_seqs requests (ramp-up and block-end drains). A d
 records tells which settings change them.
 
 A configuration is `name:key=value,...` with keys `seqs` (vLLM max_num_seqs), `window` (records
-in flight, default = seqs), `block` (records per block, default --block-size) and `kv` (whole GiB of KV
-cache, VLLM_CPU_KVCACHE_SPACE).
+in flight, default = seqs), `block` (records per block, default --block-size), `kv` (whole GiB of KV
+cache, VLLM_CPU_KVCACHE_SPACE) and `dtype` (float32, bfloat16, float16; default: what a run chooses).
 
     .venv/bin/python benchmarks/levers.py [--n 1024] [--block-size 1024] [--out out/levers] \\
         [default:seqs=256 window2x:seqs=256,window=512 ...]
@@ -27,15 +27,21 @@ import time
 from pathlib import Path
 
 DEFAULT = ["default:seqs=256", "window2x:seqs=256,window=512", "seqs512:seqs=512,kv=2"]
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 def parse(spec: str, block_size: int) -> dict:
     name, _, rest = spec.partition(":")
-    cfg = {"name": name, "seqs": 256, "window": None, "block": block_size, "kv": None}
+    cfg = {"name": name, "seqs": 256, "window": None, "block": block_size, "kv": None, "dtype": None}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
         if key not in cfg or key == "name":
-            sys.exit(f"{spec!r}: unknown key {key!r} (use seqs, window, block, kv)")
+            sys.exit(f"{spec!r}: unknown key {key!r} (use seqs, window, block, kv, dtype)")
+        if key == "dtype":
+            if value not in DTYPES:
+                sys.exit(f"{spec!r}: dtype must be one of {', '.join(DTYPES)}, got {value!r}")
+            cfg[key] = value
+            continue
         if not value.isdigit() or int(value) < 1:
             sys.exit(f"{spec!r}: {key} must be a whole number >= 1, got {value!r}")
         cfg[key] = int(value)
@@ -65,7 +71,8 @@ def one(cfg: dict, n: int) -> dict:
     from synthgen.template import load_template
 
     template = load_template("biography")
-    engine = VLLMEngine(max_loras=max(1, len(set(template.adapters().values()))), max_num_seqs=cfg["seqs"])
+    engine = VLLMEngine(max_loras=max(1, len(set(template.adapters().values()))), max_num_seqs=cfg["seqs"],
+                        dtype=cfg["dtype"])
     tries = compile_tries(template, engine.tokenizer)
     blocks = [range(b, min(n, b + cfg["block"])) for b in range(0, n, cfg["block"])]
     stats: dict = {}
@@ -76,7 +83,7 @@ def one(cfg: dict, n: int) -> dict:
     steps.append((t0 + seconds, 0, 0))
     part = sum(b[0] - a[0] for a, b in zip(steps, steps[1:]) if a[2] < 0.9 * engine.max_num_seqs)
     computed_prompt = stats["prompt_tokens"] - stats["cached_tokens"]
-    row = {**cfg, "n": n, "seconds": seconds, "records_per_s": n / seconds, "steps": len(steps) - 1,
+    row = {**cfg, "dtype": engine.dtype, "n": n, "seconds": seconds, "records_per_s": n / seconds, "steps": len(steps) - 1,
            "requests_per_step": sum(s[2] for s in steps) / max(1, len(steps) - 1), "part_full_share": part / seconds,
            "computed_per_record": (computed_prompt + stats["tokens"]) / n,
            "computed_tokens_per_s": (computed_prompt + stats["tokens"]) / seconds,
@@ -113,7 +120,7 @@ def main():
         row = json.loads(got[0])
         row["speed_vs_first"] = rows[0]["seconds"] / row["seconds"] if rows else 1.0
         rows.append(row)
-        print(f"{row['name']:10} seqs {row['seqs']:4} window {row['window']:4} block {row['block']:5}: "
+        print(f"{row['name']:10} {row['dtype']:8} seqs {row['seqs']:4} window {row['window']:4} block {row['block']:5}: "
               f"{row['seconds']:6.1f} s  {row['records_per_s']:.3f} rec/s  x{row['speed_vs_first']:.3f}  "
               f"{row['computed_per_record']:.0f} computed tok/rec  {row['computed_tokens_per_s']:.0f} tok/s  "
               f"{row['requests_per_step']:.0f} req/step  part-full {row['part_full_share']:.0%}  "

@@ -6,7 +6,10 @@
 2. FLOPs per token from the model's config: every linear layer (2·in·out), attention scores and
    values at a typical context, LoRA (2·r·(in+out) per adapted module), the lm_head only for
    decoded tokens (a prefill computes logits for its last token only).
-3. Ceiling = peak / FLOPs per token, for prefill and for decode.
+3. Ceiling = peak / FLOPs per token, for prefill and for decode, stored for fp32 and for bf16 (a
+   run's utilisation is against the ceiling of the dtype it ran).
+4. Which dtype the engine runs here: on a CPU with a bf16 path, vLLM timed in each dtype
+   (`synthgen/engine/dtype.py`, measured again by this benchmark); SYNTHGEN_DTYPE skips it.
 
     .venv/bin/python benchmarks/roofline.py [--model DIR] [--lora-rank 16] [--context 96] [--out out/roofline]
 
@@ -70,9 +73,9 @@ def main():
     import torch
     from transformers import AutoConfig
 
-    from synthgen.engine.vllm_engine import default_dtype
+    from synthgen.engine import dtype as engine_dtypes
     from synthgen.models import resolve_model
-    from synthgen.roofline import machine, save_ceiling
+    from synthgen.roofline import locked, machine, save_ceiling
 
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     torch.set_num_threads(threads)
@@ -102,7 +105,6 @@ def main():
     except Exception as e:  # an engine without oneDNN (GPU builds): torch's number stands
         print(f"vLLM oneDNN GEMM not measured: {e.__class__.__name__}: {e}")
 
-    engine_dtype = default_dtype()
     fl = flops_per_token(cfg, args.lora_rank, args.context)
     peak = {}
     for dtype in ("float32", "bfloat16"):
@@ -116,13 +118,24 @@ def main():
             "prefill": sum(prefill_w.values()) / sum(v / best[k] for k, v in prefill_w.items()),
             "decode": sum(weights.values()) / sum(v / best[k] for k, v in weights.items()),
         }
-    p = peak[engine_dtype]
-    ceiling = {"prefill_tokens_per_s": p["prefill"] * 1e9 / fl["prefill"],
-               "decode_tokens_per_s": p["decode"] * 1e9 / fl["decode"]}
+    ceilings = {d: {"prefill_tokens_per_s": p["prefill"] * 1e9 / fl["prefill"],
+                    "decode_tokens_per_s": p["decode"] * 1e9 / fl["decode"]} for d, p in peak.items()}
+    model = resolve_model(args.model)
+    stored = [save_ceiling(model, d, c) for d, c in ceilings.items()][0]
+    measured = None
+    if engine_dtypes.forced() is None and not torch.cuda.is_available() \
+            and engine_dtypes.has_bf16_path(engine_dtypes.cpu_flags()):
+        with locked():
+            measured = engine_dtypes.measure(model, say=print)
+        engine_dtype = measured["choice"]
+    else:
+        engine_dtype = engine_dtypes.default_dtype(model)
+    ceiling = ceilings.get(engine_dtype, ceilings["float32"])
     doc = {"cpu": machine()["cpu"], "threads": threads, "torch": torch.__version__, "engine_dtype": engine_dtype,
            "model": {"layers": cfg.num_hidden_layers, "hidden": cfg.hidden_size, "vocab": cfg.vocab_size},
            "lora_rank": args.lora_rank, "context": args.context, "gflop_per_token": {k: v / 1e9 for k, v in fl.items()},
-           "peak_gflops": peak, "ceiling": ceiling, "measurements": rows}
+           "peak_gflops": peak, "ceiling": ceiling, "ceilings": ceilings, "dtype_measurement": measured,
+           "measurements": rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(doc, indent=2))
@@ -132,7 +145,6 @@ def main():
           f"attention at {args.context} tokens {fl['attention'] / 1e9:.4f})")
     for dtype, v in peak.items():
         print(f"peak {dtype}: {v['prefill']:.0f} GFLOPS on the prefill layers, {v['decode']:.0f} with the lm_head")
-    stored = save_ceiling(resolve_model(args.model), engine_dtype, ceiling)
     print(f"ceiling ({engine_dtype}): {ceiling['prefill_tokens_per_s']:.0f} prefilled or "
           f"{ceiling['decode_tokens_per_s']:.0f} decoded tokens/s; wrote {out / 'results.json'}; "
           f"runs report their utilisation against it ({stored})")

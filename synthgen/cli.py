@@ -58,12 +58,11 @@ def models(as_json):
       synthgen models
     """
     from .models import list_models
+    from .render import render_models
 
     rows = list_models()
     if as_json:
         return click.echo(json.dumps(rows, indent=2))
-    from .render import render_models
-
     render_models(rows)
     click.echo("Any local Hugging Face model directory also works: --model PATH")
 
@@ -264,6 +263,8 @@ def _generate_options(f):
         click.option("--block-size", default=1024, show_default=True,
                      help="Records per block: the unit of scheduling (a block's batches do not depend on timing) and what --resume recomputes."),
         _model_option,
+        click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
+                     help="The engine's dtype (default: SYNTHGEN_DTYPE, else bf16 on GPU, else the faster one measured on this CPU)."),
         click.option("--engine", type=click.Choice(["vllm", "openai"]), default="vllm", show_default=True,
                      help="vllm: in-process; openai: running vLLM OpenAI servers (--endpoint), adapters served with --lora-modules NAME=DIR."),
         click.option("--endpoint", multiple=True, metavar="URL", help="vLLM OpenAI server URL (repeatable; requests are sharded across them)."),
@@ -281,15 +282,16 @@ def _generate_options(f):
 
 
 def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries, resume, overwrite, block_size, model,
-                  engine, endpoint, ray, actors, cpus_per_actor, gpus_per_actor, as_json):
+                  dtype, engine, endpoint, ray, actors, cpus_per_actor, gpus_per_actor, as_json):
+    if dtype:  # what the engine, the resume check and Ray actors read
+        os.environ["SYNTHGEN_DTYPE"] = dtype
     from .engine.quiet import stdout_to_stderr
     from .render import field_progress, render_summary, train_progress
     from .runner import RunOptions, build_auto, execute, prepare
 
-    prep = prepare(RunOptions(template_ref, n, out, seed=seed, fmt=fmt, no_adapters=no_adapters, decode=decode,
-                              retries=retries, resume=resume, overwrite=overwrite, block_size=block_size, model=model,
-                              engine=engine, endpoints=tuple(endpoint), ray=ray, actors=actors,
-                              cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor))
+    prep = prepare(RunOptions(template_ref, n, out, seed=seed, fmt=fmt, no_adapters=no_adapters, decode=decode, retries=retries,
+                              resume=resume, overwrite=overwrite, block_size=block_size, model=model, engine=engine,
+                              endpoints=tuple(endpoint), ray=ray, actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor))
     if prep.todo == 0:
         click.echo(f"{out}: already has {prep.plan.start} records (>= --n {n}); nothing to do", err=True)
         return
@@ -387,11 +389,9 @@ def report(dataset, compare_with, out, fields, lists, geo, as_json):
     from .render import render_report
     from .report import analyse, document, parse_list_options, write_outputs
 
-    field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
-    list_map = parse_list_options(lists)
-    geo_list = list(geo) or None
-    main = analyse(dataset, field_list, list_map, geo_list)
-    other = analyse(compare_with, field_list, list_map, geo_list) if compare_with else None
+    args = ([f.strip() for f in fields.split(",") if f.strip()] if fields else None, parse_list_options(lists), list(geo) or None)
+    main = analyse(dataset, *args)
+    other = analyse(compare_with, *args) if compare_with else None
     written = write_outputs(main, out, other) if out else []
     if as_json:
         return click.echo(json.dumps(document(main, other), indent=2, ensure_ascii=False))

@@ -2,14 +2,17 @@
 
 The benchmark measures the matmul peak at the model's shapes and divides by the FLOPs per token;
 it stores the result under SYNTHGEN_HOME/roofline.json, keyed by CPU, threads, model and dtype.
-A run then reports utilisation = the time its computed tokens take at the ceiling / its time.
+A run then reports utilisation = the time its computed tokens take at the ceiling / its time (the
+ceiling of the dtype it ran). The dtype a machine runs (`engine/dtype.py`) is stored there too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import tempfile
 from pathlib import Path
 
 
@@ -37,29 +40,64 @@ def _key(model: str, dtype: str) -> str:
     return f"{m['cpu']}|{m['threads']}|{Path(model).name}|{dtype}"
 
 
-def save_ceiling(model: str, dtype: str, ceiling: dict) -> Path:
-    """`ceiling`: {"prefill_tokens_per_s": .., "decode_tokens_per_s": ..} (atomic update)."""
+def _read() -> dict:
+    try:
+        doc = json.loads(_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def save_entry(model: str, name: str, value: dict) -> Path:
+    """Store `value` under this machine, model and `name` (a dtype's ceiling, or "dtype"): atomic update."""
     path = _file()
     path.parent.mkdir(parents=True, exist_ok=True)
+    doc = _read()
+    doc[_key(model, name)] = value
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        doc = {}
-    doc[_key(model, dtype)] = {k: round(float(v), 1) for k, v in ceiling.items()}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, path)
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
+
+
+def load_entry(model: str, name: str) -> dict | None:
+    got = _read().get(_key(model, name))
+    return got if isinstance(got, dict) else None
+
+
+@contextlib.contextmanager
+def locked():
+    """Exclusive among processes sharing SYNTHGEN_HOME (a measurement must not run beside another)."""
+    import fcntl
+
+    path = _file().with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def save_ceiling(model: str, dtype: str, ceiling: dict) -> Path:
+    """`ceiling`: {"prefill_tokens_per_s": .., "decode_tokens_per_s": ..}."""
+    return save_entry(model, dtype, {k: round(float(v), 1) for k, v in ceiling.items()})
 
 
 def load_ceiling(model: str, dtype: str | None) -> dict | None:
     """The stored ceiling for this machine, model and dtype; None where it was never measured."""
     if dtype is None:
         return None
-    try:
-        got = json.loads(_file().read_text()).get(_key(model, dtype))
-    except (OSError, ValueError):
-        return None
+    got = load_entry(model, dtype)
     ok = isinstance(got, dict) and all(got.get(k, 0) > 0 for k in ("prefill_tokens_per_s", "decode_tokens_per_s"))
     return got if ok else None
 

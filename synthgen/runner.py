@@ -91,7 +91,7 @@ def prepare(opts: RunOptions) -> Prepared:
     if auto and opts.engine != "vllm":
         raise InputError(f"adapter: auto ({', '.join(auto)}) trains on this machine and needs --engine vllm; "
                          "with servers, build the adapter with `synthgen build-adapter` and serve it")
-    model, tries, kwargs = opts.model, None, {}
+    model, tries, kwargs, dtype = opts.model, None, {}, None
     if opts.engine == "vllm":
         model = resolve_model(opts.model)
         for path in template.adapters().values():
@@ -100,14 +100,16 @@ def prepare(opts: RunOptions) -> Prepared:
         # every field's adapter resident at once: pipelined records ask for all fields together, and
         # vLLM puts no more than max_loras adapters in one batch
         kwargs["max_loras"] = max(1, len(set(template.adapters().values())))
+        from .engine.vllm_engine import default_dtype
+
+        dtype = default_dtype(model)  # measured here on a machine's first run, before any engine starts
+        if opts.ray is None:
+            kwargs["dtype"] = dtype  # Ray actors choose on their own machines
     else:
         kwargs["endpoints"] = tuple(opts.endpoints)
     plan = plan_run(template, opts.out, opts.n, opts.seed, fmt=fmt, model=model if opts.engine == "vllm" else None,
                     use_adapters=not opts.no_adapters, resume=opts.resume, overwrite=opts.overwrite)
     if plan.start:  # a resume with options that change records fails here, before the engine starts
-        from .engine.vllm_engine import default_dtype
-
-        dtype = default_dtype() if opts.engine == "vllm" else None
         check_settings(plan, run_settings(template, opts.retries, opts.block_size, dtype))
     return Prepared(opts, template, plan, model, tries, kwargs, free_decoding_warnings(template))
 

