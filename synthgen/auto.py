@@ -101,7 +101,7 @@ def ensure_auto_adapters(template: Template, model_dir: str, *,
                          on_step: Callable | None = None, on_note: Callable[[str], None] | None = None) -> list[str]:
     """Resolve every `adapter: auto` field to a built adapter (training the missing ones).
     Returns the fields it trained for."""
-    from .train import read_card, train
+    from .train import read_card
 
     trained = []
     for f in template.fields:
@@ -110,10 +110,7 @@ def ensure_auto_adapters(template: Template, model_dir: str, *,
         spec = field_spec(template, f)
         out = auto_dir(spec, model_dir)
         if not (out / "adapter_config.json").is_file():
-            if on_note:
-                on_note(f"adapter: auto for {f.name!r}: training on {spec.name} ({len(spec.prompts)} prompts) -> {out}")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            train(model_dir, [spec], out, auto_config(), overwrite=True, on_step=on_step)
+            _build(model_dir, spec, out, f.name, on_step, on_note)
             trained.append(f.name)
         card = read_card(out)
         if on_note and card.get("lists"):
@@ -126,3 +123,31 @@ def ensure_auto_adapters(template: Template, model_dir: str, *,
                     f"{e500('adapter'):.0f} (Q: what constrained decoding samples; {out})")
         f.adapter_path = str(out)
     return trained
+
+
+def _build(model_dir: str, spec, out: Path, field: str, on_step, on_note) -> None:
+    """Train one auto adapter; an interrupted earlier build of it is resumed from its checkpoint, or
+    (no usable checkpoint) started over, said in one line."""
+    import shutil
+
+    from .output import recover
+    from .train import train
+
+    note = on_note or (lambda _: None)
+    partial = out.with_name(out.name + ".partial")
+    recover(partial)
+    resume = (partial / "trainer_state.pt").is_file()
+    if partial.exists() and not resume:
+        note(f"adapter: auto for {field!r}: an interrupted build left no checkpoint: starting over")
+        shutil.rmtree(partial)
+    note(f"adapter: auto for {field!r}: " + ("resuming the interrupted build" if resume else "training")
+         + f" on {spec.name} ({len(spec.prompts)} prompts) -> {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        train(model_dir, [spec], out, auto_config(), overwrite=True, resume=resume, on_step=on_step)
+    except (InputError, OSError, RuntimeError, EOFError) as e:
+        if not resume:
+            raise
+        note(f"adapter: auto for {field!r}: its checkpoint cannot be resumed ({e.__class__.__name__}): starting over")
+        shutil.rmtree(partial, ignore_errors=True)
+        train(model_dir, [spec], out, auto_config(), overwrite=True, on_step=on_step)

@@ -38,7 +38,10 @@ def _choices(f, where: str, base: Path, filters: dict | None = None) -> dict:
             fixed = {k: v for k, v in c["where"].items() if not _templated(v)}
             source["where"] = {**fixed, **(filters or {})} or None
         spec = ListSpec(name=f.name, source=source, prompts=["-"], path=str(base / "template.yaml"))
-        items, _ = _raw_items(spec, base)
+        items, weights = _raw_items(spec, base)
+        bad = [(i, w) for i, w in zip(items, weights or ()) if not _positive(w)]
+        if bad:
+            raise InputError(f"{where}: the weight of {bad[0][0]!r} is {bad[0][1]!r}; weights must be finite numbers > 0")
     else:
         raise InputError(f"{where}: a choice field needs `choices`: a list, or a source such as {{builtin: first_names}}")
     lookup = {}
@@ -49,6 +52,15 @@ def _choices(f, where: str, base: Path, filters: dict | None = None) -> dict:
     if not lookup:
         raise InputError(f"{where}: `choices` is empty")
     return lookup
+
+
+def _positive(w) -> bool:
+    import math
+
+    try:
+        return math.isfinite(float(w)) and float(w) > 0
+    except (TypeError, ValueError):
+        return False
 
 
 MAX_CONDITIONS = 5000

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -34,7 +33,7 @@ from typing import Callable, Iterator
 
 from .engine.base import Engine, Request, derive_seed, stepper
 from .errors import InputError
-from .output import FORMATS, Plan, convert, plan_run, read_jsonl, run_identity, write_json_atomic
+from .output import FORMATS, Plan, convert, plan_run, read_jsonl, replace_files, run_identity, write_json_atomic
 from .template import Template
 
 __all__ = ["FORMATS", "OrderedWriter", "Plan", "Summary", "check_settings", "compile_tries", "fill_records", "iter_records",
@@ -318,16 +317,21 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
     t0 = time.perf_counter()
     meta = {"identity": plan.identity | {"model": plan.identity.get("model") or engine.model}, "format": plan.fmt,
             "template": template.describe(), "features": template.features(), "settings": settings, "retries": retries, "n": n, "complete": False}
-    if plan.overwrite:
-        for p in (plan.out, plan.stream, plan.meta_path):
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+    # --overwrite: the old stream and metadata stay as they are until the new run has its first record
+    # to write (a failed, interrupted or killed run before that leaves them byte-identical); a Parquet
+    # or HF output stays until the conversion replaces it
+    pending = plan.overwrite and (plan.stream.exists() or plan.meta_path.exists())
     if plan.start and plan.stream.exists() and plan.stream.stat().st_size != plan.valid_bytes:
         with open(plan.stream, "r+b") as fh:  # drop the torn line a kill left behind
             fh.truncate(plan.valid_bytes)
-    write_json_atomic(plan.meta_path, meta)
+    if not pending:
+        write_json_atomic(plan.meta_path, meta)
+
+    def open_stream():
+        if pending:
+            replace_files([plan.stream, plan.meta_path], lambda: write_json_atomic(plan.meta_path, meta))
+            plan.stream.touch()
+        return open(plan.stream, "ab")
     stats: dict = {}
     writer = None
     with PeakRSS() as rss:
@@ -337,19 +341,21 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
             # writes only what is missing; the recomputed records already on disk are compared, not written
             on_disk = {r["index"]: r for r in read_jsonl(plan.stream)[block0:]} if plan.start > block0 else {}
             blocks = [range(b, min(n, b + block_size)) for b in range(block0, n, block_size)]
-            with open(plan.stream, "ab") as fh:
-                writer = OrderedWriter(fh, plan.start, on_disk)
+            writer = OrderedWriter(open_stream, plan.start, on_disk)
+            try:
                 for rec in fill_blocks(template, blocks, seed, stats=stats, use_adapters=use_adapters, retries=retries,
                                        on_field=on_field, fallback=fallback, tries=tries, window=window,
                                        count_from=plan.start):
                     if settings["dtype"] is None and getattr(engine, "dtype", None) is not None:
                         settings.update(dtype=engine.dtype, window=engine.max_num_seqs)  # known from its first records
                         check_settings(plan, settings)
-                        write_json_atomic(plan.meta_path, meta)
+                        if writer.fh is not None or not pending:
+                            write_json_atomic(plan.meta_path, meta)
                     before = writer.next
                     writer.add(rec)
                     if on_block and writer.next // block_size > before // block_size:
                         on_block(writer.new)
+            finally:
                 writer.close()
         total = max(n, plan.start)
         valid, skipped = _valid_shares(plan.stream, template) if plan.stream.exists() else ({}, {})
@@ -400,7 +406,10 @@ class OrderedWriter:
     not written; a record that arrives twice (a retried shard) is written once."""
 
     def __init__(self, fh, start: int, on_disk: dict[int, dict]):
-        self.fh, self.start, self.on_disk, self.next = fh, start, on_disk, start
+        """`fh`: an open binary file, or a function that opens it when the first record is written."""
+        self.opener = fh if callable(fh) else None
+        self.fh = None if callable(fh) else fh
+        self.start, self.on_disk, self.next = start, on_disk, start
         self.ready: dict[int, bytes] = {}
         self.new = self.recomputed = self.mismatch = self.duplicates = 0
         self.last_sync = time.monotonic()
@@ -420,6 +429,8 @@ class OrderedWriter:
             lines.append(self.ready.pop(self.next))
             self.next += 1
         if lines:
+            if self.fh is None:
+                self.fh = self.opener()
             self.fh.write(b"".join(lines))
             self.fh.flush()  # in the OS now: survives kill -9
             self.new += len(lines)
@@ -428,7 +439,10 @@ class OrderedWriter:
                 self.last_sync = time.monotonic()
 
     def close(self) -> None:
-        os.fsync(self.fh.fileno())
+        if self.fh is not None:
+            os.fsync(self.fh.fileno())
+            if self.opener:
+                self.fh.close()
 
 
 def _valid_shares(stream: Path, template: Template) -> tuple[dict[str, float], dict[str, int]]:

@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .errors import InputError
 from .template import Template
@@ -59,8 +62,10 @@ def plan_run(template: Template, out: str | Path, n: int, seed: int, *, fmt: str
         raise InputError(f"cannot write {str(out)!r}: directory {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK):
         raise InputError(f"cannot write {str(out)!r}: directory {str(parent)!r} is not writable")
+    recover(out)  # a kill while an HF directory was swapped: the old one back in place
     if out.is_dir() and fmt != "hf":
         raise InputError(f"{str(out)!r} is a directory: give a file path")
+    _check_writable(stream)
     plan = Plan(out=out, fmt=fmt, stream=stream, meta_path=meta_path,
                 identity=run_identity(template, seed, model, use_adapters), overwrite=overwrite)
     exists = [p for p in (out, stream, meta_path) if p.exists()]
@@ -96,6 +101,21 @@ def plan_run(template: Template, out: str | Path, n: int, seed: int, *, fmt: str
     return plan
 
 
+def _check_writable(path: Path) -> None:
+    """Really open it (a directory's permission bits do not tell: /proc, a read-only mount), before
+    any engine starts; a file made only to try is removed."""
+    try:
+        if path.exists():
+            with open(path, "ab"):
+                pass
+        else:
+            with open(path, "xb"):
+                pass
+            path.unlink()
+    except OSError as e:
+        raise InputError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
+
+
 def _scan(stream: Path) -> tuple[int, int]:
     """Complete records in an append-only JSONL and the byte length of that prefix (a torn last
     line from a kill is dropped). Records must be 0..k-1 in order."""
@@ -122,9 +142,64 @@ def _scan(stream: Path) -> tuple[int, int]:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False))
-    os.replace(tmp, path)
+    """Written to a unique temp file in the same directory, fsynced, then renamed over `path`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(obj, indent=2, ensure_ascii=False))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(Path(tmp))
+        raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def recover(path: Path) -> None:
+    """After a kill inside `replace_files`: the old copy renamed aside goes back where the new one
+    never arrived; aside copies beside a path that is in place are deleted."""
+    aside = sorted(path.parent.glob(glob_escape(path.name) + ".old-*")) if path.parent.is_dir() else []
+    if not aside:
+        return
+    if not (path.exists() or path.is_symlink()):
+        os.rename(aside.pop(), path)
+    for q in aside:
+        _remove(q)
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
+def replace_files(paths: list[Path], write_new: Callable[[], None]) -> None:
+    """Replace files or directories without a moment where neither old nor new exists: each existing
+    path is renamed aside (a unique name beside it), `write_new()` writes the new ones, then the old
+    ones are deleted. If `write_new` fails, what it wrote is removed and the old ones go back."""
+    tag = f".old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    aside = []
+    for p in paths:
+        if p.exists() or p.is_symlink():
+            q = p.with_name(p.name + tag)
+            os.rename(p, q)
+            aside.append((p, q))
+    try:
+        write_new()
+    except BaseException:
+        for p, q in aside:
+            _remove(p)
+            os.rename(q, p)
+        raise
+    for _, q in aside:
+        _remove(q)
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -178,7 +253,8 @@ def convert(plan: Plan, features: dict) -> None:
         except ImportError:
             raise InputError("--format hf needs the `datasets` package: pip install datasets") from None
         datasets.Dataset(table).save_to_disk(str(tmp))
-    if plan.out.is_dir():
-        shutil.rmtree(plan.out)
-    os.replace(tmp, plan.out)
+    if plan.out.is_dir():  # an old HF directory is renamed aside, and deleted once the new one is in place
+        replace_files([plan.out], lambda: os.rename(tmp, plan.out))
+    else:
+        os.replace(tmp, plan.out)
     plan.stream.unlink()

@@ -68,7 +68,7 @@ def prepare(opts: RunOptions) -> Prepared:
     from .models import load_tokenizer, resolve_model
     from .template import load_template
 
-    fmt = opts.fmt or ("parquet" if str(opts.out).endswith(".parquet") else "jsonl")
+    fmt = opts.fmt or output_format(opts.out)
     if opts.retries is not None and opts.retries < 0:
         raise InputError(f"--retries must be >= 0, got {opts.retries}")
     if opts.block_size < 1:
@@ -111,7 +111,24 @@ def prepare(opts: RunOptions) -> Prepared:
                     use_adapters=not opts.no_adapters, resume=opts.resume, overwrite=opts.overwrite)
     if plan.start:  # a resume with options that change records fails here, before the engine starts
         check_settings(plan, run_settings(template, opts.retries, opts.block_size, dtype))
-    return Prepared(opts, template, plan, model, tries, kwargs, free_decoding_warnings(template))
+    warnings = free_decoding_warnings(template)
+    if opts.resume and not (plan.stream.exists() or plan.meta_path.exists() or plan.out.exists()):
+        warnings.append(f"--resume: {opts.out} does not exist yet: starting a new run at record 0")
+    return Prepared(opts, template, plan, model, tries, kwargs, warnings)
+
+
+SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+
+def output_format(out: str) -> str:
+    """The format an --out suffix names; another suffix (a .csv we would not write) is a one-line error."""
+    from pathlib import Path
+
+    suffix = Path(out).suffix.lower()
+    if suffix and suffix not in SUFFIXES:
+        raise InputError(f"--out {out!r}: synthgen writes .jsonl or .parquet (or a directory with --format hf), "
+                         f"not {suffix}: change the suffix or pass --format")
+    return SUFFIXES.get(suffix, "jsonl")
 
 
 def free_decoding_warnings(template: Template) -> list[str]:

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from .errors import AdapterError, InputError
 from .audit import capability_check
 from .lists import ListSpec, expand, load_targets
 from .models import model_fingerprint
+from .output import recover, replace_files
 
 ADAPTER_CARD = "synthgen_adapter.json"
 OBJECTIVES = ("q", "mixed", "paper")
@@ -199,6 +201,9 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
 
     out = Path(out)
     partial = out.with_name(out.name + ".partial")  # checkpoints live here until the final rename
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recover(out)  # a kill inside a swap left the old copy aside: back in place
+    recover(partial)
     if out.exists() and not overwrite:
         raise InputError(f"{out} already exists: pass --overwrite to replace it")
     if partial.exists() and not resume:
@@ -236,15 +241,12 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
         started -= state["seconds"]
 
     def checkpoint(step):
-        tmp = partial.with_name(partial.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        tmp = Path(tempfile.mkdtemp(dir=partial.parent, prefix=partial.name + ".", suffix=".tmp"))
         model.save_pretrained(tmp / "adapter")
         torch.save({"optimizer": opt.state_dict(), "rng": rng.bit_generator.state, "history": history,
                     "ema": ema, "step": step, "config": asdict(cfg), "specs": [s.digest() for s in specs],
                     "seconds": time.time() - started}, tmp / "trainer_state.pt")
-        shutil.rmtree(partial, ignore_errors=True)
-        os.rename(tmp, partial)
+        replace_files([partial], lambda: os.rename(tmp, partial))  # the last checkpoint goes once the new is in place
 
     model.train()
     step = step0
@@ -290,15 +292,12 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
         "config": asdict(cfg), "steps": step, "stopped_early": step < cfg.steps,
         "train_seconds": round(train_seconds, 1), "history": history,
     }
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp"))
     model.save_pretrained(tmp)
     _to_bf16(tmp / "adapter_model.safetensors")
     (tmp / ADAPTER_CARD).write_text(json.dumps(card, indent=2))
     (tmp / "README.md").write_text(adapter_readme(card, out.name))  # ours, not peft's empty model card
-    if out.exists():
-        shutil.rmtree(out)
-    os.rename(tmp, out)
+    replace_files([out], lambda: os.rename(tmp, out))  # an old adapter (--overwrite) goes once the new is in place
     shutil.rmtree(partial, ignore_errors=True)
     return card
 

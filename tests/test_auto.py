@@ -66,6 +66,39 @@ def test_auto_is_built_once_then_cached(tmp_path, monkeypatch):
     assert auto.ensure_auto_adapters(t, "m") == [] and len(calls) == 3
 
 
+@pytest.mark.parametrize("left", ["checkpoint", "no checkpoint", "unresumable checkpoint"])
+def test_an_interrupted_auto_build_is_resumed_or_started_over_by_the_same_command(tmp_path, monkeypatch, left):
+    import synthgen.train as train_mod
+
+    calls, notes = [], []
+
+    def fake_train(model_dir, specs, out, cfg, resume=False, **kw):
+        partial = out.with_name(out.name + ".partial")
+        calls.append((resume, partial.exists()))
+        if resume and left == "unresumable checkpoint":
+            raise InputError(f"{partial} was started with other settings or lists")
+        out.mkdir(parents=True)
+        (out / "adapter_config.json").write_text("{}")
+        return {}
+
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    t = template(tmp_path, "name: a\nfields:\n  - {name: colour, kind: choice, choices: [red, green, blue], "
+                           "adapter: auto, prompt: 'A colour?'}\n")
+    out = auto.auto_dir(auto.field_spec(t, t.field("colour")), "m")
+    partial = out.with_name(out.name + ".partial")
+    partial.mkdir(parents=True)
+    if left != "no checkpoint":
+        (partial / "trainer_state.pt").write_bytes(b"state")
+    assert auto.ensure_auto_adapters(t, "m", on_note=notes.append) == ["colour"]
+    assert (out / "adapter_config.json").is_file()
+    expected = {"checkpoint": [(True, True)], "no checkpoint": [(False, False)],
+                "unresumable checkpoint": [(True, True), (False, False)]}[left]
+    assert calls == expected
+    said = " | ".join(notes)
+    assert {"checkpoint": "resuming the interrupted build", "no checkpoint": "left no checkpoint: starting over",
+            "unresumable checkpoint": "cannot be resumed (InputError): starting over"}[left] in said
+
+
 def test_unbuilt_auto_adapters_refuse_to_run_and_text_fields_cannot_be_auto(tmp_path):
     from synthgen.engine import FakeEngine
     from synthgen.generate import plan_run, run

@@ -82,6 +82,14 @@ def tiny(tmp_path):
     ("name: x\nfields: [{name: a, kind: text, prompt: 'p {'}]\n", "placeholder"),
     ("name: x\nfields:\n  - name: a\n   kind: text\n", "not valid YAML at line"),
     ("name: x\nfields: [{name: a, kind: choice, prompt: p, choices: {builtin: nope}}]\n", "unknown list source"),
+    ("name: x\nfields: [{name: a, kind: choice, prompt: p, choices: {inline: {Italian: lots, Thai: 2}}}]\n",
+     "the weight of 'Italian' is 'lots'; weights must be finite numbers > 0"),
+    ("name: x\nfields: [{name: a, kind: choice, prompt: p, choices: {inline: {Italian: 1, Thai: -2}}}]\n",
+     "the weight of 'Thai' is -2"),
+    ("name: x\nfields: [{name: a, kind: choice, prompt: p, choices: [only], adapter: auto}]\n",
+     "adapter: auto needs at least 2 choices"),
+    ("name: x\nfields: [{name: a, kind: choice, prompt: p, choices: {builtin: surnames, column: name}}]\n",
+     "`column` and `weight` pick a csv file's columns; a builtin source has none"),
 ])
 def test_bad_templates_are_refused_with_a_clear_message(tmp_path, bad, message):
     with pytest.raises(InputError, match=None) as e:
@@ -424,11 +432,17 @@ def test_cli_generate_writes_a_summary_and_refuses_bad_input(tmp_path, fake_engi
         (("--n", 5, "--out", tmp_path / "nodir" / "y.jsonl"), "does not exist"),
         (("--n", 12, "--out", out, "--resume", "--seed", 9), "different seed"),
         (("--n", 12, "--out", out, "--resume", "--overwrite"), "contradict"),
+        (("--n", 5, "--out", tmp_path / "y.csv"), "writes .jsonl or .parquet (or a directory with --format hf), not .csv"),
+        (("--n", 5, "--out", "/proc/y.jsonl"), "cannot write '/proc/y.jsonl': No such file or directory"),
     ]:
         r = invoke("generate", tpl, *args, "--engine", "openai", "--endpoint", "http://x")
         assert r.exit_code == 1 and r.output.count("\n") == 1 and "Traceback" not in r.output, r.output
         assert message in r.output, r.output
-    assert out.read_bytes() == before
+    assert out.read_bytes() == before and not (tmp_path / "y.csv").exists()
+    fresh = tmp_path / "fresh.jsonl"
+    r = invoke("generate", tpl, "--n", 3, "--out", fresh, "--resume", "--engine", "openai", "--endpoint", "http://x")
+    assert r.exit_code == 0 and f"--resume: {fresh} does not exist yet: starting a new run at record 0" in r.output
+    assert len(read_jsonl(fresh)) == 3
     bad = write(tmp_path, "name: x\nfields: [{name: a, kind: text, prompt: 'about {b}'}]\n", "bad.yaml")
     r = invoke("generate", bad, "--n", 1, "--out", tmp_path / "z.jsonl")
     assert r.exit_code == 1 and "not a field" in r.output and not (tmp_path / "z.jsonl").exists()

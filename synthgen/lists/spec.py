@@ -159,6 +159,8 @@ def _raw_items(spec: ListSpec, base: Path):
     extra = set(src) - {kind, "where", "column", "weight", "starts_with"}
     if extra:
         raise InputError(f"spec {spec.name!r}: unknown source key(s) {', '.join(sorted(extra))}")
+    if kind != "csv" and set(src) & {"column", "weight"}:
+        raise InputError(f"spec {spec.name!r}: `column` and `weight` pick a csv file's columns; a {kind} source has none")
     if kind == "builtin":
         return sources.builtin(src["builtin"], src.get("where"))
     if kind == "dates":
