@@ -131,3 +131,97 @@ def test_openai_engine_prefill_continues_an_assistant_message(openai_servers):
 def test_openai_engine_unreachable_is_clear():
     with pytest.raises(EngineError, match="cannot reach .* is the vLLM server running"):
         OpenAIEngine(["http://127.0.0.1:9"])
+
+
+class _FlakyOpenAI(_FakeOpenAI):
+    """Deterministic answers by seed, like a seeded server; the first attempt of every third request
+    fails: HTTP 503, HTTP 429 (both with Retry-After) or a dropped connection. `mode` "always503",
+    "html" or "nochoices" fails every request that way."""
+
+    attempts: dict = {}
+    mode = "flaky"
+
+    def _fail(self, code):
+        self.send_response(code)
+        self.send_header("retry-after-ms", "5")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def do_POST(self):
+        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        key = (payload["seed"], payload["messages"][-1]["content"])
+        n = self.attempts[key] = self.attempts.get(key, 0) + 1
+        if self.mode == "always503":
+            return self._fail(503)
+        if self.mode == "html":
+            body = b"<html>bad gateway</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return self.wfile.write(body)
+        if self.mode == "nochoices":
+            return self._send({"object": "error"})
+        if n == 1 and payload["seed"] % 3 == 0:
+            fault = payload["seed"] // 3 % 3
+            if fault == 2:
+                self.close_connection = True  # the connection drops, no answer
+                return
+            return self._fail(503 if fault == 0 else 429)
+        from .test_generate import responder
+
+        text = responder(Request(payload["messages"][-1]["content"], seed=payload["seed"]))
+        self._send({"choices": [{"message": {"content": text}, "finish_reason": "stop"}],
+                    "usage": {"completion_tokens": 3, "prompt_tokens": 9}})
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # a client that hung up: not the CLI's output
+        pass
+
+
+@pytest.fixture
+def flaky_server():
+    s = _QuietServer(("127.0.0.1", 0), _FlakyOpenAI)
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+    _FlakyOpenAI.attempts, _FlakyOpenAI.mode = {}, "flaky"
+    yield f"http://127.0.0.1:{s.server_port}"
+    s.shutdown()
+
+
+def test_a_run_through_a_failing_server_retries_and_writes_the_fault_free_records(flaky_server, tmp_path):
+    from synthgen.generate import plan_run, run
+    from synthgen.template import load_template
+
+    from .test_generate import TINY, responder, write
+
+    t = load_template(write(tmp_path, TINY))
+    ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
+    run(t, FakeEngine(responder=responder), plan_run(t, ref, 30, 4), 30, 4, block_size=8)
+    eng = OpenAIEngine([flaky_server])
+    s = run(t, eng, plan_run(t, out, 30, 4), 30, 4, block_size=8)
+    eng.close()
+    retried = sum(v > 1 for v in _FlakyOpenAI.attempts.values())
+    assert retried >= 10 and max(_FlakyOpenAI.attempts.values()) == 2  # a third failed once, then succeeded
+    assert out.read_bytes() == ref.read_bytes() and s.new_records == 30  # none lost, none twice, same records
+
+
+@pytest.mark.parametrize("mode,message", [("always503", "answered HTTP 503"),
+                                          ("html", "sent a reply that is not an OpenAI completion"),
+                                          ("nochoices", "sent a reply that is not an OpenAI completion")])
+def test_spent_retries_and_replies_that_are_not_completions_are_one_line(flaky_server, tmp_path, mode, message):
+    from click.testing import CliRunner
+
+    from synthgen.cli import cli
+
+    from .test_generate import TINY, write
+
+    _FlakyOpenAI.mode = mode
+    out = tmp_path / "o.jsonl"
+    r = CliRunner().invoke(cli, ["generate", str(write(tmp_path, TINY)), "--n", "4", "--out", str(out),
+                                 "--engine", "openai", "--endpoint", flaky_server])
+    assert r.exit_code == 1 and "Traceback" not in r.output and message in r.output, r.output
+    assert r.output.strip().count("\n") == 0 or r.output.splitlines()[-1].startswith("Error:"), r.output
+    if mode == "always503":
+        assert max(_FlakyOpenAI.attempts.values()) == 1 + 6  # the client's retries, spent

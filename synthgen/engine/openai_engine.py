@@ -7,9 +7,6 @@ and sent concurrently. An adapter is addressed by its directory name, so serve a
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Sequence
@@ -17,21 +14,31 @@ from typing import Sequence
 from ..errors import EngineError, InputError
 from .base import Completion, Progress, Request
 
+MAX_RETRIES = 6  # per request, with exponential backoff (or the server's Retry-After): 429, 5xx, timeouts, resets
+
 
 class OpenAIEngine:
+    """Requests through the `openai` client: timeouts, retries with backoff on 429/5xx/connection
+    errors, and one line (EngineError) once a request's retries are spent or a reply is not a
+    completion. A retried request carries the same seed, so what is written does not change."""
+
     def __init__(self, endpoints: Sequence[str], model: str | None = None, *, concurrency: int = 16,
-                 timeout: float = 600.0, api_key: str = "EMPTY"):
+                 timeout: float = 600.0, api_key: str = "EMPTY", max_retries: int = MAX_RETRIES):
         if not endpoints:
             raise InputError("--engine openai needs at least one --endpoint URL")
         for e in endpoints:
             if not str(e).startswith(("http://", "https://")):
                 raise InputError(f"--endpoint {e!r} is not a URL: give the server's address, e.g. http://127.0.0.1:8000")
+        try:
+            import openai
+        except ImportError:
+            raise EngineError("--engine openai needs the `openai` package: pip install openai") from None
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self.endpoints = [e if e.endswith("/v1") else e + "/v1" for e in self.endpoints]
-        self.timeout = timeout
-        self.api_key = api_key
-        self.concurrency = concurrency
-        self.model = model or self._served_model(self.endpoints[0])
+        self.timeout, self.max_retries, self.concurrency = timeout, max_retries, concurrency
+        self._clients = [openai.OpenAI(base_url=e, api_key=api_key, timeout=timeout, max_retries=max_retries)
+                         for e in self.endpoints]
+        self.model = model or self._served_model(0)
 
     @property
     def tokenizer(self):
@@ -47,50 +54,60 @@ class OpenAIEngine:
                                   "serve a local model directory, or use decode: free") from None
         return self._tokenizer
 
-    def _call(self, url: str, payload: dict | None = None) -> dict:
-        data = json.dumps(payload).encode() if payload is not None else None
-        req = urllib.request.Request(url, data=data, headers={
-            "Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"})
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as e:
-            body = e.read().decode(errors="replace")[:300]
-            raise EngineError(f"{url} answered HTTP {e.code}: {body}") from None
-        except (urllib.error.URLError, OSError) as e:
-            raise EngineError(f"cannot reach {url}: {getattr(e, 'reason', e)}: is the vLLM server running?") from None
+    def _guarded(self, k: int, call):
+        """`call()` on endpoint k; what the client raises once its retries are spent becomes one line."""
+        import openai
 
-    def _served_model(self, endpoint: str) -> str:
-        models = self._call(f"{endpoint}/models").get("data", [])
+        url = self.endpoints[k]
+        try:
+            return call()
+        except openai.APIStatusError as e:
+            body = (e.response.text if e.response is not None else str(e))[:300]
+            raise EngineError(f"{url} answered HTTP {e.status_code}: {body}") from None
+        except openai.APITimeoutError:
+            raise EngineError(f"{url} did not answer within {self.timeout:g} s ({self.max_retries} retries)") from None
+        except openai.APIConnectionError as e:
+            cause = e.__cause__ or e
+            raise EngineError(f"cannot reach {url}: {cause}: is the vLLM server running?") from None
+        except (openai.APIError, AttributeError, IndexError, KeyError, TypeError, ValueError) as e:
+            raise EngineError(f"{url} sent a reply that is not an OpenAI completion ({e.__class__.__name__}: "
+                              f"{str(e)[:200]})") from None
+
+    def _served_model(self, k: int) -> str:
+        client = self._clients[k].with_options(max_retries=1)  # a dead address fails in a second, not after backoff
+        models = self._guarded(k, lambda: list(client.models.list()))
         if not models:
-            raise EngineError(f"{endpoint} serves no model")
+            raise EngineError(f"{self.endpoints[k]} serves no model")
         # LoRA modules are listed too; the base model is the one whose parent is None
-        base = [m["id"] for m in models if not m.get("parent")]
-        return (base or [models[0]["id"]])[0]
+        base = [m.id for m in models if not getattr(m, "parent", None)]
+        return (base or [models[0].id])[0]
 
     def _one(self, i: int, req: Request) -> Completion:
-        endpoint = self.endpoints[i % len(self.endpoints)]
+        k = i % len(self.endpoints)
         messages = ([{"role": "system", "content": req.system}] if req.system is not None else []) + [
             {"role": "user", "content": req.prompt}]
-        payload = {
-            "model": Path(req.adapter).name if req.adapter else self.model,
-            "messages": messages, "max_tokens": req.max_tokens, "temperature": req.temperature,
-            "top_p": req.top_p, "n": 1,
-        }
+        extra: dict = {}
         if req.prefill:  # vLLM's chat API continues a final assistant message
             messages.append({"role": "assistant", "content": req.prefill})
-            payload |= {"continue_final_message": True, "add_generation_prompt": False}
-        if req.seed is not None:
-            payload["seed"] = req.seed
+            extra |= {"continue_final_message": True, "add_generation_prompt": False}
         if req.trie is not None:  # the server must run synthgen's trie processor (--logits-processors)
-            payload["vllm_xargs"] = {"synthgen_trie": req.trie}
-        res = self._call(f"{endpoint}/chat/completions", payload)
-        choice = res["choices"][0]
-        usage = res.get("usage") or {}
-        details = usage.get("prompt_tokens_details") or {}  # vLLM fills it with --enable-prompt-tokens-details
-        return Completion(text=choice["message"]["content"] or "", finish_reason=choice.get("finish_reason") or "length",
-                          n_tokens=int(usage.get("completion_tokens") or 0), prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                          cached_tokens=int(details.get("cached_tokens") or 0))
+            extra["vllm_xargs"] = {"synthgen_trie": req.trie}
+        kwargs = dict(model=Path(req.adapter).name if req.adapter else self.model, messages=messages,
+                      max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p, n=1)
+        if req.seed is not None:
+            kwargs["seed"] = req.seed
+
+        def call():
+            res = self._clients[k].chat.completions.create(**kwargs, extra_body=extra or None)
+            choice = res.choices[0]
+            usage = res.usage
+            details = getattr(usage, "prompt_tokens_details", None)  # vLLM: --enable-prompt-tokens-details
+            return Completion(text=choice.message.content or "", finish_reason=choice.finish_reason or "length",
+                              n_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+                              prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                              cached_tokens=int(getattr(details, "cached_tokens", 0) or 0))
+
+        return self._guarded(k, call)
 
     def generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
         out: list[Completion | None] = [None] * len(requests)
@@ -124,3 +141,5 @@ class OpenAIEngine:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        for c in getattr(self, "_clients", []):
+            c.close()
