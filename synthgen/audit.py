@@ -137,7 +137,7 @@ def audit_specs(specs: list[ListSpec], model_dir: str, adapter: str | None = Non
                 prompts: list[str] | None = None) -> list[tuple[str, dict, dict | None]]:
     """(list name, base model's audit, adapter's audit or None) per spec, as dicts (AuditResult.to_dict)."""
     from .engine import check_adapter
-    from .train import load_base
+    from .models import load_base
 
     if adapter:
         check_adapter(adapter, model_dir)  # refuses an adapter trained for another base model

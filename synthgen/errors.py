@@ -19,3 +19,12 @@ class EngineError(SynthgenError):
 
 class InputError(SynthgenError):
     """A bad value given by the user (empty prompt, n < 1, ...)."""
+
+
+def utf8(raw: bytes, what: str) -> str:
+    """A file's bytes as text, or the one-line error that names the first byte that is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{what} is not UTF-8 text (byte {e.start + 1}: {raw[e.start:e.start + 1]!r}): "
+                         "save it as UTF-8") from None

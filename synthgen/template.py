@@ -54,7 +54,7 @@ from pathlib import Path
 import yaml
 
 from .choices import _choices, _conditional_choices, _templated, clean_answer
-from .errors import InputError
+from .errors import InputError, utf8
 
 KINDS = ("choice", "date", "text")
 DECODES = ("constrained", "free")
@@ -260,6 +260,8 @@ def _parse_text(f: Field, text: str, finish: str):
         sentences = [m.group(0).strip() for m in _SENTENCE.finditer(s)]
         if finish != "stop" and not sentences:
             return None, "cut off at max_tokens"
+        if f.sentences and s and not sentences:
+            return None, "no complete sentence (nothing ends with . ! or ?)"
         if f.sentences or finish != "stop":
             s = " ".join(sentences[: f.sentences] if f.sentences else sentences)
     if not s:
@@ -354,7 +356,7 @@ def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Tem
     path = find_template(str(name_or_path))
     raw = path.read_bytes()
     try:
-        data = yaml.safe_load(raw)
+        data = yaml.safe_load(utf8(raw, f"template {str(path)!r}"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""

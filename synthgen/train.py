@@ -38,7 +38,7 @@ from .entropy import entropy_bits
 from .errors import AdapterError, InputError
 from .audit import capability_check
 from .lists import ListSpec, expand, load_targets
-from .models import model_fingerprint
+from .models import load_base, model_fingerprint  # noqa: F401  (load_base: also imported from here)
 from .output import recover, replace_files
 
 ADAPTER_CARD = "synthgen_adapter.json"
@@ -130,20 +130,6 @@ def check_trainable(specs: list[ListSpec]) -> None:
         if len(items) < 2:
             raise InputError(f"{spec.path}: the list has {len(items)} item(s): a diffuse adapter needs at "
                              "least 2 answers to spread over")
-
-
-def load_base(model_path: str, threads: int | None = None):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    if threads:
-        torch.set_num_threads(threads)
-    tok = AutoTokenizer.from_pretrained(model_path)
-    # fp32: bf16 autocast was not faster on CPU and moved log-probs by up to 0.55 nats (FACTS.md)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, attn_implementation="sdpa")
-    return tok, model
 
 
 def trie_loss(model, prompt_ids, trie: T.Trie, weights: np.ndarray, full: T.DecodeTrie | None = None,

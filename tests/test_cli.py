@@ -102,6 +102,23 @@ def test_audit_and_check_targets_bad_spec_are_one_line_errors(tmp_path):
     assert "cannot read spec" in _one_line_error(run("audit", str(tmp_path / "missing.yaml")))
 
 
+def test_broken_model_directories_and_non_utf8_files_are_one_line_errors(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{")
+    for cmd in ("audit", "build-adapter"):
+        extra = ["--out", str(tmp_path / "a")] if cmd == "build-adapter" else []
+        line = _one_line_error(run(cmd, "adapters/gender.yaml", "--model", str(broken), *extra))
+        assert f"cannot load model '{broken}': " in line and "config.json" in line
+    assert not (tmp_path / "a").exists()
+    tpl, spec = tmp_path / "t.yaml", tmp_path / "s.yaml"
+    tpl.write_bytes(b'name: x\nfields: [{name: a, kind: text, prompt: "caf\xe9"}]\n')
+    spec.write_bytes(b'name: x\nsource: {inline: [a, b]}\nprompts: ["caf\xe9"]\n')
+    line = _one_line_error(run("generate", str(tpl), "--n", "1", "--out", str(tmp_path / "x.jsonl")))
+    assert line == f"Error: template '{tpl}' is not UTF-8 text (byte 52: b'\\xe9'): save it as UTF-8"
+    assert "is not UTF-8 text (byte 48" in _one_line_error(run("check-targets", str(spec)))
+
+
 def test_new_user_bad_inputs_are_one_line_errors(tmp_path, monkeypatch):
     """Found by a new user (issue #15): each gave a traceback before."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -138,6 +138,8 @@ def test_text_keeps_complete_sentences(tmp_path):
     assert f.parse("She won two prizes. Then she went on and", "length") == ("She won two prizes.", None)
     assert f.parse("She won two prizes and", "length")[1] == "cut off at max_tokens"
     assert f.parse("Hi.")[1] == "fewer than 3 words"
+    assert f.parse("Battered **peach pastel** cake with cream")[1] == "no complete sentence (nothing ends with . ! or ?)"
+    assert f.parse("  \n")[1] == "empty answer"
 
 
 # --- generation ------------------------------------------------------------------------------

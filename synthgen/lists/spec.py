@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..errors import InputError
+from ..errors import InputError, utf8
 from . import sources
 
 _SOURCE_KINDS = {"builtin", "inline", "range", "dates", "csv"}
@@ -77,7 +77,7 @@ class ListSpec:
 def load_spec(path: str | Path) -> ListSpec:
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(utf8(p.read_bytes(), f"spec {str(path)!r}"))
     except OSError as e:
         raise InputError(f"cannot read spec {str(path)!r}: {e.strerror}") from None
     except yaml.YAMLError as e:
