@@ -11,10 +11,13 @@ records tells which settings change them.
 
 A configuration is `name:key=value,...` with keys `seqs` (vLLM max_num_seqs), `window` (records
 in flight, default = seqs), `block` (records per block, default --block-size), `kv` (whole GiB of KV
-cache, VLLM_CPU_KVCACHE_SPACE) and `dtype` (float32, bfloat16, float16; default: what a run chooses).
+cache, VLLM_CPU_KVCACHE_SPACE), `dtype` (float32, bfloat16, float16; default: what a run chooses),
+`bind` (VLLM_CPU_OMP_THREADS_BIND: a CPU list such as 0-1 or 0, or nobind) and `wait` (active or
+passive: OMP_WAIT_POLICY, and KMP_BLOCKTIME=0 for passive). `--beside K` runs K single-thread
+CPU-bound processes (a busy loop each) beside every configuration: generation on a shared machine.
 
-    .venv/bin/python benchmarks/levers.py [--n 1024] [--block-size 1024] [--out out/levers] \\
-        [default:seqs=256 window2x:seqs=256,window=512 ...]
+    .venv/bin/python benchmarks/levers.py [--n 1024] [--block-size 1024] [--out out/levers] [--beside 1] \\
+        [default:seqs=256 window2x:seqs=256,window=512 passive:wait=passive ...]
 """
 
 import argparse
@@ -32,14 +35,16 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 def parse(spec: str, block_size: int) -> dict:
     name, _, rest = spec.partition(":")
-    cfg = {"name": name, "seqs": 256, "window": None, "block": block_size, "kv": None, "dtype": None}
+    cfg = {"name": name, "seqs": 256, "window": None, "block": block_size, "kv": None, "dtype": None, "bind": None,
+           "wait": None}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
         if key not in cfg or key == "name":
-            sys.exit(f"{spec!r}: unknown key {key!r} (use seqs, window, block, kv, dtype)")
-        if key == "dtype":
-            if value not in DTYPES:
-                sys.exit(f"{spec!r}: dtype must be one of {', '.join(DTYPES)}, got {value!r}")
+            sys.exit(f"{spec!r}: unknown key {key!r} (use seqs, window, block, kv, dtype, bind, wait)")
+        if key in ("dtype", "bind", "wait"):
+            ok = {"dtype": DTYPES, "wait": ("active", "passive")}.get(key)
+            if ok and value not in ok:
+                sys.exit(f"{spec!r}: {key} must be one of {', '.join(ok)}, got {value!r}")
             cfg[key] = value
             continue
         if not value.isdigit() or int(value) < 1:
@@ -53,6 +58,12 @@ def one(cfg: dict, n: int) -> dict:
     """Runs in a child process: the engine's settings are fixed at its start."""
     if cfg["kv"]:
         os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg["kv"])
+    if cfg["bind"]:
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = cfg["bind"]
+    if cfg["wait"]:
+        os.environ["OMP_WAIT_POLICY"] = cfg["wait"].upper()
+        if cfg["wait"] == "passive":
+            os.environ["KMP_BLOCKTIME"] = "0"
     from vllm.v1.core.sched import scheduler
 
     steps = []  # (time, scheduled tokens, requests) per engine step
@@ -102,6 +113,7 @@ def main():
     ap.add_argument("--n", type=int, default=1024)
     ap.add_argument("--block-size", type=int, default=1024)
     ap.add_argument("--out", default="out/levers")
+    ap.add_argument("--beside", type=int, default=0, help="single-thread busy loops running beside each configuration")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: one configuration, in a child
     args = ap.parse_args()
     if args.one:
@@ -112,15 +124,20 @@ def main():
     cfgs = [parse(c, args.block_size) for c in args.configs]
     rows = []
     for cfg in cfgs:
-        r = subprocess.run([sys.executable, __file__, "--n", str(args.n), "--one", json.dumps(cfg)],
-                           capture_output=True, text=True)
+        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.beside)]
+        try:
+            r = subprocess.run([sys.executable, __file__, "--n", str(args.n), "--one", json.dumps(cfg)],
+                               capture_output=True, text=True)
+        finally:
+            for b in busy:
+                b.kill()
         got = [line[4:] for line in r.stdout.splitlines() if line.startswith("ROW ")]
         if r.returncode != 0 or not got:
             sys.exit(f"{cfg['name']}: failed\n{r.stderr[-3000:]}")
-        row = json.loads(got[0])
+        row = json.loads(got[0]) | {"beside": args.beside}
         row["speed_vs_first"] = rows[0]["seconds"] / row["seconds"] if rows else 1.0
         rows.append(row)
-        print(f"{row['name']:10} {row['dtype']:8} seqs {row['seqs']:4} window {row['window']:4} block {row['block']:5}: "
+        print(f"{row['name']:10} {row['dtype']:8} beside {args.beside} seqs {row['seqs']:4} window {row['window']:4} block {row['block']:5}: "
               f"{row['seconds']:6.1f} s  {row['records_per_s']:.3f} rec/s  x{row['speed_vs_first']:.3f}  "
               f"{row['computed_per_record']:.0f} computed tok/rec  {row['computed_tokens_per_s']:.0f} tok/s  "
               f"{row['requests_per_step']:.0f} req/step  part-full {row['part_full_share']:.0%}  "

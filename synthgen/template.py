@@ -480,7 +480,7 @@ def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Tem
             if adapter == "auto":  # built (once, cached) before generation: synthgen.auto
                 if kind == "text" or (kind == "date" and not (f.min and f.max)):
                     raise InputError(f"{fwhere}: adapter: auto needs a list: a choice field or a date with min and max")
-                if kind == "choice" and min(map(len, f._lookups.values() if f.given else [f._lookup])) < 2:
+                if kind == "choice" and not f.given and len(f._lookup) < 2:  # (one value of a conditional list may be 1)
                     raise InputError(f"{fwhere}: adapter: auto needs at least 2 choices to spread over (build-adapter refuses 1)")
             elif use_adapters:
                 f.adapter_path = resolve_adapter(adapter, path)
