@@ -4,7 +4,7 @@ For each list spec: the step problem `build-adapter` solves (the default TrainCo
 its targets per step, one prompt), forward + backward of `packed_backward` on a LoRA with small
 random weights, alternating fp32 and `torch.autocast("cpu", bfloat16)` for --repeats rounds. Prints
 seconds per step (best of the rounds) and the ratio, and how far bf16 moves what training uses:
-max and mean |Δ log P(target)| and the cosine between the two gradients. The audit stays fp32
+max and mean |Δ log P(target)|, the step's loss in each, and the cosine between the two gradients. The audit stays fp32
 either way (exact metrics); this only decides the training forward/backward.
 
     .venv/bin/python benchmarks/train_dtype.py [adapters/careers.yaml ...] [--repeats 3] [--out out/train_dtype]
@@ -52,25 +52,26 @@ def main():
         task = prepare_task(tok, spec, cfg.max_targets)
         ids, w = task.step_problem(np.random.default_rng(0), cfg.max_targets)
         prompt = task.prompt_ids[0]
-        seconds, lp, grad = {"fp32": [], "bf16": []}, {}, {}
+        seconds, lp, grad, loss = {"fp32": [], "bf16": []}, {}, {}, {}
         for _ in range(args.repeats):
             for mode in ("fp32", "bf16"):
                 model.zero_grad(set_to_none=True)
                 t0 = time.perf_counter()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
-                    _, lp[mode] = packed_backward(model, prompt, ids, w, full=task.full, mass_term=cfg.mass_term)
+                    loss[mode], lp[mode] = packed_backward(model, prompt, ids, w, full=task.full, mass_term=cfg.mass_term)
                 seconds[mode].append(time.perf_counter() - t0)
                 grad[mode] = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
         d = np.abs(lp["fp32"] - lp["bf16"])
         row = {"spec": spec.name, "targets": len(task.texts), "per_step": len(ids),
                "fp32_s": min(seconds["fp32"]), "bf16_s": min(seconds["bf16"]),
                "speedup": min(seconds["fp32"]) / min(seconds["bf16"]),
-               "max_abs_dlogp": float(d.max()), "mean_abs_dlogp": float(d.mean()),
+               "loss_fp32": loss["fp32"], "loss_bf16": loss["bf16"], "max_abs_dlogp": float(d.max()), "mean_abs_dlogp": float(d.mean()),
                "grad_cosine": float(torch.nn.functional.cosine_similarity(grad["fp32"], grad["bf16"], dim=0))}
         rows.append(row)
         print(f"{row['spec']:14} {row['targets']:6} targets, {row['per_step']:4} per step: fp32 {row['fp32_s']:.2f} s, "
               f"bf16 autocast {row['bf16_s']:.2f} s, x{row['speedup']:.2f}; |dlogP| max {row['max_abs_dlogp']:.3f} "
-              f"mean {row['mean_abs_dlogp']:.4f} nats; gradient cosine {row['grad_cosine']:.4f}", flush=True)
+              f"mean {row['mean_abs_dlogp']:.4f} nats; loss {row['loss_fp32']:.4f} vs {row['loss_bf16']:.4f}; "
+              f"gradient cosine {row['grad_cosine']:.4f}", flush=True)
     doc = {"cpu": machine()["cpu"], "bf16_path": has_bf16_path(cpu_flags()), "threads": torch.get_num_threads(),
            "objective": cfg.objective, "rows": rows}
     out = Path(args.out)

@@ -92,7 +92,8 @@ def auto_dir(spec, model_dir: str) -> Path:
 
     lists = [(x.prompts, *load_targets(x)) for x in expand(spec)]
     h = hashlib.sha256(json.dumps([[(pr, items, np.round(p, 12).tolist()) for pr, items, p in lists],
-                                   model_fingerprint(model_dir) or model_dir, asdict(auto_config())],
+                                   model_fingerprint(model_dir) or model_dir,
+                                   {k: v for k, v in asdict(auto_config()).items() if k != "precision"}],
                                   default=str).encode()).hexdigest()[:16]
     return synthgen_home() / "adapters" / AUTO / f"{spec.name}-{h}"
 

@@ -169,12 +169,12 @@ def check_targets_cmd(specs, model):
 @click.option("--mass-weight", default=0.1, show_default=True, help="--objective mixed: weight of the term that keeps P's mass on the list.")
 @click.option("--seed", default=0, show_default=True, help="Seeds LoRA init and prompt/target sampling.")
 @click.option("--threads", default=None, type=int, help="torch threads (default: all cores).")
-@click.option("--audit-prompts", default=None, type=int, help="Card audit on the first N prompts of each spec "
-              "(default all; big lists are slow to score).")
+@click.option("--audit-prompts", default=None, type=int, help="Card audit on the first N prompts of each spec (default all).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", help="Training math (auto: bf16 with bf16 units).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (OUT.partial).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter at OUT.")
 def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targets, gamma, objective, mass_weight, seed,
-                  threads, audit_prompts, resume, overwrite):
+                  threads, audit_prompts, precision, resume, overwrite):
     """Train a diffuse LoRA adapter on one or more list SPECs.
 
     Minimises -Σ p*(t)·log Q(t) (--objective q: Q is what trie-constrained decoding samples; paper:
@@ -193,8 +193,8 @@ def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targ
     from .render import render_card, train_progress
     from .train import TrainConfig, capability_line, check_trainable, train
 
-    cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank, prompts_per_step=prompts_per_step, max_targets=max_targets,
-                      gamma=gamma, objective=objective, mass_weight=mass_weight, seed=seed, audit_prompts=audit_prompts)
+    cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank, prompts_per_step=prompts_per_step, max_targets=max_targets, gamma=gamma,
+                      objective=objective, mass_weight=mass_weight, seed=seed, audit_prompts=audit_prompts, precision=precision)
     loaded = [load_spec(s) for s in specs]
     check_trainable(loaded)  # the lists load (and fail) before the model does
     model_dir = resolve_model(model)

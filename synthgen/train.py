@@ -43,6 +43,7 @@ from .output import recover, replace_files
 
 ADAPTER_CARD = "synthgen_adapter.json"
 OBJECTIVES = ("q", "mixed", "paper")
+PRECISIONS = ("auto", "fp32", "bf16")
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -58,6 +59,8 @@ class TrainConfig:
     gamma: float = field(default=0.02, metadata={"help": "stop when loss <= (1+gamma) * H(p*) for every list"})
     objective: str = field(default="q", metadata={"help": "q (constrained decoding) | mixed | paper (free sampling)"})
     mass_weight: float = field(default=0.1, metadata={"help": "mixed: weight w of the term that keeps P's mass on the list"})
+    precision: str = field(default="auto", metadata={"help": "training forward/backward: auto (bf16 autocast where the "
+                                                             "CPU has a bf16 path or on a GPU, else fp32) | fp32 | bf16"})
     seed: int = 0
     checkpoint_every: int = 10
     audit_prompts: int | None = field(default=None, metadata={"help": "card audit on the first N prompts (default all)"})
@@ -76,6 +79,20 @@ class TrainConfig:
             raise InputError(f"`objective` must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if not 0 <= self.mass_weight <= 1:
             raise InputError(f"`mass_weight` must be in [0, 1], got {self.mass_weight}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def resolved_precision(self) -> str:
+        """bf16 autocast measured 1.37-1.53x faster per step on an AMX Xeon with the loss within 0.005
+        nats and gradients at cosine >= 0.9998 (benchmarks/train_dtype.py); a CPU without bf16
+        units runs it emulated, so auto keeps fp32 there. The audit is fp32 either way."""
+        if self.precision != "auto":
+            return self.precision
+        import torch
+
+        from .engine.dtype import cpu_flags, has_bf16_path
+
+        return "bf16" if torch.cuda.is_available() or has_bf16_path(cpu_flags()) else "fp32"
 
     @property
     def mass_term(self) -> float | None:
@@ -235,6 +252,9 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
         replace_files([partial], lambda: os.rename(tmp, partial))  # the last checkpoint goes once the new is in place
 
     model.train()
+    precision = cfg.resolved_precision()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    autocast = lambda: torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16")  # noqa: E731
     step = step0
     try:
         while step < cfg.steps and not should_stop(ema, tasks, cfg.gamma):
@@ -245,8 +265,9 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
                 task = tasks[rng.integers(len(tasks))]
                 prompt = task.prompt_ids[rng.integers(len(task.prompt_ids))]
                 ids, w = task.step_problem(rng, cfg.max_targets)
-                loss, lp = packed_backward(model, prompt, ids, w, scale=1 / cfg.prompts_per_step, full=task.full,
-                                           mass_term=cfg.mass_term)
+                with autocast():
+                    loss, lp = packed_backward(model, prompt, ids, w, scale=1 / cfg.prompts_per_step, full=task.full,
+                                               mass_term=cfg.mass_term)
                 losses.setdefault(task.spec.name, []).append(loss)
                 masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
             opt.step()
@@ -275,7 +296,7 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
         "base_fingerprint": model_fingerprint(model_path),
         "lists": [evaluate_task(model, tok, t, cfg.audit_prompts) for t in tasks],
         "capability": capability_check(model, tok),
-        "config": asdict(cfg), "steps": step, "stopped_early": step < cfg.steps,
+        "config": asdict(cfg), "training_precision": precision, "steps": step, "stopped_early": step < cfg.steps,
         "train_seconds": round(train_seconds, 1), "history": history,
     }
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp"))
