@@ -12,8 +12,9 @@ records tells which settings change them.
 A configuration is `name:key=value,...` with keys `seqs` (vLLM max_num_seqs), `window` (records
 in flight, default = seqs), `block` (records per block, default --block-size), `kv` (whole GiB of KV
 cache, VLLM_CPU_KVCACHE_SPACE), `dtype` (float32, bfloat16, float16; default: what a run chooses),
-`bind` (VLLM_CPU_OMP_THREADS_BIND: a CPU list such as 0-1 or 0, or nobind) and `wait` (active or
-passive: OMP_WAIT_POLICY, and KMP_BLOCKTIME=0 for passive). `--beside K` runs K single-thread
+`bind` (VLLM_CPU_OMP_THREADS_BIND: a CPU list such as 0-1 or 0, or nobind), `wait` (active or
+passive: OMP_WAIT_POLICY, and KMP_BLOCKTIME=0 for passive) and `spin` (GOMP_SPINCOUNT: how long an
+idle OpenMP thread spins before it sleeps; torch's libgomp reads it at start). `--beside K` runs K single-thread
 CPU-bound processes (a busy loop each) beside every configuration: generation on a shared machine.
 
     .venv/bin/python benchmarks/levers.py [--n 1024] [--block-size 1024] [--out out/levers] [--beside 1] \\
@@ -36,11 +37,11 @@ DTYPES = ("float32", "bfloat16", "float16")
 def parse(spec: str, block_size: int) -> dict:
     name, _, rest = spec.partition(":")
     cfg = {"name": name, "seqs": 256, "window": None, "block": block_size, "kv": None, "dtype": None, "bind": None,
-           "wait": None}
+           "wait": None, "spin": None}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
         if key not in cfg or key == "name":
-            sys.exit(f"{spec!r}: unknown key {key!r} (use seqs, window, block, kv, dtype, bind, wait)")
+            sys.exit(f"{spec!r}: unknown key {key!r} (use seqs, window, block, kv, dtype, bind, wait, spin)")
         if key in ("dtype", "bind", "wait"):
             ok = {"dtype": DTYPES, "wait": ("active", "passive")}.get(key)
             if ok and value not in ok:
@@ -64,6 +65,8 @@ def one(cfg: dict, n: int) -> dict:
         os.environ["OMP_WAIT_POLICY"] = cfg["wait"].upper()
         if cfg["wait"] == "passive":
             os.environ["KMP_BLOCKTIME"] = "0"
+    if cfg.get("spin"):
+        os.environ["GOMP_SPINCOUNT"] = str(cfg["spin"])
     from vllm.v1.core.sched import scheduler
 
     steps = []  # (time, scheduled tokens, requests) per engine step

@@ -285,10 +285,11 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
                   dtype, engine, endpoint, ray, actors, cpus_per_actor, gpus_per_actor, as_json):
     if dtype:  # what the engine, the resume check and Ray actors read
         os.environ["SYNTHGEN_DTYPE"] = dtype
-    from .engine.quiet import stdout_to_stderr
+    from .engine import quiet, threads
     from .render import field_progress, render_summary, train_progress
     from .runner import RunOptions, build_auto, execute, prepare
 
+    threads.configure(say=lambda line: click.echo(line, err=True))  # before torch loads: its OpenMP reads it once
     prep = prepare(RunOptions(template_ref, n, out, seed=seed, fmt=fmt, no_adapters=no_adapters, decode=decode, retries=retries,
                               resume=resume, overwrite=overwrite, block_size=block_size, model=model, engine=engine,
                               endpoints=tuple(endpoint), ray=ray, actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor))
@@ -304,7 +305,7 @@ def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries,
         bar, on_step = train_progress(auto_config().steps, "adapter: auto", transient=True)
         with bar:
             build_auto(prep, on_step=on_step, on_note=console.print)
-    with stdout_to_stderr(as_json) as emit:
+    with quiet.stdout_to_stderr(as_json) as emit:
         if prep.plan.start:
             console.print(f"resuming {out} at record {prep.plan.start}")
         console.print(f"starting engine ({engine}{', on Ray' if ray else ''}) ...")
@@ -330,8 +331,7 @@ def generate(template, **kw):
 
     \b
     Examples:
-      synthgen generate templates/biography.yaml --n 500 --out x.jsonl --seed 7
-      synthgen generate customer_profile --n 1000 --out customers.parquet
+      synthgen generate customer_profile --n 1000 --out customers.parquet --seed 7
       synthgen generate biography --n 10000 --out bios.jsonl --resume
       synthgen generate biography --n 500 --out free.jsonl --decode free      # the old sample-parse-retry
       synthgen generate biography --n 1000 --out bios.jsonl --engine openai --endpoint http://gpu1:8000
