@@ -106,7 +106,8 @@ def load_tokenizer(model_dir: str):
 
 
 @contextmanager
-def _lock(path: Path):
+def file_lock(path: Path):
+    """Exclusive among processes (flock on `path`, created with its folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -122,7 +123,7 @@ def ensure_converted(name: str) -> Path:
     if is_cached(name):
         return target
     gguf = gguf_path(name)
-    with _lock(target.parent / f".{name}.lock"):
+    with file_lock(target.parent / f".{name}.lock"):
         if is_cached(name):  # another process converted it while we waited
             return target
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=target.parent))

@@ -76,16 +76,10 @@ def load_entry(model: str, name: str) -> dict | None:
 @contextlib.contextmanager
 def locked():
     """Exclusive among processes sharing SYNTHGEN_HOME (a measurement must not run beside another)."""
-    import fcntl
+    from .models import file_lock
 
-    path = _file().with_suffix(".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with file_lock(_file().with_suffix(".lock")):
+        yield
 
 
 def save_ceiling(model: str, dtype: str, ceiling: dict) -> Path:
