@@ -35,7 +35,7 @@ def auto_config():
 def field_spec(template: Template, f: Field):
     """The list spec an auto adapter trains on (its prompts are the field prompt, rendered)."""
     from .lists import ListSpec
-    from .lists.spec import _raw_items
+    from .lists.spec import raw_items
 
     base = Path(template.path).parent if template.path else Path.cwd()
     if f.kind == "date":
@@ -46,7 +46,7 @@ def field_spec(template: Template, f: Field):
     if f.given:
         source = dict(f.choices)
         probe.source = {**source, "where": {k: v for k, v in source["where"].items() if "{" not in str(v)} or None}
-    _, weights = _raw_items(probe, base)
+    _, weights = raw_items(probe, base)
     rng = np.random.default_rng(0)
     for dep in f.depends:
         d = template.field(dep)

@@ -19,15 +19,15 @@ def clean_answer(text: str) -> str:
     return re.sub(r"\s+", " ", s)
 
 
-def _templated(value) -> bool:
+def templated(value) -> bool:
     return isinstance(value, str) and "{" in value
 
 
-def _choices(f, where: str, base: Path, filters: dict | None = None) -> dict:
+def choice_lookup(f, where: str, base: Path, filters: dict | None = None) -> dict:
     """The list as a lookup (casefolded answer -> the list's spelling). `where` entries with
     {placeholders} are replaced by `filters` (their values for one condition), or dropped: the
     union over every condition."""
-    from .lists.spec import ListSpec, _raw_items
+    from .lists.spec import ListSpec, raw_items
 
     c = f.choices
     if isinstance(c, list):
@@ -35,10 +35,10 @@ def _choices(f, where: str, base: Path, filters: dict | None = None) -> dict:
     elif isinstance(c, dict):
         source = dict(c)
         if isinstance(c.get("where"), dict):
-            fixed = {k: v for k, v in c["where"].items() if not _templated(v)}
+            fixed = {k: v for k, v in c["where"].items() if not templated(v)}
             source["where"] = {**fixed, **(filters or {})} or None
         spec = ListSpec(name=f.name, source=source, prompts=["-"], path=str(base / "template.yaml"))
-        items, weights = _raw_items(spec, base)
+        items, weights = raw_items(spec, base)
         bad = [(i, w) for i, w in zip(items, weights or ()) if not _positive(w)]
         if bad:
             raise InputError(f"{where}: the weight of {bad[0][0]!r} is {bad[0][1]!r}; weights must be finite numbers > 0")
@@ -66,16 +66,16 @@ def _positive(w) -> bool:
 MAX_CONDITIONS = 5000
 
 
-def _conditional_choices(f, where: str, base: Path, earlier: list) -> dict:
+def conditional_lookups(f, where: str, base: Path, earlier: list) -> dict:
     """condition key -> lookup, for every combination of the earlier fields' values that a
     `where` placeholder refers to. Values are grouped by what they render to first (every
     birth date of a decade gives one `{birth_date:.3}0`), so the product stays small."""
     import itertools
 
-    templated = {k: v for k, v in f.choices["where"].items() if _templated(v)}
+    varying = {k: v for k, v in f.choices["where"].items() if templated(v)}
     fmt = string.Formatter()
     uses: dict[str, list[tuple[str, str | None]]] = {}  # field -> [(format spec, conversion)]
-    for key, value in templated.items():
+    for key, value in varying.items():
         try:
             parsed = [(r, spec, conv) for _, r, spec, conv in fmt.parse(value) if r is not None]
         except ValueError as e:
@@ -128,7 +128,7 @@ def _conditional_choices(f, where: str, base: Path, earlier: list) -> dict:
         filters = f.filters(record)
         shown = ", ".join(f"{k}={v!r}" for k, v in record.items())
         try:
-            lookups[key] = _choices(f, f"{where}: for {shown}", base, filters)
+            lookups[key] = choice_lookup(f, f"{where}: for {shown}", base, filters)
         except InputError as e:
             raise InputError(f"{e} (filter {filters}): a record with these values would have nothing to choose") from None
     return lookups

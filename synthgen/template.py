@@ -53,7 +53,7 @@ from pathlib import Path
 
 import yaml
 
-from .choices import _choices, _conditional_choices, _templated, clean_answer
+from .choices import choice_lookup, conditional_lookups, templated, clean_answer
 from .errors import InputError, utf8
 
 KINDS = ("choice", "date", "text")
@@ -107,7 +107,7 @@ class Field:
         """This record's values in the list's templated `where` entries, spelled by `map`:
         {"sex": "F", "decade": "1980"} (empty for a list that depends on nothing)."""
         values = {k: self.value_map.get(k, {}).get(record[k], record[k]) for k in self.given}
-        return {k: v.format(**values) for k, v in self.choices["where"].items() if _templated(v)} if self.given else {}
+        return {k: v.format(**values) for k, v in self.choices["where"].items() if templated(v)} if self.given else {}
 
     def condition(self, record: dict) -> str | None:
         """The key of this record's list ("F|1980"), None for a list that depends on nothing."""
@@ -426,13 +426,13 @@ def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Tem
             if not isinstance(f.value_map, dict):
                 raise InputError(f"{fwhere}: `map` must be a mapping field -> {{value: spelling}}")
             c = f.choices
-            if isinstance(c, dict) and isinstance(c.get("where"), dict) and any(map(_templated, c["where"].values())):
-                f._lookups = _conditional_choices(f, fwhere, path.parent, fields)
+            if isinstance(c, dict) and isinstance(c.get("where"), dict) and any(map(templated, c["where"].values())):
+                f._lookups = conditional_lookups(f, fwhere, path.parent, fields)
                 f._lookup = {k: v for lk in f._lookups.values() for k, v in lk.items()}
             else:
                 if f.value_map:
                     raise InputError(f"{fwhere}: `map` needs a `where` with {{placeholders}} in `choices`")
-                f._lookup = _choices(f, fwhere, path.parent)
+                f._lookup = choice_lookup(f, fwhere, path.parent)
             f.match = fr.get("match", "exact")
             if f.match not in ("exact", "place"):
                 raise InputError(f"{fwhere}: `match` must be exact or place, got {f.match!r}")

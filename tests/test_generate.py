@@ -361,8 +361,9 @@ def test_resume_with_options_that_change_records_is_refused(tmp_path):
 
 
 def test_parquet_and_hf_outputs_and_jsonl_loads_with_datasets(tmp_path):
-    datasets = pytest.importorskip("datasets")
-    pq = pytest.importorskip("pyarrow.parquet")
+    import datasets
+    import pyarrow.parquet as pq
+
     t = tiny(tmp_path)
     run(t, FakeEngine(responder=responder), plan_run(t, tmp_path / "o.jsonl", 20, 0), 20, 0)
     run(t, FakeEngine(responder=responder), plan_run(t, tmp_path / "o.parquet", 20, 0, fmt="parquet"), 20, 0)
@@ -379,8 +380,8 @@ def test_parquet_and_hf_outputs_and_jsonl_loads_with_datasets(tmp_path):
 def test_outputs_of_one_template_share_a_schema_even_when_a_field_is_always_null(tmp_path):
     """A file where `color` is null in every record (so are its dependants) still loads together
     with a normal one (features from OUT.meta.json), and Parquet files carry the same typed schema."""
-    datasets = pytest.importorskip("datasets")
-    pq = pytest.importorskip("pyarrow.parquet")
+    import datasets
+    import pyarrow.parquet as pq
     from synthgen.output import features
 
     t = tiny(tmp_path)

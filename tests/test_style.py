@@ -26,15 +26,19 @@ def test_modules_stay_small():
     assert sizes["synthgen/cli.py"] <= 400, f"cli.py has {sizes['synthgen/cli.py']} lines (limit 400)"
 
 
-def test_library_code_does_not_import_private_names_across_modules():
-    """Benchmarks, examples and scripts use the public API (no `from synthgen.x import _private`)."""
+def test_no_module_imports_private_names_from_another():
+    """The library, benchmarks, examples and scripts import only public names across modules (an AST
+    walk: relative and multi-line imports count too); `_private` stays inside its module."""
+    import ast
+
     offenders = []
-    for d in ("benchmarks", "examples", "scripts"):
-        for p in (ROOT / d).glob("*.py"):
-            for i, line in enumerate(p.read_text().splitlines(), 1):
-                s = line.strip()
-                if s.startswith("from synthgen") and " import " in s:
-                    names = s.split(" import ", 1)[1].replace("(", "").replace(")", "").split(",")
-                    if any(n.strip().startswith("_") for n in names):
-                        offenders.append(f"{p.relative_to(ROOT)}:{i}: {s}")
+    for d in ("synthgen", "benchmarks", "examples", "scripts"):
+        for p in (ROOT / d).rglob("*.py"):
+            for node in ast.walk(ast.parse(p.read_text())):
+                if not isinstance(node, ast.ImportFrom) or (node.level == 0 and not (node.module or "").startswith("synthgen")):
+                    continue
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        offenders.append(f"{p.relative_to(ROOT)}:{node.lineno}: {'.' * node.level}{node.module or ''} "
+                                         f"import {alias.name}")
     assert not offenders, "\n".join(offenders)

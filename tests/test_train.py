@@ -84,7 +84,11 @@ def test_build_adapter_makes_numbers_diffuse(numbers_adapter):
     assert ad["mass"] > 0.5 and ad["mass"] > 5 * base["mass"]
     assert ad["kl_bits"] < base["kl_bits"]
     assert ad["expected_distinct"]["100"] > base["expected_distinct"]["100"]
-    assert card["capability"]["perplexity_base"] > 0 and len(card["capability"]["answers"]) == 3
+    cap = card["capability"]
+    assert len(cap["answers"]) == 3 and cap["threshold"] == 1.5
+    # the guard's verdict follows its ratio, and 15 steps at lr 5e-4 leave the model's English intact
+    assert cap["perplexity_ratio"] == pytest.approx(cap["perplexity_adapter"] / cap["perplexity_base"], abs=2e-3)
+    assert cap["degraded"] is False and 0.8 < cap["perplexity_ratio"] < cap["threshold"]
     assert card["base_fingerprint"] and (numbers_adapter / "adapter_model.safetensors").is_file()
 
 

@@ -153,7 +153,7 @@ def expand(spec: ListSpec) -> list[ListSpec]:
     return out
 
 
-def _raw_items(spec: ListSpec, base: Path):
+def raw_items(spec: ListSpec, base: Path):
     src = spec.source
     kind = next(iter(src.keys() & _SOURCE_KINDS))
     extra = set(src) - {kind, "where", "column", "weight", "starts_with"}
@@ -202,7 +202,7 @@ def load_targets(spec: ListSpec) -> tuple[list[str], np.ndarray]:
         raise InputError(f"spec {spec.name!r} is conditional (variables {', '.join(spec.variables)}): it has one list "
                          "per value; use synthgen.lists.expand(spec)")
     base = Path(spec.path).parent if spec.path else Path.cwd()
-    items, raw = _raw_items(spec, base)
+    items, raw = raw_items(spec, base)
     items = [i.strip() for i in items]
     prefix = spec.source.get("starts_with")
     if prefix:

@@ -64,14 +64,14 @@ class Conditional:
 
     def weights(self, record: dict) -> dict[str, float] | None:
         """item -> raw weight (source counts, or 1) of this record's list; None if a condition is missing."""
-        from ..lists.spec import ListSpec, _raw_items
+        from ..lists.spec import ListSpec, raw_items
 
         if any(record.get(g) is None for g in self.f.given):
             return None
         key = self.f.condition(record)
         if key not in self._cache:
             source = {**self.f.choices, "where": {**self.f.choices["where"], **self.f.filters(record)}}
-            items, w = _raw_items(ListSpec(name=self.f.name, source=source, prompts=["-"]), self.base)
+            items, w = raw_items(ListSpec(name=self.f.name, source=source, prompts=["-"]), self.base)
             self._cache[key] = dict(zip(items, w or [1.0] * len(items)))
         return self._cache[key]
 

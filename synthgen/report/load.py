@@ -142,13 +142,13 @@ def configure(ds: Dataset, fields: list[str] | None = None, lists: dict[str, str
             hint = any(h in name.lower() for h in PLACE_HINTS)
             spec = FieldSpec(name, kind, source="template", place=m.get("match", "place" if hint else None) == "place")
             if m["kind"] == "choice" and m.get("choices") is not None:
-                from ..choices import _choices
+                from ..choices import choice_lookup
                 from ..template import Field
 
                 f = Field(name=name, kind="choice", prompt="-", choices=m["choices"])
                 base = Path(tmpl.get("path") or ".").parent
                 try:
-                    spec.valid = _choices(f, name, base)
+                    spec.valid = choice_lookup(f, name, base)
                 except InputError:
                     spec.valid = None
             if m.get("given"):  # a list per record: the target is each record's own list (report/joints.py)
