@@ -106,7 +106,7 @@ fields:
 
 def test_a_user_adapter_with_its_spec_beside_it_gives_a_target(tmp_path):
     """`adapter: ./mine` built from mine.yaml: the report finds mine.yaml beside the adapter and
-    computes KL and target coverage; without the spec it says why there is none."""
+    computes KL and target coverage; without the spec it falls back to the field's list, saying so."""
     from synthgen.engine import FakeEngine
     from synthgen.generate import plan_run, run
     from synthgen.template import load_template
@@ -127,7 +127,11 @@ def test_a_user_adapter_with_its_spec_beside_it_gives_a_target(tmp_path):
         assert f["target_size"] == 2 and f["target_coverage"] == 1.0 and f["kl_to_target_bits"] > 0
         (tmp_path / "mine.yaml").unlink()
         f = analyse(tmp_path / "g.jsonl").summary["fields"][0]
-        assert f.get("kl_to_target_bits") is None and "no list spec mine.yaml" in f["target_note"]
+        # without it, the field's own list (uniform here) is the target, and the note says so
+        reds = sum(json.loads(line)["color"] == "red" for line in (tmp_path / "g.jsonl").read_text().splitlines()) / 40
+        assert f["kl_to_target_bits"] == pytest.approx(1 - entropy_bits([reds, 1 - reds]), abs=1e-9)
+        assert "no list spec mine.yaml" in f["target_note"]
+        assert f["target_note"].startswith("target: the field's own list")
     finally:
         os.chdir(cwd)
 
@@ -268,3 +272,35 @@ def test_html_renders_in_headless_chromium(tmp_path):
     r, g, b = (img[..., i].astype(int) for i in range(3))
     red = ((r > 180) & (r - g > 60) & (r - b > 60)).sum()  # the half-transparent red birth-place markers
     assert red > 100
+
+
+def test_auto_and_path_adapters_get_their_target_from_the_runs_metadata_and_list_keeps_validity(tmp_path):
+    """`adapter: auto` trained for the field's own list: the report finds that target in the run's
+    metadata (it said "no list spec auto.yaml"); a path adapter without a spec beside it falls back to
+    the field's list, saying so. --list sets the target, but what is valid stays the run's own list."""
+    from synthgen.engine import FakeEngine
+    from synthgen.generate import plan_run, run
+    from synthgen.template import load_template
+
+    tpl = tmp_path / "t.yaml"
+    tpl.write_text("name: t\nfields:\n"
+                   "  - {name: color, kind: choice, choices: {inline: {red: 3, green: 1, blue: 1}}, adapter: auto, prompt: 'C?'}\n"
+                   "  - {name: shape, kind: choice, choices: [round, square], adapter: ./ad/shapes, prompt: 'S?'}\n")
+    (tmp_path / "ad" / "shapes").mkdir(parents=True)
+    t = load_template(tpl, use_adapters=False)
+    for f in t.fields:
+        f.adapter_path = "unused"  # the fake engine ignores adapters; run() only checks auto ones are built
+    answers = {"C?": ["red", "green", "blue", "red"], "S?": ["round", "square"]}
+    eng = FakeEngine(responder=lambda r: answers[r.prompt][r.seed % len(answers[r.prompt])])
+    out = tmp_path / "o.jsonl"
+    run(t, eng, plan_run(t, out, 40, 0), 40, 0)
+    fields = {f["field"]: f for f in analyse(str(out)).summary["fields"]}
+    assert fields["color"]["kl_to_target_bits"] is not None and fields["color"]["target_note"] is None
+    assert dict((v, p) for v, p in fields["color"]["target_top"]) == pytest.approx({"red": 0.6, "green": 0.2, "blue": 0.2})
+    assert fields["shape"]["kl_to_target_bits"] is not None
+    assert fields["shape"]["target_note"].startswith("target: the field's own list (adapter './ad/shapes' has no list spec")
+    spec = tmp_path / "two.yaml"
+    spec.write_text("name: two\nsource: {inline: [red, green]}\nprompts: [x]\n")
+    fields = {f["field"]: f for f in analyse(str(out), lists={"color": str(spec)}).summary["fields"]}
+    assert fields["color"]["valid_share"] == 1.0  # blue was valid in this run: still valid
+    assert dict((v, p) for v, p in fields["color"]["target_top"]) == pytest.approx({"red": 0.5, "green": 0.5})

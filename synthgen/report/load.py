@@ -105,6 +105,23 @@ def _target_from_adapter(name: str, template_path: str | None) -> dict | None:
     return None
 
 
+def _target_from_choices(name: str, choices, base: Path) -> dict | None:
+    """The distribution `adapter: auto` trains for: the field's list, with its source's weights
+    where it has them (auto.field_spec: frequency, top TOP_K), else uniform."""
+    from ..auto import TOP_K
+    from ..lists import ListSpec, load_targets
+
+    source = {"inline": choices} if isinstance(choices, list) else dict(choices)
+    for weighting in ("frequency", "uniform"):
+        try:
+            items, p = load_targets(ListSpec(name=name, source=source, prompts=["-"], path=str(base / "template.yaml"),
+                                             weighting=weighting, top_k=TOP_K))
+        except InputError:
+            continue
+        return dict(zip(items, p.tolist()))
+    return None
+
+
 def _list_lookup(ref: str) -> tuple[dict, dict | None]:
     """`builtin:NAME` / a builtin name / a list spec YAML -> (valid lookup, target distribution)."""
     from ..lists import load_spec, load_targets
@@ -154,7 +171,14 @@ def configure(ds: Dataset, fields: list[str] | None = None, lists: dict[str, str
             if m.get("given"):  # a list per record: the target is each record's own list (report/joints.py)
                 spec.conditional = m
             elif m.get("adapter"):
-                spec.target = _target_from_adapter(m["adapter"], tmpl.get("path"))
+                # auto: trained on the field's own list; a named or path adapter: its spec, else the field's list
+                auto = m["adapter"] == "auto"
+                spec.target = None if auto else _target_from_adapter(m["adapter"], tmpl.get("path"))
+                if spec.target is None and m.get("choices") is not None:
+                    spec.target = _target_from_choices(name, m["choices"], Path(tmpl.get("path") or ".").parent)
+                    if spec.target is not None and not auto:
+                        spec.target_note = (f"target: the field's own list (adapter {m['adapter']!r} has no list spec "
+                                            f"{Path(m['adapter']).name}.yaml beside it; --list {name}=SPEC.yaml sets another)")
                 if spec.target is None:
                     spec.target_note = (f"no KL: adapter {m['adapter']!r} has no list spec {Path(m['adapter']).name}.yaml "
                                         f"in an adapters directory; add --list {name}=SPEC.yaml")
@@ -163,9 +187,10 @@ def configure(ds: Dataset, fields: list[str] | None = None, lists: dict[str, str
             words = sorted(len(v.split()) for v in vals) or [0]
             kind = "text" if words[len(words) // 2] > 6 else "categorical"
             spec = FieldSpec(name, kind)
-        if lists and name in lists:
-            spec.valid, spec.target = _list_lookup(lists[name])
-            spec.kind, spec.source = "categorical", f"list {lists[name]}"
+        if lists and name in lists:  # the target; validity stays the template's list where the run had one
+            valid, spec.target = _list_lookup(lists[name])
+            spec.valid = valid if spec.valid is None else spec.valid
+            spec.kind, spec.source, spec.target_note = "categorical", f"list {lists[name]}", None
         if spec.kind == "categorical" and spec.target is None and spec.target_note is None:
             spec.target_note = f"no KL: no adapter or --list {name}=LIST gives a target distribution"
         if (geo and name in geo) or (geo is None and not m and kind == "categorical"
