@@ -157,3 +157,30 @@ def test_bad_ray_shares_are_one_line_errors_before_anything_starts(tmp_path, arg
     r = CliRunner().invoke(cli, ["biographies", "--n", "2", "--out", str(tmp_path / "o.jsonl"), *args])
     assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_configure_sizes_the_actor_pool_from_the_cluster_and_refuses_what_does_not_fit(monkeypatch):
+    """RayPool._configure on a fake cluster: defaults (one actor per core share, or per GPU), explicit
+    shares, and the one-line refusals."""
+    pytest.importorskip("ray.data")
+    from types import SimpleNamespace
+
+    def pool(resources, actors=None, cpus=None, gpus=None):
+        p = object.__new__(RayPool)
+        p.ray = SimpleNamespace(cluster_resources=lambda: resources)
+        p._configure("m", {"max_loras": 3}, actors, cpus, gpus)
+        return p
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    p = pool({"CPU": 8.0})
+    assert (p.actors, p.cpus, p.gpus, p.engine_kwargs) == (4, 2, 0, {"max_loras": 3})  # 8 CPUs / 2 per actor
+    assert (pool({"CPU": 8.0}, cpus=1).actors, pool({"CPU": 8.0}, actors=2, cpus=3).actors) == (8, 2)
+    p = pool({"CPU": 16.0, "GPU": 2.0})
+    assert (p.actors, p.cpus, p.gpus) == (2, 1, 1)  # GPUs present: one per actor, 1 CPU each
+    assert pool({"CPU": 16.0, "GPU": 2.0}, gpus=0.5).actors == 4
+    with pytest.raises(InputError, match=r"3 actors of 4 CPUs do not fit in the cluster \(8 CPUs, 0 GPUs\)"):
+        pool({"CPU": 8.0}, actors=3, cpus=4)
+    with pytest.raises(InputError, match="--cpus-per-actor must be > 0"):
+        pool({"CPU": 8.0}, cpus=0)
+    with pytest.raises(InputError, match="--actors must be >= 1"):
+        pool({"CPU": 8.0}, actors=0)

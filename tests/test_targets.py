@@ -96,9 +96,13 @@ def test_trie_loss_descends_towards_target_entropy(tiny_model):
         loss.backward()
         opt.step()
     entropy = float(-(p_star * np.log(p_star)).sum())
-    assert float(loss) < first and float(loss) < entropy + 0.3
     q = np.exp(lp)
-    assert q.sum() > 0.7 and np.argmax(q) == 0
+    shape = q / q.sum()
+    kl_shape = float((p_star * np.log(p_star / shape)).sum())
+    uniform_kl = float((p_star * np.log(p_star / 0.25)).sum())  # 0.107 nats: what a flat answer would score
+    assert float(loss) < first and float(loss) < entropy + 0.3
+    assert q.sum() > 0.7 and list(np.argsort(-q)) == [0, 1, 2, 3]  # p*'s order, not just its top
+    assert kl_shape < uniform_kl / 5  # measured 0.0035 nats after these 60 steps
 
 
 def test_chunked_packing_gives_the_same_loss_and_gradient(tiny_model):
