@@ -137,8 +137,11 @@ def test_an_interrupted_or_killed_overwrite_on_the_real_engine_leaves_the_old_ou
     t, out, files = _old_run(tmp_path)
     cmd = [sys.executable, "-m", "synthgen", "generate", str(tmp_path / "t.yaml"), "--n", "10", "--out", str(out),
            "--overwrite", "--model", model_dir]
+    # SIGINT's default action in the child: a suite started in the background (nohup, CI) ignores
+    # SIGINT, children inherit that, and Python then installs no KeyboardInterrupt handler
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True,
-                         env={**os.environ, "SYNTHGEN_DTYPE": "float32"})
+                         env={**os.environ, "SYNTHGEN_DTYPE": "float32"},
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     line = ""
     while "starting engine" not in line and time.time() < deadline:

@@ -105,3 +105,8 @@ def test_prefill_starts_the_reply_on_vllm(vllm_engine):
                                 Request(prompt, max_tokens=8, temperature=0.0)])
     assert out[0].prompt_tokens == len(ids) and out[1].prompt_tokens == len(plain)
     assert not out[0].text.startswith("Gender:")  # the completion is what follows the prefill
+    from vllm import SamplingParams
+
+    by_hand = vllm_engine.llm.generate([{"prompt_token_ids": ids}], SamplingParams(max_tokens=8, temperature=0.0),
+                                       use_tqdm=False)[0].outputs[0].text
+    assert out[0].text == by_hand and out[0].text.strip()
