@@ -68,3 +68,12 @@ def test_records_drawn_from_the_real_joint_fit_it(tpath):
     # the marginal target: each record's own list, normalised, averaged over records
     t = mixture_target(rows, META, tpath)
     assert sum(t.values()) == pytest.approx(1.0) and t["Dan"] == pytest.approx(0.25)
+
+
+def test_a_kl_inside_the_target_list_is_not_called_on_target_when_most_values_fall_outside_it():
+    from synthgen.report.glance import kl_verdict
+
+    assert kl_verdict(1.0, 1.0) == "on target (within sampling noise)"
+    assert kl_verdict(1.0, 1.0, off_target=0.02) == "on target (within sampling noise)"
+    assert kl_verdict(1.0, 1.0, off_target=0.956) == ("off target (96% of values outside the target list; "
+                                                      "KL inside it 1.0x the floor)")

@@ -4,8 +4,13 @@ the real-world target gives at the same n, with a plain verdict. The long tables
 from __future__ import annotations
 
 
-def kl_verdict(kl: float, floor: float) -> str:
+OFF_TARGET = 0.05  # more valid values than this outside the target list: KL (computed inside it) is not the story
+
+
+def kl_verdict(kl: float, floor: float, off_target: float | None = None) -> str:
     ratio = kl / floor if floor > 0 else float("inf")
+    if off_target is not None and off_target > OFF_TARGET:
+        return f"off target ({off_target:.0%} of values outside the target list; KL inside it {ratio:.1f}x the floor)"
     if kl <= 1.5 * floor + 0.01:
         return "on target (within sampling noise)"
     if kl <= 3 * floor + 0.05:
@@ -42,7 +47,7 @@ def glance(report: dict) -> dict:
         if f.get("kl_to_target_bits") is not None and f.get("kl_floor_bits") is not None:
             row.update(expected_unique=f["expected_unique"], kl=f["kl_to_target_bits"], floor=f["kl_floor_bits"],
                        target_top=[(v, p) for v, p in f["target_top"][:3]],
-                       verdict=kl_verdict(f["kl_to_target_bits"], f["kl_floor_bits"]) + "; "
+                       verdict=kl_verdict(f["kl_to_target_bits"], f["kl_floor_bits"], f.get("off_target_share")) + "; "
                        + unique_verdict(f["unique"], f["expected_unique"]))
         else:
             row["verdict"] = f.get("target_note") or "no target distribution"
