@@ -22,12 +22,21 @@ BUSY_CORES = 0.5
 
 
 def busy_cores(seconds: float = 0.25) -> float:
-    """Cores' worth of CPU time other processes use right now (this one sleeps while it looks)."""
+    """Cores' worth of CPU time other processes use right now on the cores this process may run on
+    (its affinity: /proc/stat's per-CPU lines), while this one sleeps."""
+    mine = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+
     def sample():
+        total = idle = 0
         with open("/proc/stat") as f:
-            parts = [int(x) for x in f.readline().split()[1:]]
-        idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
-        return sum(parts), idle
+            for line in f:
+                name, *fields = line.split()
+                if not (name.startswith("cpu") and name[3:].isdigit()) or (mine is not None and int(name[3:]) not in mine):
+                    continue
+                parts = [int(x) for x in fields]
+                total += sum(parts)
+                idle += parts[3] + (parts[4] if len(parts) > 4 else 0)
+        return total, idle
 
     try:
         total0, idle0 = sample()
@@ -38,7 +47,7 @@ def busy_cores(seconds: float = 0.25) -> float:
     total = total1 - total0
     if total <= 0:
         return 0.0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = len(mine) if mine is not None else (os.cpu_count() or 1)
     return max(0.0, (total - (idle1 - idle0)) / total * cores)
 
 
