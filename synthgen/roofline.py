@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 
@@ -50,21 +49,13 @@ def _read() -> dict:
 
 def save_entry(model: str, name: str, value: dict) -> Path:
     """Store `value` under this machine, model and `name` (a dtype's ceiling, or "dtype"): atomic update."""
+    from .output import write_json_atomic
+
     path = _file()
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = _read()
     doc[_key(model, name)] = value
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_json_atomic(path, doc)
     return path
 
 

@@ -44,7 +44,7 @@ def _fake_children(monkeypatch, seconds: dict, calls: list):
 @pytest.fixture
 def bf16_cpu(monkeypatch, tmp_path):
     monkeypatch.delenv("SYNTHGEN_DTYPE", raising=False)
-    monkeypatch.setattr(D, "_on_gpu", lambda: False)
+    monkeypatch.setattr(D, "on_gpu", lambda: False)
     monkeypatch.setattr(D, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
     model = tmp_path / "fake-model"
     model.mkdir()
@@ -90,7 +90,7 @@ def test_override_gpu_and_cpus_without_bf16_never_measure(bf16_cpu, monkeypatch)
     monkeypatch.delenv("SYNTHGEN_DTYPE")
     monkeypatch.setattr(D, "cpu_flags", lambda: {"avx2", "fma"})
     assert D.default_dtype(bf16_cpu) == "float32"
-    monkeypatch.setattr(D, "_on_gpu", lambda: True)
+    monkeypatch.setattr(D, "on_gpu", lambda: True)
     assert D.default_dtype(bf16_cpu) == "bfloat16"
     assert calls == [] and load_entry(bf16_cpu, "dtype") is None
 

@@ -64,7 +64,7 @@ def choose(seconds: dict[str, float | None]) -> str:
     return best if ok[best] * MARGIN < ok["float32"] else "float32"
 
 
-def _on_gpu() -> bool:
+def on_gpu() -> bool:
     import torch
 
     return torch.cuda.is_available()
@@ -75,7 +75,7 @@ def default_dtype(model: str | None = None, say=None) -> str:
     value = forced()
     if value:
         return value
-    if _on_gpu():
+    if on_gpu():
         return "bfloat16"
     if not has_bf16_path(cpu_flags()):
         return "float32"

@@ -9,12 +9,9 @@ from ..errors import AdapterError, EngineError
 from ..models import resolve_model, synthgen_home
 from ..targets import render_chat
 from .base import Completion, Progress, Request, check_adapter
+from .dtype import on_gpu as _on_gpu
 
 
-def _on_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _cpu_env() -> None:
