@@ -10,10 +10,9 @@ $SG build-adapter adapters/numbers_1_100.yaml --out adapters/numbers_1_100 --ste
 $SG build-adapter adapters/first_names.yaml --out adapters/first_names --steps 40 --max-targets 300 --objective paper $COMMON
 $SG build-adapter adapters/surnames.yaml --out adapters/surnames --steps 40 --max-targets 300 --objective paper $COMMON
 $SG build-adapter adapters/birth_dates.yaml --out adapters/birth_dates --steps 40 --max-targets 200 --audit-prompts 1 --objective paper $COMMON
-# paper objective: the biography template decodes these inside bigger lists (job_titles, world_cities),
-# and an adapter trained for Q over its own list's trie spreads outside that list there (README, "Trained
-# for which trie"); --objective q needs the generation trie's normaliser first (#24)
-$SG build-adapter adapters/careers.yaml --out adapters/careers --steps 40 --max-targets 300 --objective paper $COMMON
-$SG build-adapter adapters/birth_places.yaml --out adapters/birth_places --steps 100 --max-targets 200 --objective paper $COMMON
+# the Q objective: the biography template decodes these inside exactly their own lists
+# (choices: {spec: careers}); stopped when the loss is within 0.8 % of H(p*) (~0.08 bits at H ~ 10)
+$SG build-adapter adapters/careers.yaml --out adapters/careers --steps 250 --max-targets 300 --gamma 0.008 --objective q $COMMON
+$SG build-adapter adapters/birth_places.yaml --out adapters/birth_places --steps 250 --max-targets 200 --gamma 0.008 --objective q $COMMON
 # conditional: 14 lists (sex x decade) of 500 names, one adapter, trained for the trie sampler (--objective q)
 $SG build-adapter adapters/first_names_by_decade.yaml --out adapters/first_names_by_decade --steps 150 --max-targets 500 --audit-prompts 1 --objective q $COMMON

@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from .choices import choices_spec
 from .errors import InputError
 from .template import Field, Template
 
@@ -38,11 +39,14 @@ def field_spec(template: Template, f: Field):
     from .lists.spec import raw_items
 
     base = Path(template.path).parent if template.path else Path.cwd()
+    spec = choices_spec(f.choices, f"field {f.name!r}", base) if f.kind == "choice" else None
     if f.kind == "date":
         source = {"dates": {"start": f.min, "stop": f.max}}
+    elif spec is not None:  # choices: {spec: NAME}: that list and weighting
+        source, base = spec.source, Path(spec.path).parent
     else:
         source = {"inline": list(f.choices)} if isinstance(f.choices, list) else dict(f.choices)
-    probe = ListSpec(name=f"auto_{f.name}", source=source, prompts=["-"], path=str(base / "template.yaml"))
+    probe = ListSpec(name=f"auto_{f.name}", source=source, prompts=["-"], path=spec.path if spec else str(base / "template.yaml"))
     if f.given:
         source = dict(f.choices)
         probe.source = {**source, "where": {k: v for k, v in source["where"].items() if "{" not in str(v)} or None}
@@ -62,6 +66,9 @@ def field_spec(template: Template, f: Field):
             items = template.field(dep).items()
             values[dep] = items[rng.integers(len(items))]
         prompts.append(f.render(values))
+    if spec is not None:
+        return ListSpec(name=f"auto_{f.name}", source=source, prompts=list(dict.fromkeys(prompts)), path=spec.path,
+                        weighting=spec.weighting, top_k=spec.top_k)
     return ListSpec(name=f"auto_{f.name}", source=source, prompts=list(dict.fromkeys(prompts)), path=probe.path,
                     weighting="uniform" if weights is None else "frequency", top_k=TOP_K)
 

@@ -23,14 +23,41 @@ def templated(value) -> bool:
     return isinstance(value, str) and "{" in value
 
 
+def choices_spec(c, where: str, base: Path):
+    """`choices: {spec: NAME}`: the list spec NAME.yaml beside adapter NAME (or a .yaml path), so
+    the field decodes inside exactly the list its adapter targets (the trie that `--objective q`
+    trained for). None for other forms of `choices`."""
+    from .lists import load_spec
+    from .paths import spec_file
+
+    if not (isinstance(c, dict) and "spec" in c):
+        return None
+    if set(c) != {"spec"} or not isinstance(c["spec"], str) or not c["spec"].strip():
+        raise InputError(f"{where}: `choices: {{spec: NAME}}` takes only a list spec's name or path, got {c!r}")
+    path = spec_file(c["spec"], base / "template.yaml")
+    if path is None:
+        raise InputError(f"{where}: no list spec {c['spec']!r} (looked for {Path(c['spec']).name.removesuffix('.yaml')}.yaml "
+                         "beside the adapters and the template)")
+    spec = load_spec(path)
+    if spec.variables:
+        raise InputError(f"{where}: spec {c['spec']!r} is conditional (variables {', '.join(spec.variables)}); "
+                         "give its source with a `where` on earlier fields instead")
+    return spec
+
+
 def choice_lookup(f, where: str, base: Path, filters: dict | None = None) -> dict:
     """The list as a lookup (casefolded answer -> the list's spelling). `where` entries with
     {placeholders} are replaced by `filters` (their values for one condition), or dropped: the
     union over every condition."""
     from .lists.spec import ListSpec, raw_items
 
+    from .lists import load_targets
+
     c = f.choices
-    if isinstance(c, list):
+    spec = choices_spec(c, where, base)
+    if spec is not None:
+        items, _ = load_targets(spec)
+    elif isinstance(c, list):
         items = [str(i) for i in c]
     elif isinstance(c, dict):
         source = dict(c)

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 import string
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ import yaml
 
 from .choices import choice_lookup, conditional_lookups, templated, clean_answer
 from .errors import InputError, utf8
+from .paths import find_template, resolve_adapter
 
 KINDS = ("choice", "date", "text")
 DECODES = ("constrained", "free")
@@ -281,58 +281,6 @@ _PARSERS = {"choice": _parse_choice, "date": _parse_date, "text": _parse_text}
 
 
 # --- loading ---------------------------------------------------------------------------------
-
-def packaged(kind: str) -> Path:
-    """The templates or adapters shipped inside the package (package data, found with importlib.resources)."""
-    from importlib import resources
-
-    return Path(str(resources.files("synthgen") / kind))
-
-
-def template_dirs() -> list[Path]:
-    """Where a template name is looked up: $SYNTHGEN_TEMPLATES, ./templates, then the packaged ones (yours win)."""
-    dirs = [Path(p) for p in os.environ.get("SYNTHGEN_TEMPLATES", "").split(os.pathsep) if p]
-    return dirs + [Path.cwd() / "templates", packaged("templates")]
-
-
-def find_template(name_or_path: str) -> Path:
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        if not p.is_file():
-            raise InputError(f"template {name_or_path!r} does not exist")
-        return p
-    for d in template_dirs():
-        for ext in (".yaml", ".yml"):
-            if (d / f"{name_or_path}{ext}").is_file():
-                return d / f"{name_or_path}{ext}"
-    raise InputError(f"unknown template {name_or_path!r}: give a YAML path or a name in "
-                     + ", ".join(str(d) for d in template_dirs()))
-
-
-def adapter_dirs(template_path: Path | None) -> list[Path]:
-    """Where an adapter name is looked up: $SYNTHGEN_ADAPTERS, adapters/ beside the template's
-    directory, ./adapters, then the packaged ones (yours win)."""
-    dirs = [Path(p) for p in os.environ.get("SYNTHGEN_ADAPTERS", "").split(os.pathsep) if p]
-    if template_path is not None:
-        dirs.append(template_path.resolve().parent.parent / "adapters")
-    return dirs + [Path.cwd() / "adapters", packaged("adapters")]
-
-
-def resolve_adapter(name: str, template_path: Path | None) -> str:
-    p = Path(name).expanduser()
-    if "/" in name or name.startswith("."):
-        if not p.is_dir():
-            raise InputError(f"adapter {name!r} does not exist")
-        return str(p.resolve())
-    seen = []
-    for d in adapter_dirs(template_path):
-        if (d / name).is_dir():
-            return str((d / name).resolve())
-        if str(d) not in seen:
-            seen.append(str(d))
-    raise InputError(f"unknown adapter {name!r} (looked in {', '.join(seen)}): build it with "
-                     f"`synthgen build-adapter adapters/{name}.yaml --out adapters/{name}` or fix the name")
-
 
 def _number(where, key, value, kind, lo, hi=None):
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or isinstance(value, int))

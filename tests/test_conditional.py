@@ -176,3 +176,49 @@ def test_the_report_opens_with_the_joint_checks_in_a_browser(tmp_path):
                          capture_output=True, text=True, timeout=120).stdout
     assert "At a glance" in dom and dom.index("At a glance") < dom.index("Categorical fields")
     assert "given mostly under another gender" in dom and "top_values.png" in dom
+
+
+SPEC_TEMPLATE = """
+name: t
+fields:
+  - {name: city, kind: choice, choices: {spec: towns}, prompt: "A town?"}
+"""
+
+
+def _spec_dir(tmp_path, extra=""):
+    (tmp_path / "adapters").mkdir()
+    (tmp_path / "adapters" / "towns.yaml").write_text(
+        "name: towns\nsource: {inline: {Ayr: 5, Bude: 3, Cork: 1, Deal: 1}}\nweighting: frequency\ntop_k: 3\n"
+        f"prompts: [\"A town?\"]\n{extra}")
+    (tmp_path / "templates").mkdir()
+    p = tmp_path / "templates" / "t.yaml"
+    p.write_text(SPEC_TEMPLATE)
+    return p
+
+
+def test_choices_from_a_spec_decode_inside_exactly_that_specs_list(tmp_path):
+    """`choices: {spec: NAME}` is the list adapter NAME targets (after its top_k), found beside the
+    adapters; the report's target is that spec's p*, also without an adapter on the field."""
+    from synthgen.report.load import _target_from_choices
+    from synthgen.template import load_template
+
+    t = load_template(_spec_dir(tmp_path))
+    f = t.field("city")
+    assert sorted(f.items()) == ["Ayr", "Bude", "Cork"]  # top_k 3 of 4: Deal is outside
+    assert f.parse("Deal")[0] is None and f.parse("bude")[0] == "Bude"
+    target = _target_from_choices("city", f.choices, tmp_path / "templates")
+    assert target == pytest.approx({"Ayr": 5 / 9, "Bude": 3 / 9, "Cork": 1 / 9})
+
+
+@pytest.mark.parametrize("choices, extra, message", [
+    ("{spec: nowhere}", "", "no list spec 'nowhere'"),
+    ("{spec: towns, where: {a: b}}", "", "takes only a list spec's name or path"),
+    ("{spec: towns}", "variables: {size: [big]}\n", "is conditional"),
+])
+def test_bad_spec_choices_are_one_line_errors(tmp_path, choices, extra, message):
+    from synthgen.template import load_template
+
+    p = _spec_dir(tmp_path, extra)
+    p.write_text(SPEC_TEMPLATE.replace("{spec: towns}", choices))
+    with pytest.raises(InputError, match=message):
+        load_template(p)

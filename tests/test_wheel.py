@@ -44,7 +44,7 @@ def test_wheel_installs_and_generates_from_an_empty_directory(model_dir, tmp_pat
     empty = tmp_path / "empty"
     empty.mkdir()
     env = os.environ | {"SYNTHGEN_HOME": os.environ["SYNTHGEN_HOME"], "PYTHONPATH": ""}
-    where = subprocess.run([str(vpy), "-c", "import synthgen.template as t; print(t.__file__); "
+    where = subprocess.run([str(vpy), "-c", "import synthgen.paths as t; print(t.__file__); "
                             "print(t.find_template('biography')); print(t.packaged('adapters'))"],
                            cwd=empty, env=env, capture_output=True, text=True)
     assert where.returncode == 0, where.stderr[-2000:]

@@ -88,29 +88,32 @@ class FieldSpec:
 
 def _target_from_adapter(name: str, template_path: str | None) -> dict | None:
     from ..lists import load_spec, load_targets
-    from ..template import adapter_dirs
+    from ..paths import spec_file
 
-    if "/" in name or name.startswith("."):  # an adapter given as a path: its spec beside it (build-adapter X.yaml --out X)
-        here = Path(template_path).parent if template_path else Path.cwd()
-        candidates = [Path(name + ".yaml"), here / (name + ".yaml")]
-    else:
-        candidates = [d / f"{name}.yaml" for d in adapter_dirs(Path(template_path) if template_path else None)]
-    for spec_file in candidates:
-        if spec_file.is_file():
-            try:
-                items, p = load_targets(load_spec(spec_file))
-            except InputError:
-                return None
-            return dict(zip(items, p.tolist()))
-    return None
+    path = spec_file(name, Path(template_path) if template_path else None)
+    if path is None:
+        return None
+    try:
+        items, p = load_targets(load_spec(path))
+    except InputError:
+        return None
+    return dict(zip(items, p.tolist()))
 
 
 def _target_from_choices(name: str, choices, base: Path) -> dict | None:
     """The distribution `adapter: auto` trains for: the field's list, with its source's weights
     where it has them (auto.field_spec: frequency, top TOP_K), else uniform."""
     from ..auto import TOP_K
+    from ..choices import choices_spec
     from ..lists import ListSpec, load_targets
 
+    try:
+        spec = choices_spec(choices, name, base)
+    except InputError:
+        return None
+    if spec is not None:  # choices: {spec: NAME}: that spec's own target
+        items, p = load_targets(spec)
+        return dict(zip(items, p.tolist()))
     source = {"inline": choices} if isinstance(choices, list) else dict(choices)
     for weighting in ("frequency", "uniform"):
         try:
