@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synthgen.engine.base import Engine
+
 FIELDS = ["gender", "birth_date", "first_name", "last_name", "birth_place", "career"]
 SYSTEMS = ["base", "base_t1.5", "verbalized", "single", "base_constrained", "synthgen", "synthgen_free", "synthgen_retry"]
 TARGET_SPECS = {"first_name": "first_names", "birth_place": "birth_places", "career": "careers"}
@@ -64,7 +66,7 @@ SINGLE_LABELS = {"gender": "gender", "first name": "first_name", "last name": "l
 JOINT_SPECS = ["first_names", "surnames", "birth_places", "careers"]
 
 
-class Verbalized:
+class Verbalized(Engine):
     """Wraps an engine: list-field requests become 'k candidates with probabilities' requests and
     the completion returned is one candidate drawn by those probabilities (seeded by the request)."""
 

@@ -20,8 +20,10 @@ import json
 import time
 from pathlib import Path
 
+from synthgen.engine.base import Engine
 
-class _BatchOnly:
+
+class _BatchOnly(Engine):
     """The engine with only `generate`: the generator then runs one batch per wave (barriers)."""
 
     def __init__(self, engine):

@@ -163,18 +163,18 @@ def check_targets_cmd(specs, model):
 @click.option("--prompts-per-step", default=2, show_default=True, help="Packed prompt passes per step.")
 @click.option("--max-targets", default=1000, show_default=True, help="Targets per pass; bigger lists are subsampled.")
 @click.option("--gamma", default=0.02, show_default=True, help="Stop early when loss <= (1+gamma)·H(p*).")
-@click.option("--objective", type=click.Choice(["q", "mixed", "paper"]), default="q", show_default=True,
-              help="q: for the trie-constrained sampler's Q (generation's default decode); paper: for free sampling's P; "
-                   "mixed: Q + --mass-weight x P's mass term.")
+@click.option("--objective", type=click.Choice(["q", "mixed", "paper"]), default="q", show_default=True, help="q: for the trie-"
+              "constrained sampler's Q (generation's default decode); paper: for free sampling's P; mixed: Q + --mass-weight x P's mass term.")
 @click.option("--mass-weight", default=0.1, show_default=True, help="--objective mixed: weight of the term that keeps P's mass on the list.")
 @click.option("--seed", default=0, show_default=True, help="Seeds LoRA init and prompt/target sampling.")
 @click.option("--threads", default=None, type=int, help="torch threads (default: all cores).")
 @click.option("--audit-prompts", default=None, type=int, help="Card audit on the first N prompts of each spec (default all).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", help="Training math (auto: bf16 with bf16 units).")
+@click.option("--init", "init_from", type=click.Path(file_okay=False), help="Start from this adapter's weights (e.g. more steps).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (OUT.partial).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter at OUT.")
 def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targets, gamma, objective, mass_weight, seed,
-                  threads, audit_prompts, precision, resume, overwrite):
+                  threads, audit_prompts, precision, init_from, resume, overwrite):
     """Train a diffuse LoRA adapter on one or more list SPECs.
 
     Minimises -Σ p*(t)·log Q(t) (--objective q: Q is what trie-constrained decoding samples; paper:
@@ -193,8 +193,8 @@ def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targ
     from .render import render_card, train_progress
     from .train import TrainConfig, capability_line, check_trainable, train
 
-    cfg = TrainConfig(steps=steps, lr=lr, rank=rank, alpha=2 * rank, prompts_per_step=prompts_per_step, max_targets=max_targets, gamma=gamma,
-                      objective=objective, mass_weight=mass_weight, seed=seed, audit_prompts=audit_prompts, precision=precision)
+    params = click.get_current_context().params  # every training option has its TrainConfig field's name
+    cfg = TrainConfig(alpha=2 * rank, **{k: params[k] for k in TrainConfig.__dataclass_fields__ if k in params})
     loaded = [load_spec(s) for s in specs]
     check_trainable(loaded)  # the lists load (and fail) before the model does
     model_dir = resolve_model(model)

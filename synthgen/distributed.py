@@ -99,8 +99,8 @@ class BlockFiller:
         self.engine, self.template, self.seed, self.kwargs = engine, template, seed, kwargs
         constrained = "constrained" in template.decodes().values()
         self.tries = compile_tries(template, engine.tokenizer) if constrained else {}
-        self.window = kwargs.pop("window", None) or getattr(engine, "max_num_seqs", None) or DEFAULT_WINDOW
-        self.settings = json.dumps({"dtype": getattr(engine, "dtype", None), "window": self.window})
+        self.window = kwargs.pop("window", None) or engine.max_num_seqs or DEFAULT_WINDOW
+        self.settings = json.dumps({"dtype": engine.dtype, "window": self.window})
 
     def __call__(self, batch: dict) -> Iterator[dict]:
         from .generate import local_fill_blocks
@@ -140,6 +140,9 @@ class RayPool:
     cluster's CPUs (GPUs) divided by each actor's share. cpus_per_actor default: this machine's
     cores (one vLLM per CPU node: it uses all of them) or 1 with a GPU; gpus_per_actor default: 1
     where the cluster has GPUs."""
+
+    dtype: str | None = None  # what the actors' engines run with: known from their first records
+    max_num_seqs: int | None = None
 
     def __init__(self, address: str = "local", *, model: str | None = None, engine_kwargs: dict | None = None,
                  actors: int | None = None, cpus_per_actor: float | None = None, gpus_per_actor: float | None = None):
@@ -189,8 +192,6 @@ class RayPool:
                              f"cluster ({total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs): lower --actors or the per-actor share")
         self.cpus, self.gpus = cpus, gpus
         self.model, self.engine_kwargs = model, engine_kwargs or {}
-        self.dtype: str | None = None  # what the actors' engines run with: known from their first records
-        self.max_num_seqs: int | None = None
 
     def fill_blocks(self, template: Template, blocks: list[range], seed: int, *, stats: dict, on_field=None,
                     tries=None, count_from: int = 0, **kwargs) -> Iterator[dict]:

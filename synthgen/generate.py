@@ -31,7 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .engine.base import Engine, Request, derive_seed, stepper
+from .engine.base import BlockEngine, Engine, Request, derive_seed, stepper
 from .errors import InputError
 from .output import FORMATS, Plan, convert, plan_run, read_jsonl, replace_files, run_identity, write_json_atomic
 from .template import Template
@@ -308,11 +308,12 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
                          "synthgen.auto.ensure_auto_adapters(template, model_dir)")
     # an engine with its own fill_blocks (distributed.RayPool) compiles tries and knows its window and
     # dtype only on its workers: they reach `settings` with its first records, checked before any is written
-    fill_blocks = getattr(engine, "fill_blocks", None) or partial(local_fill_blocks, engine)
-    if tries is None and not hasattr(engine, "fill_blocks"):
+    blocks_engine = isinstance(engine, BlockEngine)
+    fill_blocks = engine.fill_blocks if blocks_engine else partial(local_fill_blocks, engine)
+    if tries is None and not blocks_engine:
         tries = compile_tries(template, engine.tokenizer) if "constrained" in template.decodes().values() else {}
-    window = window or getattr(engine, "max_num_seqs", None) or (None if hasattr(engine, "fill_blocks") else DEFAULT_WINDOW)
-    settings = run_settings(template, retries, block_size, getattr(engine, "dtype", None), window)
+    window = window or engine.max_num_seqs or (None if blocks_engine else DEFAULT_WINDOW)
+    settings = run_settings(template, retries, block_size, engine.dtype, window)
     check_settings(plan, settings)
     t0 = time.perf_counter()
     meta = {"identity": plan.identity | {"model": plan.identity.get("model") or engine.model}, "format": plan.fmt,
@@ -346,7 +347,7 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
                 for rec in fill_blocks(template, blocks, seed, stats=stats, use_adapters=use_adapters, retries=retries,
                                        on_field=on_field, fallback=fallback, tries=tries, window=window,
                                        count_from=plan.start):
-                    if settings["dtype"] is None and getattr(engine, "dtype", None) is not None:
+                    if settings["dtype"] is None and engine.dtype is not None:
                         settings.update(dtype=engine.dtype, window=engine.max_num_seqs)  # known from its first records
                         check_settings(plan, settings)
                         if writer.fh is not None or not pending:
@@ -374,7 +375,7 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
                       recomputed=w.recomputed, recomputed_mismatch=w.mismatch, duplicates=w.duplicates)
     from .roofline import load_ceiling, seconds_at_ceiling
 
-    ceiling = load_ceiling(engine.model, getattr(engine, "dtype", None))
+    ceiling = load_ceiling(engine.model, engine.dtype)
     if ceiling is not None and seconds > 0:
         summary.utilisation = round(seconds_at_ceiling(ceiling, summary.prompt_tokens - summary.cached_prompt_tokens,
                                                        summary.tokens) / seconds, 4)
@@ -393,9 +394,7 @@ def local_fill_blocks(engine: Engine, template: Template, blocks: list[range], s
     The engine's prefix cache is emptied first, so a block's batches (and float results) are the
     same whether the run started there (resume), earlier, or on another machine (distributed.py)."""
     for block in blocks:
-        reset = getattr(engine, "reset_prefix_cache", None)
-        if reset:
-            reset()
+        engine.reset_prefix_cache()
         yield from iter_records(template, engine, list(block), seed, **kwargs)
 
 

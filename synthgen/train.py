@@ -64,6 +64,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 10
     audit_prompts: int | None = field(default=None, metadata={"help": "card audit on the first N prompts (default all)"})
+    init_from: str | None = field(default=None, metadata={"help": "start from this adapter's weights (same base, rank)"})
 
     def __post_init__(self):
         if self.audit_prompts is not None and self.audit_prompts < 1:
@@ -229,7 +230,7 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
         torch.manual_seed(cfg.seed)
         lcfg = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=cfg.target_modules, lora_dropout=0.0,
                           bias="none", task_type="CAUSAL_LM")
-        model = get_peft_model(base, lcfg)
+        model = get_peft_model(base, lcfg) if not cfg.init_from else init_adapter(base, cfg, model_path)
         state = None
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
@@ -299,6 +300,10 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
         "config": asdict(cfg), "training_precision": precision, "steps": step, "stopped_early": step < cfg.steps,
         "train_seconds": round(train_seconds, 1), "history": history,
     }
+    if cfg.init_from:  # what the starting adapter had cost, so tables can show the whole
+        first = read_card(cfg.init_from)
+        card["init"] = {"from": str(cfg.init_from), "steps": first.get("steps"), "train_seconds": first.get("train_seconds"),
+                        "objective": first.get("config", {}).get("objective", "paper")}
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp"))
     model.save_pretrained(tmp)
     _to_bf16(tmp / "adapter_model.safetensors")
@@ -307,6 +312,23 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
     replace_files([out], lambda: os.rename(tmp, out))  # an old adapter (--overwrite) goes once the new is in place
     shutil.rmtree(partial, ignore_errors=True)
     return card
+
+
+def init_adapter(base, cfg: TrainConfig, model_path: str):
+    """The adapter at cfg.init_from, trainable, to continue training (another objective, more steps).
+    It must be built for this base model, with this rank and alpha."""
+    from peft import PeftModel
+
+    src = Path(cfg.init_from)
+    card = read_card(src) if src.is_dir() else {}
+    if not card:
+        raise InputError(f"--init {src}: not a synthgen adapter (no {ADAPTER_CARD} there)")
+    if card.get("base_fingerprint") not in (None, model_fingerprint(model_path)):
+        raise InputError(f"--init {src}: that adapter was built for another base model ({card.get('base_model')})")
+    first = card.get("config", {})
+    if (first.get("rank"), first.get("alpha")) != (cfg.rank, cfg.alpha):
+        raise InputError(f"--init {src}: its LoRA rank is {first.get('rank')}; pass --rank {first.get('rank')}")
+    return PeftModel.from_pretrained(base, src, is_trainable=True)
 
 
 def _to_bf16(path: Path) -> None:

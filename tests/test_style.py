@@ -42,3 +42,20 @@ def test_no_module_imports_private_names_from_another():
                         offenders.append(f"{p.relative_to(ROOT)}:{node.lineno}: {'.' * node.level}{node.module or ''} "
                                          f"import {alias.name}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_the_generator_uses_the_engine_protocol_not_probes():
+    """generate.py and distributed.py call what engine.base.Engine declares (BlockEngine and
+    StepEngine for the optional forms): no getattr/hasattr on an engine (issue #26, item 5)."""
+    import re
+
+    from synthgen.distributed import RayPool
+    from synthgen.engine.base import BlockEngine, Engine, FakeEngine, StepEngine
+
+    for name in ("generate.py", "distributed.py", "runner.py"):
+        text = (ROOT / "synthgen" / name).read_text()
+        assert not re.search(r"(getattr|hasattr)\((self\.)?engine\b", text), name
+    fake = FakeEngine()
+    assert isinstance(fake, Engine) and isinstance(fake, StepEngine) and not isinstance(fake, BlockEngine)
+    assert (fake.dtype, fake.max_num_seqs) == (None, None) and fake.reset_prefix_cache() is None
+    assert isinstance(RayPool.__new__(RayPool), BlockEngine)

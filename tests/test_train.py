@@ -159,3 +159,24 @@ def test_adapter_for_another_base_is_refused(numbers_adapter, model_dir, tmp_pat
     (other / "config.json").write_text(json.dumps(cfg))
     r = CliRunner().invoke(cli, ["sample", "hi", "--model", str(other), "--adapter", str(numbers_adapter)])
     assert r.exit_code == 1 and "was trained for base model" in r.output
+
+
+def test_init_continues_from_an_adapters_weights(numbers_adapter, model_dir, tmp_path):
+    """--init starts from a trained adapter: its first step's loss is the trained one's (not the
+    fresh LoRA's), the card records where it started; another rank or a non-adapter is one line."""
+    first = json.loads((numbers_adapter / "synthgen_adapter.json").read_text())
+    out = tmp_path / "more"
+    args = ["build-adapter", "adapters/tasks/numbers_1_10.yaml", "--out", str(out), "--model", model_dir, "--steps", "2",
+            "--prompts-per-step", "1", "--gamma", "0", "--objective", "paper"]
+    r = CliRunner().invoke(cli, args + ["--init", str(numbers_adapter)])
+    assert r.exit_code == 0, r.output
+    card = json.loads((out / "synthgen_adapter.json").read_text())
+    losses = [h["loss"]["numbers_1_10"] for h in first["history"]]
+    started = card["history"][0]["loss"]["numbers_1_10"]
+    assert started < losses[0] - 0.5 and abs(started - min(losses[-3:])) < 0.5, (started, losses)
+    assert card["init"] == {"from": str(numbers_adapter), "steps": 15, "train_seconds": first["train_seconds"],
+                            "objective": "paper"}
+    for extra, message in ((["--init", str(numbers_adapter), "--rank", "4"], "its LoRA rank is 8; pass --rank 8"),
+                           (["--init", str(tmp_path)], "not a synthgen adapter")):
+        r = CliRunner().invoke(cli, args + ["--overwrite"] + extra)
+        assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output

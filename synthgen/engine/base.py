@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 from ..errors import AdapterError
 
@@ -44,16 +44,39 @@ class Completion:
 Progress = Callable[[int], None]  # called with the number of newly finished requests
 
 
+@runtime_checkable
 class Engine(Protocol):
+    """What the generator uses. Engines subclass it for the defaults: no dtype or window known
+    (the generator then uses DEFAULT_WINDOW), no prefix cache to reset, nothing to close."""
+
     model: str
+    dtype: str | None = None  # what it computes in, where synthgen decided it (the run's settings record it)
+    max_num_seqs: int | None = None  # requests it runs at once: the generator keeps that many records in flight
+    tokenizer: Any = None  # the served model's, for decode tries (constrained decoding)
 
     def generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
         """One completion per request, in order."""
         ...
 
-    def close(self) -> None: ...
+    def reset_prefix_cache(self) -> None:
+        """Forget cached prompt blocks between blocks (same batches from any start: generate.py)."""
+
+    def close(self) -> None:
+        """Free what it holds."""
 
 
+@runtime_checkable
+class BlockEngine(Protocol):
+    """An engine that fills whole blocks of records on its own workers (distributed.RayPool): it
+    compiles tries there and learns its dtype and window from their first records."""
+
+    dtype: str | None
+    max_num_seqs: int | None
+
+    def fill_blocks(self, template, blocks: list[range], seed: int, **kwargs) -> Iterator[dict]: ...
+
+
+@runtime_checkable
 class StepEngine(Protocol):
     """The stream form. `submit` queues a request and returns its ticket; `step` runs the engine a
     little (one scheduler iteration for vLLM) and returns the (ticket, completion) pairs that
@@ -84,7 +107,7 @@ class _BatchStepper:
 
 
 def stepper(engine) -> StepEngine:
-    return engine if hasattr(engine, "submit") and hasattr(engine, "step") else _BatchStepper(engine)
+    return engine if isinstance(engine, StepEngine) else _BatchStepper(engine)
 
 
 def derive_seed(*keys: object) -> int:
@@ -150,7 +173,7 @@ class WordTokenizer:
 
 
 @dataclass
-class FakeEngine:
+class FakeEngine(Engine):
     """For unit tests: answers from a queue (or a function of the request), records every request."""
 
     model: str = "fake"
@@ -202,6 +225,3 @@ class FakeEngine:
         node = trie.walk(ids)
         if node < 0 or len(trie.allowed(node)):
             raise AssertionError(f"FakeEngine: {text!r} is not an item of the request's list (decode: constrained)")
-
-    def close(self) -> None:
-        pass

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import EngineError, InputError
-from .base import Completion, Progress, Request
+from .base import Completion, Engine, Progress, Request
 
 MAX_RETRIES = 6  # per request, with exponential backoff (or the server's Retry-After): 429, 5xx, timeouts, resets
 
 
-class OpenAIEngine:
+class OpenAIEngine(Engine):
     """Requests through the `openai` client: timeouts, retries with backoff on 429/5xx/connection
     errors, and one line (EngineError) once a request's retries are spent or a reply is not a
     completion. A retried request carries the same seed, so what is written does not change."""

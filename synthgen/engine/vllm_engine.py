@@ -8,7 +8,7 @@ from typing import Sequence
 from ..errors import AdapterError, EngineError
 from ..models import resolve_model, synthgen_home
 from ..targets import render_chat
-from .base import Completion, Progress, Request, check_adapter
+from .base import Completion, Engine, Progress, Request, check_adapter
 from .dtype import on_gpu as _on_gpu
 
 
@@ -44,7 +44,7 @@ def import_vllm():
     return vllm
 
 
-class VLLMEngine:
+class VLLMEngine(Engine):
     """One `vllm.LLM` per process. Adapters get stable unique integer ids (vLLM keys its cache by id)."""
 
     def __init__(self, model: str | None = None, *, enable_lora: bool = True, max_lora_rank: int = 16,
