@@ -43,7 +43,8 @@ def score(path: str) -> dict:
     cond = conditional_stats(rows, meta_field, tpath)
     names = Counter(r["first_name"] for r in rows if r.get("first_name"))
     fields = {f["field"]: {k: f.get(k) for k in ("valid_share", "unique", "expected_unique", "kl_to_target_bits",
-                                                  "kl_floor_bits")} for f in rep.summary["fields"] if f["kind"] == "categorical"}
+                                                  "kl_floor_bits", "off_target_share", "top")}
+              for f in rep.summary["fields"] if f["kind"] == "categorical"}
     return {"file": path, "records": len(rows), "first_name": cond, "unique_first_names": len(names),
             "top_first_names": names.most_common(5), "fields": fields}
 
@@ -62,10 +63,14 @@ def table(results: list[dict]) -> str:
     rows.append(("KL to own list (floor), bits", [f"{r['first_name']['kl_to_own_list_bits']:.3f} ({r['first_name']['kl_floor_bits']:.3f})"
                                                   if r["first_name"]["kl_to_own_list_bits"] is not None else "-" for r in results]))
     for name in results[0]["fields"]:
-        rows.append((f"{name}: unique / KL→target (floor)", [
-            (lambda f: "-" if not f else f"{f['unique']} / " + ("-" if f.get("kl_to_target_bits") is None else
-                                                               f"{f['kl_to_target_bits']:.3f} ({f['kl_floor_bits']:.3f})"))(r["fields"].get(name))
+        rows.append((f"{name}: unique (a perfect sampler's) / KL→target (floor) / off target", [
+            (lambda f: "-" if not f else f"{f['unique']} ({f['expected_unique'] or 0:.0f}) / " + (
+                "-" if f.get("kl_to_target_bits") is None else f"{f['kl_to_target_bits']:.3f} ({f['kl_floor_bits']:.3f})")
+             + ("" if f.get("off_target_share") is None else f" / {f['off_target_share']:.1%}"))(r["fields"].get(name))
             for r in results]))
+        if name not in ("gender", "birth_date", "first_name"):
+            rows.append((f"{name}: top 3", [", ".join(f"{v} {c}" for v, c, _ in (r["fields"].get(name) or {}).get("top", [])[:3])
+                                            for r in results]))
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join([k, *v]) + " |" for k, v in rows]
     return "\n".join(lines)

@@ -32,7 +32,7 @@ def main():
         size = f"{len(lists)} × {sizes[0]}" if len(lists) > 1 else str(sizes[0])
         stop = "" if card["stopped_early"] else " (cap)"
         print(f"| {card_file.parent.name} | {card['config'].get('objective', 'paper')} | {size} "
-              f"| {mean(lists, 'base', 'kl_q_target_bits')} → **{mean(lists, 'adapter', 'kl_q_target_bits')}** "
+              f"| {mean(lists, 'base', 'kl_q_target_bits')} → **{mean(lists, 'adapter', 'kl_q_target_bits', fmt='.3f')}** "
               f"| {mean(lists, 'adapter', 'q_entropy_bits')} ({np.mean([x['target_entropy_bits'] for x in lists]):.2f}) "
               f"| {mean(lists, 'base', 'q_expected_distinct', '500', '.0f')} → "
               f"**{mean(lists, 'adapter', 'q_expected_distinct', '500', '.0f')}** "

@@ -5,10 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SG=${SG:-.venv/bin/synthgen}
 COMMON="--prompts-per-step 1 --overwrite --seed 0"
-$SG build-adapter adapters/gender.yaml --out adapters/gender --steps 30 --objective paper $COMMON
+# two items: bf16 logits (a step of 1/8 nat at their size) would bias the split, so fp32
+$SG build-adapter adapters/gender.yaml --out adapters/gender --steps 150 --gamma 0.0005 --precision fp32 --objective q $COMMON
 $SG build-adapter adapters/numbers_1_100.yaml --out adapters/numbers_1_100 --steps 60 --objective paper $COMMON
 $SG build-adapter adapters/first_names.yaml --out adapters/first_names --steps 40 --max-targets 300 --objective paper $COMMON
-$SG build-adapter adapters/surnames.yaml --out adapters/surnames --steps 40 --max-targets 300 --objective paper $COMMON
+$SG build-adapter adapters/surnames.yaml --out adapters/surnames --steps 250 --max-targets 300 --gamma 0.008 --objective q $COMMON
 $SG build-adapter adapters/birth_dates.yaml --out adapters/birth_dates --steps 40 --max-targets 200 --audit-prompts 1 --objective paper $COMMON
 # the Q objective: the biography template decodes these inside exactly their own lists
 # (choices: {spec: careers}); stopped when the loss is within 0.8 % of H(p*) (~0.08 bits at H ~ 10)
