@@ -52,8 +52,9 @@ def main():
                    "perplexity_ratio": card["capability"]["perplexity_ratio"]}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print(f"\n{machine()} · {args.steps} steps each, one prompt per step, ≤ {args.max_targets} targets per step, seed 0; "
-          "audit: the spec's first prompt, exact, fp32\n")
+    m = machine()
+    print(f"\n{m.get('cpu')}, {m.get('threads')} threads · {args.steps} steps each, one prompt per step, "
+          f"≤ {args.max_targets} targets per step, seed 0; audit: the spec's first prompt, exact, fp32\n")
     print("| list (targets) | objective | KL(Q‖p*) bits (base → adapter) | H(Q) bits (target) | P's mass on the list "
           "(base → adapter) | KL(p*‖P) bits | train s | perplexity × |")
     print("|---|---|---|---|---|---|---|---|")
