@@ -222,3 +222,16 @@ def test_bad_spec_choices_are_one_line_errors(tmp_path, choices, extra, message)
     p.write_text(SPEC_TEMPLATE.replace("{spec: towns}", choices))
     with pytest.raises(InputError, match=message):
         load_template(p)
+
+
+def test_adapter_auto_on_spec_choices_trains_for_that_specs_list_and_weights(tmp_path):
+    from synthgen.auto import field_spec
+    from synthgen.lists import load_targets
+    from synthgen.template import load_template
+
+    p = _spec_dir(tmp_path)
+    p.write_text(SPEC_TEMPLATE.replace('prompt: "A town?"', 'prompt: "A town?", adapter: auto'))
+    t = load_template(p)
+    spec = field_spec(t, t.field("city"))
+    items, probs = load_targets(spec)
+    assert items == ["Ayr", "Bude", "Cork"] and list(probs) == pytest.approx([5 / 9, 3 / 9, 1 / 9])
