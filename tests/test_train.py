@@ -180,3 +180,21 @@ def test_init_continues_from_an_adapters_weights(numbers_adapter, model_dir, tmp
                            (["--init", str(tmp_path)], "not a synthgen adapter")):
         r = CliRunner().invoke(cli, args + ["--overwrite"] + extra)
         assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output
+
+
+def test_the_stop_rule_confirms_on_the_whole_list_before_it_stops(model_dir, tmp_path):
+    """A loose gamma makes the moving average say "stop" early; training stops only once the exact
+    loss over the whole list (every prompt, no subsample) is within (1+gamma) H(p*), and the card
+    lists each confirmation."""
+    from synthgen.lists import load_spec
+    from synthgen.train import TrainConfig, train
+
+    spec = load_spec("adapters/tasks/numbers_1_10.yaml")
+    cfg = TrainConfig(steps=30, prompts_per_step=1, max_targets=4, gamma=0.15, objective="q")  # 4 of 10 per step
+    card = train(model_dir, [spec], tmp_path / "n", cfg)
+    h = card["lists"][0]["target_entropy_bits"] * __import__("math").log(2)
+    checks = card["stop_checks"]
+    assert checks, "the moving average never asked for a stop"
+    assert all(c["loss"]["numbers_1_10"] > 1.15 * h for c in checks[:-1])
+    if card["stopped_early"]:
+        assert checks[-1]["loss"]["numbers_1_10"] <= 1.15 * h and checks[-1]["step"] == card["steps"]
