@@ -275,9 +275,8 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
     step = step0
     try:
         while step < cfg.steps:
-            if should_stop(ema, tasks, cfg.gamma):  # the moving average says so: confirm on the whole lists
-                with autocast():
-                    exact = {t.spec.name: exact_loss(model, t, cfg.mass_term) for t in tasks}
+            if should_stop(ema, tasks, cfg.gamma):  # the moving average says so: confirm on the whole lists, in fp32
+                exact = {t.spec.name: exact_loss(model, t, cfg.mass_term) for t in tasks}
                 checks.append({"step": step, "loss": exact})
                 ema.update(exact)
                 if should_stop(ema, tasks, cfg.gamma):

