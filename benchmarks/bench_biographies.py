@@ -25,7 +25,7 @@ if __name__ == "__main__":
     args = ap.parse_args()
 
     from synthgen.engine.vllm_engine import VLLMEngine
-    from synthgen.generate import PeakRSS, plan_run, run
+    from synthgen.generate import Fill, PeakRSS, plan_run, run
     from synthgen.template import load_template
 
     tmp = None
@@ -34,7 +34,7 @@ if __name__ == "__main__":
         tmp = tempfile.TemporaryDirectory()
         out = os.path.join(tmp.name, "bios.jsonl")
     t = load_template("biography", use_adapters=not args.no_adapters)
-    plan = plan_run(t, out, args.n, args.seed, use_adapters=not args.no_adapters, overwrite=True)
+    plan = plan_run(t, out, args.n, args.seed, use_adapters=not args.no_adapters, existing="overwrite")
     t0 = time.perf_counter()
     with PeakRSS() as rss:
         engine = VLLMEngine(max_loras=4)
@@ -44,8 +44,7 @@ if __name__ == "__main__":
             el = time.perf_counter() - t0
             print(f"  {k} records in {el:.0f}s ({k / (el - t_start):.2f} records/s after engine start)", flush=True)
 
-        s = run(t, engine, plan, args.n, args.seed, use_adapters=not args.no_adapters, block_size=args.block_size,
-                on_block=on_block)
+        s = run(t, engine, plan, args.n, args.seed, Fill(use_adapters=not args.no_adapters, on_block=on_block), block_size=args.block_size)
         engine.close()
     wall = time.perf_counter() - t0
     gen = s.seconds

@@ -171,7 +171,7 @@ def run_single(template, engine, adapter: str | None, path: Path, n: int, seed: 
     from synthgen.engine import Request, derive_seed
     from synthgen.generate import plan_run, run_identity, write_json_atomic
 
-    meta_path = plan_run(template, path, n, seed, use_adapters=False, overwrite=True).meta_path  # checks `path`
+    meta_path = plan_run(template, path, n, seed, use_adapters=False, existing="overwrite").meta_path  # checks `path`
     records = [{"index": i, "seed": derive_seed(seed, i)} for i in range(n)]
     errors = [{} for _ in range(n)]
     attempts = [{} for _ in range(n)]
@@ -315,7 +315,7 @@ def main():
         ap.error(f"unknown system(s) {', '.join(sorted(set(systems) - set(SYSTEMS)))}: use {', '.join(SYSTEMS)}")
 
     from synthgen.engine.vllm_engine import VLLMEngine
-    from synthgen.generate import plan_run, read_jsonl, run
+    from synthgen.generate import Fill, plan_run, read_jsonl, run
     from synthgen.report import analyse, write_outputs
 
     out = Path(args.out)
@@ -343,8 +343,8 @@ def main():
                     f.temperature = 1.5
             if system == "verbalized":
                 eng = Verbalized(engine, {f.prompt.split("{")[0] for f in t.fields if f.kind == "choice"})
-            s = run(t, eng, plan_run(t, path, args.n, args.seed, use_adapters=use_adapters, overwrite=True),
-                    args.n, args.seed, use_adapters=use_adapters, retries=retries, fallback=fallback)
+            s = run(t, eng, plan_run(t, path, args.n, args.seed, use_adapters=use_adapters, existing="overwrite"),
+                    args.n, args.seed, Fill(use_adapters=use_adapters, retries=retries, fallback=fallback))
             requests, first = s.requests, s.first_try_valid
         seconds = time.perf_counter() - t0
         rows = read_jsonl(path)

@@ -80,7 +80,7 @@ def one(cfg: dict, n: int) -> dict:
 
     scheduler.Scheduler.schedule = schedule
     from synthgen.engine.vllm_engine import VLLMEngine
-    from synthgen.generate import compile_tries, local_fill_blocks
+    from synthgen.generate import Fill, compile_tries, local_fill_blocks
     from synthgen.roofline import load_ceiling, seconds_at_ceiling
     from synthgen.template import load_template
 
@@ -91,7 +91,7 @@ def one(cfg: dict, n: int) -> dict:
     blocks = [range(b, min(n, b + cfg["block"])) for b in range(0, n, cfg["block"])]
     stats: dict = {}
     t0 = time.perf_counter()
-    records = sorted(local_fill_blocks(engine, template, blocks, 0, stats=stats, tries=tries, window=cfg["window"]),
+    records = sorted(local_fill_blocks(engine, template, blocks, 0, Fill(tries=tries, window=cfg["window"]), stats=stats),
                      key=lambda r: r["index"])
     seconds = time.perf_counter() - t0
     steps.append((t0 + seconds, 0, 0))

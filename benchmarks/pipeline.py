@@ -45,7 +45,7 @@ def main():
         ap.error("--n and --rounds must be >= 1")
 
     from synthgen.engine.vllm_engine import VLLMEngine
-    from synthgen.generate import compile_tries, fill_records
+    from synthgen.generate import Fill, compile_tries, fill_records
     from synthgen.roofline import load_ceiling, seconds_at_ceiling
     from synthgen.template import load_template
 
@@ -64,7 +64,7 @@ def main():
             stats: dict = {}
             eng, window = (_BatchOnly(engine), args.n) if mode == "barrier" else (engine, engine.max_num_seqs)
             t = time.perf_counter()
-            recs = fill_records(template, eng, list(range(args.n)), args.seed, stats=stats, tries=tries, window=window)
+            recs = fill_records(template, eng, list(range(args.n)), args.seed, Fill(tries=tries, window=window), stats=stats)
             dt = time.perf_counter() - t
             computed_prompt = stats["prompt_tokens"] - stats["cached_tokens"]
             row = {"round": r, "mode": mode, "seconds": dt, "records_per_s": args.n / dt,

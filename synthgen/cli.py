@@ -189,7 +189,7 @@ def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targ
       synthgen build-adapter adapters/first_names.yaml --out adapters/first_names --resume
     """
     from .lists import load_spec
-    from .models import DEFAULT_MODEL, EMBEDDED, resolve_model
+    from .models import DEFAULT_MODEL, EMBEDDED, resolve_model, set_torch_threads
     from .render import render_card, train_progress
     from .train import TrainConfig, capability_line, check_trainable, train
 
@@ -198,11 +198,12 @@ def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targ
     loaded = [load_spec(s) for s in specs]
     check_trainable(loaded)  # the lists load (and fail) before the model does
     model_dir = resolve_model(model)
+    set_torch_threads(threads)
     bar, on_step = train_progress(steps)
     try:
         with bar:
-            card = train(model_dir, loaded, out, cfg, resume=resume, overwrite=overwrite, threads=threads,
-                         on_step=on_step, base_name=name if (name := model or DEFAULT_MODEL) in EMBEDDED else None)
+            card = train(model_dir, loaded, out, cfg, resume=resume, overwrite=overwrite, on_step=on_step,
+                         base_name=name if (name := model or DEFAULT_MODEL) in EMBEDDED else None)
     except KeyboardInterrupt:
         click.echo("interrupted: checkpoint saved; continue with the same command and --resume", err=True)
         sys.exit(130)
@@ -281,21 +282,20 @@ def _generate_options(f):
     return f
 
 
-def _run_generate(template_ref, n, out, fmt, seed, no_adapters, decode, retries, resume, overwrite, block_size, model,
-                  dtype, engine, endpoint, ray, actors, cpus_per_actor, gpus_per_actor, as_json):
-    if dtype:  # what the engine, the resume check and Ray actors read
-        os.environ["SYNTHGEN_DTYPE"] = dtype
+def _run_generate(template_ref: str, kw: dict) -> None:
+    """`generate`/`biographies`: their click options (names as RunOptions' fields, plus dtype and as_json) run."""
     from .engine import quiet, threads
     from .render import field_progress, render_summary, train_progress
     from .runner import RunOptions, build_auto, execute, prepare
 
+    dtype, as_json, n, out, engine, ray = kw["dtype"], kw["as_json"], kw["n"], kw["out"], kw["engine"], kw["ray"]
+    if dtype:  # what the engine, the resume check and Ray actors read
+        os.environ["SYNTHGEN_DTYPE"] = dtype
+
     threads.configure(say=lambda line: click.echo(line, err=True))  # before torch loads: its OpenMP reads it once
-    prep = prepare(RunOptions(template_ref, n, out, seed=seed, fmt=fmt, no_adapters=no_adapters, decode=decode, retries=retries,
-                              resume=resume, overwrite=overwrite, block_size=block_size, model=model, engine=engine,
-                              endpoints=tuple(endpoint), ray=ray, actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor))
+    prep = prepare(RunOptions.from_options(template_ref, kw))
     if prep.todo == 0:
-        click.echo(f"{out}: already has {prep.plan.start} records (>= --n {n}); nothing to do", err=True)
-        return
+        return click.echo(f"{out}: already has {prep.plan.start} records (>= --n {n}); nothing to do", err=True)
     console = terminal(stderr=True)
     for warning in prep.warnings:
         console.print(f"warning: {warning}", style="yellow", markup=False)
@@ -337,7 +337,7 @@ def generate(template, **kw):
       synthgen generate biography --n 1000 --out bios.jsonl --engine openai --endpoint http://gpu1:8000
       synthgen generate biography --n 100000 --out bios.jsonl --ray auto --block-size 1024   # on a Ray cluster
     """
-    _run_generate(template, **kw)
+    _run_generate(template, kw)
 
 
 @cli.command()
@@ -355,7 +355,7 @@ def biographies(**kw):
       synthgen biographies --n 200 --out bios.parquet --seed 3
       synthgen biographies --n 2000 --out bios.jsonl --ray --actors 2 --cpus-per-actor 1 --block-size 256
     """
-    _run_generate("biography", **kw)
+    _run_generate("biography", kw)
 
 
 @cli.command()

@@ -9,7 +9,7 @@ when the actor runs the same engine (model, dtype, max_num_seqs, threads). Ray D
 blocks (`map_batches` over an actor pool; a lost actor is restarted and its shard retried, Ray
 Data's default); each actor streams its finished records back in index order, CHUNK at a time
 (the same chunks on a retry, as Ray expects of a retried generator), and the driver
-writes them in index order with the local run's writer (generate.OrderedWriter): a record a retried
+writes them in index order with the local run's writer (output.OrderedWriter): a record a retried
 shard makes twice is written once, a killed driver leaves a file that `--resume` finishes.
 
 Why not `ray.data.llm`'s vLLM processor: it sends rows as independent requests to vLLM's async
@@ -86,21 +86,24 @@ class BlockFiller:
     """A Ray Data actor: one synthgen engine; each input row is a block [start, stop) whose records
     it yields in index order as they finish, CHUNK records (one row) at a time."""
 
-    def __init__(self, template: dict, model: str | None, engine_kwargs: dict, seed: int, kwargs: dict, env: dict,
+    def __init__(self, template: dict, model: str | None, engine_kwargs: dict, seed: int, fill, env: dict,
                  engine=None):
+        """`fill`: the driver's generate.Fill without its callbacks and tries (Fill.shippable)."""
         os.environ.update(env)
         template = load_shipped(template)
         if engine is None:
             from .engine import start_engine
 
             engine, _ = start_engine("vllm", model, **engine_kwargs)
+        from dataclasses import replace
+
         from .generate import DEFAULT_WINDOW, compile_tries
 
-        self.engine, self.template, self.seed, self.kwargs = engine, template, seed, kwargs
+        self.engine, self.template, self.seed = engine, template, seed
         constrained = "constrained" in template.decodes().values()
-        self.tries = compile_tries(template, engine.tokenizer) if constrained else {}
-        self.window = kwargs.pop("window", None) or engine.max_num_seqs or DEFAULT_WINDOW
-        self.settings = json.dumps({"dtype": engine.dtype, "window": self.window})
+        self.fill = replace(fill, tries=compile_tries(template, engine.tokenizer) if constrained else {},
+                            window=fill.window or engine.max_num_seqs or DEFAULT_WINDOW)
+        self.settings = json.dumps({"dtype": engine.dtype, "window": self.fill.window})
 
     def __call__(self, batch: dict) -> Iterator[dict]:
         from .generate import local_fill_blocks
@@ -111,8 +114,7 @@ class BlockFiller:
         sent: dict = {}
         done: dict[int, dict] = {}
         nxt = 0  # position in `order` of the next record to send
-        for rec in local_fill_blocks(self.engine, self.template, blocks, self.seed, stats=stats, tries=self.tries,
-                                     window=self.window, **self.kwargs):
+        for rec in local_fill_blocks(self.engine, self.template, blocks, self.seed, self.fill, stats):
             done[rec["index"]] = rec
             # whole chunks of CHUNK records in index order: the same chunks on a retry (Ray matches a
             # retried task's outputs to the first attempt's by position), whatever the timing
@@ -193,16 +195,16 @@ class RayPool:
         self.cpus, self.gpus = cpus, gpus
         self.model, self.engine_kwargs = model, engine_kwargs or {}
 
-    def fill_blocks(self, template: Template, blocks: list[range], seed: int, *, stats: dict, on_field=None,
-                    tries=None, count_from: int = 0, **kwargs) -> Iterator[dict]:
+    def fill_blocks(self, template: Template, blocks: list[range], seed: int, fill, stats: dict) -> Iterator[dict]:
         """Records of `blocks` from the actors as they finish (any order); stats merged into `stats`;
-        `on_field` counted per record on the driver. `tries` are compiled on each actor instead."""
+        `fill.on_field` counted per record on the driver; tries are compiled on each actor instead."""
+        on_field, count_from = fill.on_field, fill.count_from
         if on_field:
             for f in template.fields:
                 on_field(f.name, 0)  # the fields start (progress bars time their rate from here)
         seen: set[str] = set()
         try:
-            for batch in self._batches(template, blocks, seed, dict(kwargs, count_from=count_from)):
+            for batch in self._batches(template, blocks, seed, fill.shippable()):
                 for records, delta, settings in zip(batch["records"], batch["stats"], batch["settings"]):
                     merge_stats(stats, json.loads(delta))
                     if settings not in seen:
@@ -218,7 +220,7 @@ class RayPool:
             cause = str(e).strip().splitlines()[-1] if str(e).strip() else e.__class__.__name__
             raise EngineError(f"the Ray run failed: {cause}") from None
 
-    def _batches(self, template: Template, blocks: list[range], seed: int, kwargs: dict) -> Iterator[dict]:
+    def _batches(self, template: Template, blocks: list[range], seed: int, fill) -> Iterator[dict]:
         """The actors' output chunks (BlockFiller), as Ray Data streams them to the driver."""
         import ray.data
 
@@ -233,7 +235,7 @@ class RayPool:
             out = ds.map_batches(BlockFiller, batch_size=1, compute=ray.data.ActorPoolStrategy(size=self.actors),
                                  num_cpus=self.cpus, num_gpus=self.gpus or None, batch_format="numpy",
                                  fn_constructor_kwargs=dict(template=ship(template), model=self.model,
-                                                            engine_kwargs=self.engine_kwargs, seed=seed, kwargs=kwargs,
+                                                            engine_kwargs=self.engine_kwargs, seed=seed, fill=fill,
                                                             env=self.env))
         finally:
             ctx.target_max_block_size = shaping

@@ -22,21 +22,19 @@ with others is refused.
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
 from .engine.base import BlockEngine, Engine, Request, derive_seed, stepper
 from .errors import InputError
-from .output import FORMATS, Plan, convert, plan_run, read_jsonl, replace_files, run_identity, write_json_atomic
+from .output import FORMATS, OrderedWriter, Plan, RunFiles, plan_run, read_jsonl, run_identity, write_json_atomic
 from .template import Template
 
-__all__ = ["FORMATS", "OrderedWriter", "Plan", "Summary", "check_settings", "compile_tries", "fill_records", "iter_records",
+__all__ = ["FORMATS", "Fill", "OrderedWriter", "Plan", "Summary", "check_settings", "compile_tries", "fill_records", "iter_records",
            "local_fill_blocks", "plan_run", "read_jsonl", "run", "run_identity", "run_settings", "write_json_atomic"]
 
 
@@ -176,133 +174,160 @@ class PeakRSS:
 FieldProgress = Callable[[str, int], None]  # (field name, records newly finished for it)
 
 
-def fill_records(template: Template, engine: Engine, indices: list[int], seed: int, *,
-                 on_record: Callable[[dict], None] | None = None, **kwargs) -> list[dict]:
+@dataclass(frozen=True)
+class Fill:
+    """How records are filled (besides which and with what seed): the options iter_records, the
+    block fillers and `run` share.
+
+    `tries` (compile_tries): field -> decode-trie file; those fields are sampled inside their list.
+    `window`: records in flight (None: the engine's max_num_seqs, else DEFAULT_WINDOW).
+    `fallback(index)` (benchmarks): values that later prompts use where an earlier field is invalid,
+    so each field is judged on its own; the record still stores the invalid field as null.
+    `on_field(field, k)`: k more records finished that field, counted only for records with index >=
+    `count_from` (a resume recomputes a few records it does not write). `on_block(new records)`
+    (`run`): a block was written."""
+
+    use_adapters: bool = True
+    retries: int | None = None  # None: each field's own
+    tries: dict | None = None
+    window: int | None = None
+    fallback: Callable[[int], dict] | None = None
+    on_field: FieldProgress | None = None
+    on_block: Callable[[int], None] | None = None
+    count_from: int = 0
+
+    def shippable(self) -> "Fill":
+        """What a worker on another process needs: no callbacks, tries compiled there."""
+        return replace(self, tries=None, on_field=None, on_block=None)
+
+
+def fill_records(template: Template, engine: Engine, indices: list[int], seed: int, fill: Fill | None = None, *,
+                 stats: dict | None = None, on_record: Callable[[dict], None] | None = None) -> list[dict]:
     """Records for `indices` in index order (iter_records); `on_record(record)` as each finishes."""
     records = []
-    for rec in iter_records(template, engine, indices, seed, **kwargs):
+    for rec in iter_records(template, engine, indices, seed, fill, stats):
         records.append(rec)
         if on_record:
             on_record(rec)
     return sorted(records, key=lambda r: r["index"])
 
 
-def iter_records(template: Template, engine: Engine, indices: list[int], seed: int, *, use_adapters: bool = True,
-                 retries: int | None = None, on_field: FieldProgress | None = None, stats: dict | None = None,
-                 fallback: Callable[[int], dict] | None = None, tries: dict[str, str] | None = None,
-                 window: int = 256, count_from: int = 0) -> Iterator[dict]:
-    """Records for `indices`, yielded as each finishes (any order), pipelined: each record walks its fields in order, and its next request
-    goes to the engine as soon as the previous one is done (a retry at once, with the next attempt's
-    seed), so the batch never waits for a field or a retry tail. At most `window` records are in
-    flight, admitted in index order. The engine's stream form (`submit`/`step`) is used; with an
-    in-process engine the batches, and so the records, depend only on these calls, not on timing.
+def iter_records(template: Template, engine: Engine, indices: list[int], seed: int, fill: Fill | None = None,
+                 stats: dict | None = None) -> Iterator[dict]:
+    """Records for `indices`, yielded as each finishes (any order), pipelined: each record walks its
+    fields in order, and its next request goes to the engine as soon as the previous one is done (a
+    retry at once, with the next attempt's seed), so the batch never waits for a field or a retry
+    tail. At most `fill.window` records are in flight, admitted in index order. The engine's stream
+    form (`submit`/`step`) is used; with an in-process engine the batches, and so the records,
+    depend only on these calls, not on timing. `stats` collects the request and token counts."""
+    pipe = _Pipeline(template, engine, indices, seed, fill or Fill(), stats if stats is not None else {})
+    yield from pipe.records()
 
-    `tries` (compile_tries): field -> decode-trie file; those fields are sampled inside their list.
-    `fallback(index)` (benchmarks): values that later prompts use where an earlier field is invalid,
-    so each field is judged on its own; the record still stores the invalid field as null.
-    `on_field` counts only records with index >= `count_from` (a resume recomputes a few records it
-    does not write)."""
-    stats = stats if stats is not None else {}
-    tries = tries or {}
-    fields = template.fields
-    max_retries = [template.retries_for(f) if retries is None else retries for f in fields]
-    eng = stepper(engine)
-    n = len(indices)
-    records = [{"index": i, "seed": derive_seed(seed, i)} for i in indices]
-    errors: list[dict] = [{} for _ in indices]
-    attempts: list[dict] = [{} for _ in indices]
-    given = [fallback(i) for i in indices] if fallback else None
-    pos = [0] * n  # the field each record is at
-    tries_left = [0] * n  # attempt number at that field
-    inflight: dict[int, int] = {}  # ticket -> record
-    finished: list[dict] = []
-    active = 0
-    first_valid = stats.setdefault("first_valid", {})
-    attempted = stats.setdefault("attempted", {})
 
-    def context(k):  # the values this record's prompts see
-        rec = records[k]
-        return rec if given is None else {**given[k], **{n: v for n, v in rec.items() if v is not None}}
+class _Pipeline:
+    """iter_records' state: per record the field it is at and that field's attempt."""
 
-    def counted(k, name):
-        if on_field and indices[k] >= count_from:
-            on_field(name, 1)
+    def __init__(self, template: Template, engine: Engine, indices: list[int], seed: int, fill: Fill, stats: dict):
+        self.template, self.fields, self.indices, self.fill, self.stats = template, template.fields, indices, fill, stats
+        self.max_retries = [template.retries_for(f) if fill.retries is None else fill.retries for f in self.fields]
+        self.eng = stepper(engine)
+        self.tries = fill.tries or {}
+        self.recs = [{"index": i, "seed": derive_seed(seed, i)} for i in indices]
+        self.errors: list[dict] = [{} for _ in indices]
+        self.attempts: list[dict] = [{} for _ in indices]
+        self.given = [fill.fallback(i) for i in indices] if fill.fallback else None
+        self.pos = [0] * len(indices)  # the field each record is at
+        self.attempt = [0] * len(indices)  # attempt number at that field
+        self.inflight: dict[int, int] = {}  # ticket -> record
+        self.finished: list[dict] = []
+        self.active = 0
+        self.first_valid = stats.setdefault("first_valid", {})
+        self.attempted = stats.setdefault("attempted", {})
 
-    def advance(k):  # submit record k's next request, or finish the record
-        nonlocal active
-        while pos[k] < len(fields):
-            f = fields[pos[k]]
-            ctx = context(k)
+    def records(self) -> Iterator[dict]:
+        n, window = len(self.indices), self.fill.window or DEFAULT_WINDOW
+        if self.fill.on_field:
+            for f in self.fields:
+                self.fill.on_field(f.name, 0)  # the fields start (progress bars time their rate from here)
+        admitted = 0
+        while admitted < n or self.active:
+            while admitted < n and self.active < window:
+                self.active += 1
+                admitted += 1
+                self.advance(admitted - 1)
+            yield from self.flush()
+            if self.inflight:
+                for ticket, out in sorted(self.eng.step(), key=lambda t: t[0]):
+                    self.receive(self.inflight.pop(ticket), out)
+                yield from self.flush()
+
+    def flush(self) -> list[dict]:
+        done, self.finished = self.finished, []
+        return done
+
+    def context(self, k: int) -> dict:  # the values this record's prompts see
+        rec = self.recs[k]
+        return rec if self.given is None else {**self.given[k], **{n: v for n, v in rec.items() if v is not None}}
+
+    def counted(self, k: int, name: str) -> None:
+        if self.fill.on_field and self.indices[k] >= self.fill.count_from:
+            self.fill.on_field(name, 1)
+
+    def advance(self, k: int) -> None:
+        """Submit record k's next request, or finish the record."""
+        while self.pos[k] < len(self.fields):
+            f = self.fields[self.pos[k]]
+            ctx = self.context(k)
             missing = [d for d in f.requires if ctx.get(d) is None]
             if not missing:
-                attempt = tries_left[k]
                 req = Request(prompt=f.render(ctx), max_tokens=f.max_tokens, temperature=f.temperature, top_p=f.top_p,
-                              seed=derive_seed(records[k]["seed"], f.name, attempt),
-                              adapter=f.adapter_path if use_adapters else None, system=template.system,
-                              trie=trie_for(tries, f, ctx))
-                inflight[eng.submit(req)] = k
+                              seed=derive_seed(self.recs[k]["seed"], f.name, self.attempt[k]),
+                              adapter=f.adapter_path if self.fill.use_adapters else None, system=self.template.system,
+                              trie=trie_for(self.tries, f, ctx))
+                self.inflight[self.eng.submit(req)] = k
                 return
-            records[k][f.name] = None
-            errors[k][f.name] = f"needs {missing[0]}, which is invalid"
-            attempts[k][f.name] = 0
-            counted(k, f.name)
-            pos[k] += 1
-        rec = records[k]
-        rec["errors"] = {f.name: errors[k].get(f.name) for f in fields}
-        rec["attempts"] = {f.name: attempts[k].get(f.name, 0) for f in fields}
-        active -= 1
-        finished.append(rec)
+            self.recs[k][f.name] = None
+            self.errors[k][f.name] = f"needs {missing[0]}, which is invalid"
+            self.attempts[k][f.name] = 0
+            self.counted(k, f.name)
+            self.pos[k] += 1
+        rec = self.recs[k]
+        rec["errors"] = {f.name: self.errors[k].get(f.name) for f in self.fields}
+        rec["attempts"] = {f.name: self.attempts[k].get(f.name, 0) for f in self.fields}
+        self.active -= 1
+        self.finished.append(rec)
 
-    if on_field:
-        for f in fields:
-            on_field(f.name, 0)  # the fields start (progress bars time their rate from here)
-    admitted = 0
-    while admitted < n or active:
-        while admitted < n and active < window:
-            active += 1
-            admitted += 1
-            advance(admitted - 1)
-        yield from finished
-        finished.clear()
-        if not inflight:
-            continue
-        for ticket, o in sorted(eng.step(), key=lambda t: t[0]):
-            k = inflight.pop(ticket)
-            f, attempt = fields[pos[k]], tries_left[k]
-            stats["requests"] = stats.get("requests", 0) + 1
-            stats["tokens"] = stats.get("tokens", 0) + o.n_tokens
-            stats["prompt_tokens"] = stats.get("prompt_tokens", 0) + o.prompt_tokens
-            stats["cached_tokens"] = stats.get("cached_tokens", 0) + o.cached_tokens
-            value, reason = f.parse(o.text, o.finish_reason, context(k))
-            attempts[k][f.name] = attempt + 1
-            if attempt == 0:
-                attempted[f.name] = attempted.get(f.name, 0) + 1
-                first_valid[f.name] = first_valid.get(f.name, 0) + (value is not None)
-            if value is None and attempt < max_retries[pos[k]]:
-                tries_left[k] += 1
-            else:
-                records[k][f.name] = value
-                errors[k][f.name] = None if value is not None else f"{reason}: {o.text.strip()[:120]!r}"
-                counted(k, f.name)
-                pos[k] += 1
-                tries_left[k] = 0
-            advance(k)
-        yield from finished
-        finished.clear()
+    def receive(self, k: int, o) -> None:
+        """Record k's answer: parse it, retry or store it, and move on."""
+        f, attempt, stats = self.fields[self.pos[k]], self.attempt[k], self.stats
+        for key, v in (("requests", 1), ("tokens", o.n_tokens), ("prompt_tokens", o.prompt_tokens), ("cached_tokens", o.cached_tokens)):
+            stats[key] = stats.get(key, 0) + v
+        value, reason = f.parse(o.text, o.finish_reason, self.context(k))
+        self.attempts[k][f.name] = attempt + 1
+        if attempt == 0:
+            self.attempted[f.name] = self.attempted.get(f.name, 0) + 1
+            self.first_valid[f.name] = self.first_valid.get(f.name, 0) + (value is not None)
+        if value is None and attempt < self.max_retries[self.pos[k]]:
+            self.attempt[k] += 1
+        else:
+            self.recs[k][f.name] = value
+            self.errors[k][f.name] = None if value is not None else f"{reason}: {o.text.strip()[:120]!r}"
+            self.counted(k, f.name)
+            self.pos[k] += 1
+            self.attempt[k] = 0
+        self.advance(k)
 
 
-def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, use_adapters: bool = True,
-        retries: int | None = None, block_size: int = 1024, on_field: FieldProgress | None = None,
-        on_block: Callable[[int], None] | None = None, fallback: Callable[[int], dict] | None = None,
-        tries: dict[str, str] | None = None, engine_start_seconds: float | None = None,
-        window: int | None = None) -> Summary:
-    """Generate records plan.start..n-1 into plan.stream (append-only), then convert if needed.
+def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, fill: Fill | None = None, *,
+        block_size: int = 1024, engine_start_seconds: float | None = None) -> Summary:
+    """Generate records plan.start..n-1 into plan.stream (append-only, output.RunFiles), then convert if needed.
 
-    `tries`: from compile_tries (the CLI compiles them before the engine starts); else compiled
+    `fill.tries`: from compile_tries (the CLI compiles them before the engine starts); else compiled
     here with the engine's tokenizer."""
+    fill = fill or Fill()
     if block_size < 1:
         raise InputError(f"block size must be >= 1, got {block_size}")
-    unbuilt = [f.name for f in template.fields if use_adapters and f.adapter == "auto" and not f.adapter_path]
+    unbuilt = [f.name for f in template.fields if fill.use_adapters and f.adapter == "auto" and not f.adapter_path]
     if unbuilt:
         raise InputError(f"field(s) {', '.join(unbuilt)} have adapter: auto: build them first with "
                          "synthgen.auto.ensure_auto_adapters(template, model_dir)")
@@ -310,138 +335,73 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, *, us
     # dtype only on its workers: they reach `settings` with its first records, checked before any is written
     blocks_engine = isinstance(engine, BlockEngine)
     fill_blocks = engine.fill_blocks if blocks_engine else partial(local_fill_blocks, engine)
-    if tries is None and not blocks_engine:
-        tries = compile_tries(template, engine.tokenizer) if "constrained" in template.decodes().values() else {}
-    window = window or engine.max_num_seqs or (None if blocks_engine else DEFAULT_WINDOW)
-    settings = run_settings(template, retries, block_size, engine.dtype, window)
+    if fill.tries is None and not blocks_engine and "constrained" in template.decodes().values():
+        fill = replace(fill, tries=compile_tries(template, engine.tokenizer))
+    fill = replace(fill, window=fill.window or engine.max_num_seqs or (None if blocks_engine else DEFAULT_WINDOW),
+                   count_from=plan.start)
+    settings = run_settings(template, fill.retries, block_size, engine.dtype, fill.window)
     check_settings(plan, settings)
     t0 = time.perf_counter()
     meta = {"identity": plan.identity | {"model": plan.identity.get("model") or engine.model}, "format": plan.fmt,
-            "template": template.describe(), "features": template.features(), "settings": settings, "retries": retries, "n": n, "complete": False}
-    # --overwrite: the old stream and metadata stay as they are until the new run has its first record
-    # to write (a failed, interrupted or killed run before that leaves them byte-identical); a Parquet
-    # or HF output stays until the conversion replaces it
-    pending = plan.overwrite and (plan.stream.exists() or plan.meta_path.exists())
-    if plan.start and plan.stream.exists() and plan.stream.stat().st_size != plan.valid_bytes:
-        with open(plan.stream, "r+b") as fh:  # drop the torn line a kill left behind
-            fh.truncate(plan.valid_bytes)
-    if not pending:
-        write_json_atomic(plan.meta_path, meta)
-
-    def open_stream():
-        if pending:
-            replace_files([plan.stream, plan.meta_path], lambda: write_json_atomic(plan.meta_path, meta))
-            plan.stream.touch()
-        return open(plan.stream, "ab")
+            "template": template.describe(), "features": template.features(), "settings": settings, "retries": fill.retries,
+            "n": n, "complete": False}
+    files = RunFiles(plan, meta, block_size)
     stats: dict = {}
-    writer = None
     with PeakRSS() as rss:
         if plan.start < n:
-            block0 = plan.start // block_size * block_size
-            # a resume recomputes its block from the start (same batches as the uninterrupted run) and
-            # writes only what is missing; the recomputed records already on disk are compared, not written
-            on_disk = {r["index"]: r for r in read_jsonl(plan.stream)[block0:]} if plan.start > block0 else {}
-            blocks = [range(b, min(n, b + block_size)) for b in range(block0, n, block_size)]
-            writer = OrderedWriter(open_stream, plan.start, on_disk)
+            # a resume recomputes its block from the start (same batches as the uninterrupted run)
+            blocks = [range(b, min(n, b + block_size)) for b in range(plan.start // block_size * block_size, n, block_size)]
             try:
-                for rec in fill_blocks(template, blocks, seed, stats=stats, use_adapters=use_adapters, retries=retries,
-                                       on_field=on_field, fallback=fallback, tries=tries, window=window,
-                                       count_from=plan.start):
+                for rec in fill_blocks(template, blocks, seed, fill, stats):
                     if settings["dtype"] is None and engine.dtype is not None:
                         settings.update(dtype=engine.dtype, window=engine.max_num_seqs)  # known from its first records
                         check_settings(plan, settings)
-                        if writer.fh is not None or not pending:
-                            write_json_atomic(plan.meta_path, meta)
-                    before = writer.next
-                    writer.add(rec)
-                    if on_block and writer.next // block_size > before // block_size:
-                        on_block(writer.new)
+                        files.save_meta()
+                    before = files.writer.next
+                    files.add(rec)
+                    if fill.on_block and files.writer.next // block_size > before // block_size:
+                        fill.on_block(files.writer.new)
             finally:
-                writer.close()
-        total = max(n, plan.start)
+                files.close()
         valid, skipped = _valid_shares(plan.stream, template) if plan.stream.exists() else ({}, {})
-        if plan.fmt != "jsonl" and plan.stream.exists():
-            convert(plan, meta["features"])
-    seconds = time.perf_counter() - t0
+        files.convert()
+    summary = _summary(template, engine, stats, files.writer, time.perf_counter() - t0,
+                       records=max(n, plan.start), valid=valid, skipped=skipped, peak_rss_gib=rss.peak / 2**30,
+                       out=str(plan.out), engine_start_seconds=engine_start_seconds)
+    files.finish(summary.to_dict())
+    return summary
+
+
+def _summary(template: Template, engine: Engine, stats: dict, writer: OrderedWriter, seconds: float, **known) -> Summary:
+    """The run's Summary from its counters, with utilisation against the ceiling of the engine's dtype."""
+    from .roofline import load_ceiling, seconds_at_ceiling
+
     attempted = stats.get("attempted", {})
     first = {f.name: stats.get("first_valid", {}).get(f.name, 0) / attempted[f.name]
              for f in template.fields if attempted.get(f.name)}
-    w = writer or OrderedWriter(None, plan.start, {})
-    summary = Summary(records=total, new_records=w.new, seconds=seconds, valid=valid, first_try_valid=first,
-                      skipped=skipped,
-                      requests=stats.get("requests", 0), tokens=stats.get("tokens", 0),
-                      peak_rss_gib=rss.peak / 2**30, out=str(plan.out), prompt_tokens=stats.get("prompt_tokens", 0),
-                      cached_prompt_tokens=stats.get("cached_tokens", 0), engine_start_seconds=engine_start_seconds,
-                      recomputed=w.recomputed, recomputed_mismatch=w.mismatch, duplicates=w.duplicates)
-    from .roofline import load_ceiling, seconds_at_ceiling
-
+    summary = Summary(new_records=writer.new, seconds=seconds, first_try_valid=first, requests=stats.get("requests", 0),
+                      tokens=stats.get("tokens", 0), prompt_tokens=stats.get("prompt_tokens", 0),
+                      cached_prompt_tokens=stats.get("cached_tokens", 0), recomputed=writer.recomputed,
+                      recomputed_mismatch=writer.mismatch, duplicates=writer.duplicates, **known)
     ceiling = load_ceiling(engine.model, engine.dtype)
     if ceiling is not None and seconds > 0:
         summary.utilisation = round(seconds_at_ceiling(ceiling, summary.prompt_tokens - summary.cached_prompt_tokens,
                                                        summary.tokens) / seconds, 4)
-    meta.update(complete=True, records=total, summary=summary.to_dict())
-    write_json_atomic(plan.meta_path, meta)
     return summary
 
 
 DEFAULT_WINDOW = 256  # records in flight when the engine does not say (vLLM: its max_num_seqs)
-FSYNC_SECONDS = 2.0  # finished records reach the disk at once (write + flush), and are fsynced at least this often
 
 
-def local_fill_blocks(engine: Engine, template: Template, blocks: list[range], seed: int, **kwargs) -> Iterator[dict]:
+def local_fill_blocks(engine: Engine, template: Template, blocks: list[range], seed: int, fill: Fill | None = None,
+                      stats: dict | None = None) -> Iterator[dict]:
     """Records of each block in turn on `engine`, yielded as they finish (iter_records).
 
     The engine's prefix cache is emptied first, so a block's batches (and float results) are the
     same whether the run started there (resume), earlier, or on another machine (distributed.py)."""
     for block in blocks:
         engine.reset_prefix_cache()
-        yield from iter_records(template, engine, list(block), seed, **kwargs)
-
-
-class OrderedWriter:
-    """Appends records to `fh` in index order as they arrive in any order, from `start` on: each as
-    soon as every record before it is written (write + flush: survives kill -9; fsync at least every
-    FSYNC_SECONDS). Records before `start` (a resume's recomputed block) are compared with `on_disk`,
-    not written; a record that arrives twice (a retried shard) is written once."""
-
-    def __init__(self, fh, start: int, on_disk: dict[int, dict]):
-        """`fh`: an open binary file, or a function that opens it when the first record is written."""
-        self.opener = fh if callable(fh) else None
-        self.fh = None if callable(fh) else fh
-        self.start, self.on_disk, self.next = start, on_disk, start
-        self.ready: dict[int, bytes] = {}
-        self.new = self.recomputed = self.mismatch = self.duplicates = 0
-        self.last_sync = time.monotonic()
-
-    def add(self, rec: dict) -> None:
-        i = rec["index"]
-        if i < self.start:  # on disk already (resume): the recomputation should agree
-            self.recomputed += 1
-            self.mismatch += self.on_disk.get(i) != json.loads(json.dumps(rec, ensure_ascii=False))
-            return
-        if i < self.next or i in self.ready:
-            self.duplicates += 1
-            return
-        self.ready[i] = json.dumps(rec, ensure_ascii=False).encode() + b"\n"
-        lines = []
-        while self.next in self.ready:
-            lines.append(self.ready.pop(self.next))
-            self.next += 1
-        if lines:
-            if self.fh is None:
-                self.fh = self.opener()
-            self.fh.write(b"".join(lines))
-            self.fh.flush()  # in the OS now: survives kill -9
-            self.new += len(lines)
-            if time.monotonic() - self.last_sync >= FSYNC_SECONDS:
-                os.fsync(self.fh.fileno())
-                self.last_sync = time.monotonic()
-
-    def close(self) -> None:
-        if self.fh is not None:
-            os.fsync(self.fh.fileno())
-            if self.opener:
-                self.fh.close()
+        yield from iter_records(template, engine, list(block), seed, fill, stats)
 
 
 def _valid_shares(stream: Path, template: Template) -> tuple[dict[str, float], dict[str, int]]:

@@ -194,7 +194,15 @@ def model_fingerprint(model_dir: str | Path) -> str | None:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_base(model_path: str, threads: int | None = None):
+def set_torch_threads(threads: int | None) -> None:
+    """torch's intra-op threads for training and audits (None: torch's default, all cores)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def load_base(model_path: str):
     """(tokenizer, fp32 causal LM) from a local model directory or a hub id, for training and the
     exact audit; what transformers raises for a broken directory or an unreachable hub is one line."""
     import torch
@@ -202,8 +210,6 @@ def load_base(model_path: str, threads: int | None = None):
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    if threads:
-        torch.set_num_threads(threads)
     try:
         tok = AutoTokenizer.from_pretrained(model_path)
         # fp32: bf16 autocast was not faster on CPU and moved log-probs by up to 0.55 nats (FACTS.md)

@@ -1,4 +1,5 @@
 """Where a run writes: the plan (output, stream, metadata; made before any engine starts), the
+run's files from first write to last (RunFiles: safe overwrite, resume, the ordered writer), the
 append-only JSONL stream and its resume scan, atomic metadata writes, and the typed conversion to
 Parquet or a Hugging Face `datasets` directory.
 
@@ -14,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,14 +48,19 @@ def run_identity(template: Template, seed: int, model: str | None, use_adapters:
             "decode": template.decodes()}
 
 
+EXISTING = ("refuse", "resume", "overwrite")  # what a run does with an output that exists
+
+
 def plan_run(template: Template, out: str | Path, n: int, seed: int, *, fmt: str = "jsonl", model: str | None = None,
-             use_adapters: bool = True, resume: bool = False, overwrite: bool = False) -> Plan:
+             use_adapters: bool = True, existing: str = "refuse") -> Plan:
+    """`existing`: refuse an output that exists, resume it (--resume) or replace it (--overwrite)."""
     if not isinstance(n, int) or n < 1:
         raise InputError(f"--n must be >= 1, got {n}")
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
-    if resume and overwrite:
-        raise InputError("--resume and --overwrite contradict each other: pick one")
+    if existing not in EXISTING:
+        raise InputError(f"existing={existing!r}: use one of {', '.join(EXISTING)}")
+    resume, overwrite = existing == "resume", existing == "overwrite"
     out = Path(out)
     stream = out if fmt == "jsonl" else Path(f"{out}.stream.jsonl")
     meta_path = Path(f"{out}.meta.json")
@@ -258,3 +265,99 @@ def convert(plan: Plan, features: dict) -> None:
     else:
         os.replace(tmp, plan.out)
     plan.stream.unlink()
+
+
+FSYNC_SECONDS = 2.0  # finished records reach the disk at once (write + flush), and are fsynced at least this often
+
+
+class RunFiles:
+    """One run's files from its first write to its last: the metadata, the append-only stream and
+    the conversion. `--overwrite`: the old stream and metadata stay byte-identical until the new run
+    has its first record to write (a failed, interrupted or killed run before that leaves them as
+    they were); a Parquet or HF output stays until the conversion replaces it. A resume first drops
+    the torn line a kill left behind; the records of its recomputed block that are already on disk
+    are compared, not written (`OrderedWriter`)."""
+
+    def __init__(self, plan: Plan, meta: dict, block_size: int):
+        self.plan, self.meta = plan, meta
+        self.pending = plan.overwrite and (plan.stream.exists() or plan.meta_path.exists())
+        if plan.start and plan.stream.exists() and plan.stream.stat().st_size != plan.valid_bytes:
+            with open(plan.stream, "r+b") as fh:
+                fh.truncate(plan.valid_bytes)
+        if not self.pending:
+            write_json_atomic(plan.meta_path, meta)
+        block0 = plan.start // block_size * block_size
+        on_disk = {r["index"]: r for r in read_jsonl(plan.stream)[block0:]} if plan.start > block0 else {}
+        self.writer = OrderedWriter(self._open, plan.start, on_disk)
+
+    def _open(self):
+        if self.pending:
+            replace_files([self.plan.stream, self.plan.meta_path], lambda: write_json_atomic(self.plan.meta_path, self.meta))
+            self.plan.stream.touch()
+        return open(self.plan.stream, "ab")
+
+    def add(self, rec: dict) -> None:
+        self.writer.add(rec)
+
+    def save_meta(self) -> None:
+        """The metadata changed before the run ended (settings learnt from an engine's first records)."""
+        if self.writer.fh is not None or not self.pending:
+            write_json_atomic(self.plan.meta_path, self.meta)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def convert(self) -> None:
+        """The finished stream to Parquet or HF, where the run asked for it."""
+        if self.plan.fmt != "jsonl" and self.plan.stream.exists():
+            convert(self.plan, self.meta["features"])
+
+    def finish(self, summary: dict) -> None:
+        self.meta.update(complete=True, records=summary["records"], summary=summary)
+        write_json_atomic(self.plan.meta_path, self.meta)
+
+
+class OrderedWriter:
+    """Appends records to `fh` in index order as they arrive in any order, from `start` on: each as
+    soon as every record before it is written (write + flush: survives kill -9; fsync at least every
+    FSYNC_SECONDS). Records before `start` (a resume's recomputed block) are compared with `on_disk`,
+    not written; a record that arrives twice (a retried shard) is written once."""
+
+    def __init__(self, fh, start: int, on_disk: dict[int, dict]):
+        """`fh`: an open binary file, or a function that opens it when the first record is written."""
+        self.opener = fh if callable(fh) else None
+        self.fh = None if callable(fh) else fh
+        self.start, self.on_disk, self.next = start, on_disk, start
+        self.ready: dict[int, bytes] = {}
+        self.new = self.recomputed = self.mismatch = self.duplicates = 0
+        self.last_sync = time.monotonic()
+
+    def add(self, rec: dict) -> None:
+        i = rec["index"]
+        if i < self.start:  # on disk already (resume): the recomputation should agree
+            self.recomputed += 1
+            self.mismatch += self.on_disk.get(i) != json.loads(json.dumps(rec, ensure_ascii=False))
+            return
+        if i < self.next or i in self.ready:
+            self.duplicates += 1
+            return
+        self.ready[i] = json.dumps(rec, ensure_ascii=False).encode() + b"\n"
+        lines = []
+        while self.next in self.ready:
+            lines.append(self.ready.pop(self.next))
+            self.next += 1
+        if lines:
+            if self.fh is None:
+                self.fh = self.opener()
+            self.fh.write(b"".join(lines))
+            self.fh.flush()  # in the OS now: survives kill -9
+            self.new += len(lines)
+            if time.monotonic() - self.last_sync >= FSYNC_SECONDS:
+                os.fsync(self.fh.fileno())
+                self.last_sync = time.monotonic()
+
+    def close(self) -> None:
+        if self.fh is not None:
+            os.fsync(self.fh.fileno())
+            if self.opener:
+                self.fh.close()

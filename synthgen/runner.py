@@ -9,11 +9,11 @@ biographies` share, and the library entry point for the same thing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 from .errors import InputError
-from .generate import FieldProgress, Summary, check_settings, compile_tries, plan_run, run, run_settings
+from .generate import FieldProgress, Fill, Summary, check_settings, compile_tries, plan_run, run, run_settings
 from .output import Plan
 from .template import Template
 
@@ -38,6 +38,12 @@ class RunOptions:
     actors: int | None = None
     cpus_per_actor: float | None = None
     gpus_per_actor: float | None = None
+
+    @classmethod
+    def from_options(cls, template: str, options: dict) -> "RunOptions":
+        """From the CLI's options, named as the fields (--endpoint: repeatable; others are ignored)."""
+        given = {f.name: options[f.name] for f in fields(cls) if f.name in options and f.name != "endpoints"}
+        return cls(template, **given, endpoints=tuple(options.get("endpoint", ())))
 
 
 @dataclass
@@ -69,6 +75,8 @@ def prepare(opts: RunOptions) -> Prepared:
     from .template import load_template
 
     fmt = opts.fmt or output_format(opts.out)
+    if opts.resume and opts.overwrite:
+        raise InputError("--resume and --overwrite contradict each other: pick one")
     if opts.retries is not None and opts.retries < 0:
         raise InputError(f"--retries must be >= 0, got {opts.retries}")
     if opts.block_size < 1:
@@ -108,7 +116,7 @@ def prepare(opts: RunOptions) -> Prepared:
     else:
         kwargs["endpoints"] = tuple(opts.endpoints)
     plan = plan_run(template, opts.out, opts.n, opts.seed, fmt=fmt, model=model if opts.engine == "vllm" else None,
-                    use_adapters=not opts.no_adapters, resume=opts.resume, overwrite=opts.overwrite)
+                    use_adapters=not opts.no_adapters, existing="resume" if opts.resume else "overwrite" if opts.overwrite else "refuse")
     if plan.start:  # a resume with options that change records fails here, before the engine starts
         check_settings(plan, run_settings(template, opts.retries, opts.block_size, dtype))
     warnings = free_decoding_warnings(template)
@@ -170,7 +178,7 @@ def execute(prep: Prepared, on_field: FieldProgress | None = None) -> Summary:
         eng, started = start_engine(o.engine, prep.model, **prep.engine_kwargs)
     try:
         # tries None (a remote engine): `run` compiles them with the engine's tokenizer
-        return run(prep.template, eng, prep.plan, o.n, o.seed, use_adapters=not o.no_adapters, retries=o.retries,
-                   block_size=o.block_size, on_field=on_field, tries=prep.tries, engine_start_seconds=round(started, 1))
+        fill = Fill(use_adapters=not o.no_adapters, retries=o.retries, on_field=on_field, tries=prep.tries)
+        return run(prep.template, eng, prep.plan, o.n, o.seed, fill, block_size=o.block_size, engine_start_seconds=round(started, 1))
     finally:
         eng.close()

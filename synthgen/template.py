@@ -301,17 +301,12 @@ def _iso(where, key, value):
 
 
 def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Template:
+    """A template by name (templates/) or path, every key checked: one-line errors naming the file,
+    the field and the key."""
     path = find_template(str(name_or_path))
     raw = path.read_bytes()
-    try:
-        data = yaml.safe_load(utf8(raw, f"template {str(path)!r}"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(f"template {str(path)!r} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
     where = f"template {str(path)!r}"
-    if not isinstance(data, dict):
-        raise InputError(f"{where} must be a YAML mapping with name and fields")
+    data = _read_yaml(raw, where)
     unknown = sorted(set(data) - _TEMPLATE_KEYS)
     if unknown:
         raise InputError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_TEMPLATE_KEYS))})")
@@ -325,115 +320,148 @@ def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Tem
     system = data.get("system")
     if system is not None and not isinstance(system, str):
         raise InputError(f"{where}: `system` must be a string")
-
     fields: list[Field] = []
     for i, fr in enumerate(fields_raw):
-        if not isinstance(fr, dict):
-            raise InputError(f"{where}: field {i + 1} must be a mapping")
-        fname = fr.get("name")
-        fwhere = f"{where}, field {fname or i + 1!r}"
-        unknown = sorted(set(fr) - _FIELD_KEYS)
-        if unknown:
-            raise InputError(f"{fwhere}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_FIELD_KEYS))})")
-        if not isinstance(fname, str) or not fname.isidentifier():
-            raise InputError(f"{fwhere}: `name` must be an identifier (letters, digits, _)")
-        if fname in RESERVED:
-            raise InputError(f"{fwhere}: the name {fname!r} is reserved ({', '.join(sorted(RESERVED))})")
-        if any(f.name == fname for f in fields):
-            raise InputError(f"{fwhere}: duplicate field name")
-        kind = fr.get("kind")
-        if kind not in KINDS:
-            raise InputError(f"{fwhere}: `kind` must be one of {', '.join(KINDS)}, got {kind!r}")
-        prompt = fr.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise InputError(f"{fwhere}: `prompt` must be a non-empty string")
-        try:
-            refs = [r for _, r, _, _ in string.Formatter().parse(prompt) if r is not None]
-        except ValueError as e:
-            raise InputError(f"{fwhere}: bad placeholder in prompt ({e}); write {{{{ and }}}} for literal braces") from None
-        earlier = [f.name for f in fields]
-        for r in refs:
-            if r not in earlier:
-                later = any(isinstance(x, dict) and x.get("name") == r for x in fields_raw)
-                raise InputError(f"{fwhere}: prompt refers to {{{r}}}, which is "
-                                 + ("a later field: fields are filled in order" if later else "not a field")
-                                 + (f" (earlier fields: {', '.join(earlier)})" if earlier else ""))
-        f = Field(name=fname, kind=kind, prompt=prompt, depends=tuple(dict.fromkeys(refs)),
-                  choices=fr.get("choices"), description=str(fr.get("description", "")))
-        f.max_tokens = fr.get("max_tokens", _DEFAULT_MAX_TOKENS[kind])
-        _number(fwhere, "max_tokens", f.max_tokens, int, 1, 4096)
-        f.temperature = fr.get("temperature", 1.0)
-        _number(fwhere, "temperature", f.temperature, float, 0, 10)
-        f.top_p = fr.get("top_p", 1.0)
-        _number(fwhere, "top_p", f.top_p, float, 0.0001, 1)
-        f.retries = fr.get("retries")
-        if f.retries is not None:
-            _number(fwhere, "retries", f.retries, int, 0, 100)
-        if kind == "choice":
-            f.value_map = fr.get("map") or {}
-            if not isinstance(f.value_map, dict):
-                raise InputError(f"{fwhere}: `map` must be a mapping field -> {{value: spelling}}")
-            c = f.choices
-            if isinstance(c, dict) and isinstance(c.get("where"), dict) and any(map(templated, c["where"].values())):
-                f._lookups = conditional_lookups(f, fwhere, path.parent, fields)
-                f._lookup = {k: v for lk in f._lookups.values() for k, v in lk.items()}
-            else:
-                if f.value_map:
-                    raise InputError(f"{fwhere}: `map` needs a `where` with {{placeholders}} in `choices`")
-                f._lookup = choice_lookup(f, fwhere, path.parent)
-            f.match = fr.get("match", "exact")
-            if f.match not in ("exact", "place"):
-                raise InputError(f"{fwhere}: `match` must be exact or place, got {f.match!r}")
-        elif "choices" in fr or "match" in fr or "map" in fr:
-            raise InputError(f"{fwhere}: `choices`, `map` and `match` are only for kind: choice")
-        if kind == "date":
-            f.min, f.max = _iso(fwhere, "min", fr.get("min")), _iso(fwhere, "max", fr.get("max"))
-            if f.min and f.max and f.min > f.max:
-                raise InputError(f"{fwhere}: `min` {f.min} is after `max` {f.max}")
-        elif "min" in fr or "max" in fr:
-            raise InputError(f"{fwhere}: `min`/`max` are only for kind: date")
-        if kind == "text":
-            f.min_words = fr.get("min_words", 1)
-            _number(fwhere, "min_words", f.min_words, int, 0)
-            f.max_words = fr.get("max_words")
-            if f.max_words is not None:
-                _number(fwhere, "max_words", f.max_words, int, max(1, f.min_words))
-            f.sentences = fr.get("sentences")
-            if f.sentences is not None:
-                _number(fwhere, "sentences", f.sentences, int, 1)
-            reject = fr.get("reject", [])
-            if not isinstance(reject, list) or not all(isinstance(r, str) for r in reject):
-                raise InputError(f"{fwhere}: `reject` must be a list of regular expressions")
-            try:
-                f._reject_re = [re.compile(r, re.IGNORECASE) for r in reject]
-            except re.error as e:
-                raise InputError(f"{fwhere}: bad `reject` pattern ({e})") from None
-            f.reject = reject
-        elif any(k in fr for k in ("min_words", "max_words", "sentences", "reject")):
-            raise InputError(f"{fwhere}: min_words/max_words/sentences/reject are only for kind: text")
-        f.decode = fr.get("decode", "free" if kind == "text" else "constrained")
-        if f.decode not in DECODES:
-            raise InputError(f"{fwhere}: `decode` must be constrained or free, got {f.decode!r}")
-        if f.decode == "constrained" and kind == "text":
-            raise InputError(f"{fwhere}: `decode: constrained` is for choice and date fields (text is free)")
-        if f.decode == "constrained" and kind == "date" and not (f.min and f.max):
-            if "decode" in fr:
-                raise InputError(f"{fwhere}: constrained decoding of a date needs `min` and `max` (or decode: free)")
-            f.decode = "free"  # an open date range has no list to constrain to
-        adapter = fr.get("adapter")
-        if adapter is not None:
-            if not isinstance(adapter, str) or not adapter.strip():
-                raise InputError(f"{fwhere}: `adapter` must be an adapter name or path")
-            f.adapter = adapter
-            if adapter == "auto":  # built (once, cached) before generation: synthgen.auto
-                if kind == "text" or (kind == "date" and not (f.min and f.max)):
-                    raise InputError(f"{fwhere}: adapter: auto needs a list: a choice field or a date with min and max")
-                if kind == "choice" and not f.given and len(f._lookup) < 2:  # (one value of a conditional list may be 1)
-                    raise InputError(f"{fwhere}: adapter: auto needs at least 2 choices to spread over (build-adapter refuses 1)")
-            elif use_adapters:
-                f.adapter_path = resolve_adapter(adapter, path)
+        f, fwhere = _field_head(fr, i, fields, fields_raw, where)
+        _field_kind(f, fr, fwhere, path, fields)
+        _field_decode(f, fr, fwhere, path, use_adapters)
         fields.append(f)
-
     digest = hashlib.sha256(raw).hexdigest()[:16]
     return Template(name=data["name"], fields=fields, system=system, retries=retries,
                     description=str(data.get("description", "")), path=str(path), digest=digest)
+
+
+def _read_yaml(raw: bytes, where: str) -> dict:
+    try:
+        data = yaml.safe_load(utf8(raw, where))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise InputError(f"{where} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{where} must be a YAML mapping with name and fields")
+    return data
+
+
+def _field_head(fr, i: int, fields: list[Field], fields_raw: list, where: str) -> tuple[Field, str]:
+    """A field's name, kind, prompt (its placeholders: earlier fields only) and sampling numbers."""
+    if not isinstance(fr, dict):
+        raise InputError(f"{where}: field {i + 1} must be a mapping")
+    fname = fr.get("name")
+    fwhere = f"{where}, field {fname or i + 1!r}"
+    unknown = sorted(set(fr) - _FIELD_KEYS)
+    if unknown:
+        raise InputError(f"{fwhere}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_FIELD_KEYS))})")
+    if not isinstance(fname, str) or not fname.isidentifier():
+        raise InputError(f"{fwhere}: `name` must be an identifier (letters, digits, _)")
+    if fname in RESERVED:
+        raise InputError(f"{fwhere}: the name {fname!r} is reserved ({', '.join(sorted(RESERVED))})")
+    if any(f.name == fname for f in fields):
+        raise InputError(f"{fwhere}: duplicate field name")
+    kind = fr.get("kind")
+    if kind not in KINDS:
+        raise InputError(f"{fwhere}: `kind` must be one of {', '.join(KINDS)}, got {kind!r}")
+    prompt = fr.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError(f"{fwhere}: `prompt` must be a non-empty string")
+    try:
+        refs = [r for _, r, _, _ in string.Formatter().parse(prompt) if r is not None]
+    except ValueError as e:
+        raise InputError(f"{fwhere}: bad placeholder in prompt ({e}); write {{{{ and }}}} for literal braces") from None
+    earlier = [f.name for f in fields]
+    for r in refs:
+        if r not in earlier:
+            later = any(isinstance(x, dict) and x.get("name") == r for x in fields_raw)
+            raise InputError(f"{fwhere}: prompt refers to {{{r}}}, which is "
+                             + ("a later field: fields are filled in order" if later else "not a field")
+                             + (f" (earlier fields: {', '.join(earlier)})" if earlier else ""))
+    f = Field(name=fname, kind=kind, prompt=prompt, depends=tuple(dict.fromkeys(refs)),
+              choices=fr.get("choices"), description=str(fr.get("description", "")))
+    f.max_tokens = fr.get("max_tokens", _DEFAULT_MAX_TOKENS[kind])
+    _number(fwhere, "max_tokens", f.max_tokens, int, 1, 4096)
+    f.temperature = fr.get("temperature", 1.0)
+    _number(fwhere, "temperature", f.temperature, float, 0, 10)
+    f.top_p = fr.get("top_p", 1.0)
+    _number(fwhere, "top_p", f.top_p, float, 0.0001, 1)
+    f.retries = fr.get("retries")
+    if f.retries is not None:
+        _number(fwhere, "retries", f.retries, int, 0, 100)
+    return f, fwhere
+
+
+def _field_kind(f: Field, fr: dict, fwhere: str, path: Path, fields: list[Field]) -> None:
+    """The keys of one kind: a choice's list (maybe conditional), a date's range, a text's checks."""
+    kind = f.kind
+    if kind == "choice":
+        f.value_map = fr.get("map") or {}
+        if not isinstance(f.value_map, dict):
+            raise InputError(f"{fwhere}: `map` must be a mapping field -> {{value: spelling}}")
+        c = f.choices
+        if isinstance(c, dict) and isinstance(c.get("where"), dict) and any(map(templated, c["where"].values())):
+            f._lookups = conditional_lookups(f, fwhere, path.parent, fields)
+            f._lookup = {k: v for lk in f._lookups.values() for k, v in lk.items()}
+        else:
+            if f.value_map:
+                raise InputError(f"{fwhere}: `map` needs a `where` with {{placeholders}} in `choices`")
+            f._lookup = choice_lookup(f, fwhere, path.parent)
+        f.match = fr.get("match", "exact")
+        if f.match not in ("exact", "place"):
+            raise InputError(f"{fwhere}: `match` must be exact or place, got {f.match!r}")
+    elif "choices" in fr or "match" in fr or "map" in fr:
+        raise InputError(f"{fwhere}: `choices`, `map` and `match` are only for kind: choice")
+    if kind == "date":
+        f.min, f.max = _iso(fwhere, "min", fr.get("min")), _iso(fwhere, "max", fr.get("max"))
+        if f.min and f.max and f.min > f.max:
+            raise InputError(f"{fwhere}: `min` {f.min} is after `max` {f.max}")
+    elif "min" in fr or "max" in fr:
+        raise InputError(f"{fwhere}: `min`/`max` are only for kind: date")
+    if kind == "text":
+        _text_checks(f, fr, fwhere)
+    elif any(k in fr for k in ("min_words", "max_words", "sentences", "reject")):
+        raise InputError(f"{fwhere}: min_words/max_words/sentences/reject are only for kind: text")
+
+
+def _text_checks(f: Field, fr: dict, fwhere: str) -> None:
+    f.min_words = fr.get("min_words", 1)
+    _number(fwhere, "min_words", f.min_words, int, 0)
+    f.max_words = fr.get("max_words")
+    if f.max_words is not None:
+        _number(fwhere, "max_words", f.max_words, int, max(1, f.min_words))
+    f.sentences = fr.get("sentences")
+    if f.sentences is not None:
+        _number(fwhere, "sentences", f.sentences, int, 1)
+    reject = fr.get("reject", [])
+    if not isinstance(reject, list) or not all(isinstance(r, str) for r in reject):
+        raise InputError(f"{fwhere}: `reject` must be a list of regular expressions")
+    try:
+        f._reject_re = [re.compile(r, re.IGNORECASE) for r in reject]
+    except re.error as e:
+        raise InputError(f"{fwhere}: bad `reject` pattern ({e})") from None
+    f.reject = reject
+
+
+def _field_decode(f: Field, fr: dict, fwhere: str, path: Path, use_adapters: bool) -> None:
+    """How the field decodes (constrained inside its list, or free) and through which adapter."""
+    kind = f.kind
+    f.decode = fr.get("decode", "free" if kind == "text" else "constrained")
+    if f.decode not in DECODES:
+        raise InputError(f"{fwhere}: `decode` must be constrained or free, got {f.decode!r}")
+    if f.decode == "constrained" and kind == "text":
+        raise InputError(f"{fwhere}: `decode: constrained` is for choice and date fields (text is free)")
+    if f.decode == "constrained" and kind == "date" and not (f.min and f.max):
+        if "decode" in fr:
+            raise InputError(f"{fwhere}: constrained decoding of a date needs `min` and `max` (or decode: free)")
+        f.decode = "free"  # an open date range has no list to constrain to
+    adapter = fr.get("adapter")
+    if adapter is None:
+        return
+    if not isinstance(adapter, str) or not adapter.strip():
+        raise InputError(f"{fwhere}: `adapter` must be an adapter name or path")
+    f.adapter = adapter
+    if adapter == "auto":  # built (once, cached) before generation: synthgen.auto
+        if kind == "text" or (kind == "date" and not (f.min and f.max)):
+            raise InputError(f"{fwhere}: adapter: auto needs a list: a choice field or a date with min and max")
+        if kind == "choice" and not f.given and len(f._lookup) < 2:  # (one value of a conditional list may be 1)
+            raise InputError(f"{fwhere}: adapter: auto needs at least 2 choices to spread over (build-adapter refuses 1)")
+    elif use_adapters:
+        f.adapter_path = resolve_adapter(adapter, path)

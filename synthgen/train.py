@@ -212,12 +212,10 @@ def exact_loss(model, task: Task, mass_term: float | None, max_nodes: int = 768)
 
 
 def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainConfig, *, resume: bool = False,
-          overwrite: bool = False, threads: int | None = None, base_name: str | None = None,
+          overwrite: bool = False, base_name: str | None = None,
           on_step: Callable[[StepLog, dict, list[Task]], None] | None = None) -> dict:
-    """Train one adapter on all specs; write it atomically to `out`. Returns the adapter card."""
-    import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
-
+    """Train one adapter on all specs; write it atomically to `out`. Returns the adapter card.
+    (torch's thread count is the caller's: `torch.set_num_threads` before.)"""
     out = Path(out)
     partial = out.with_name(out.name + ".partial")  # checkpoints live here until the final rename
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -232,108 +230,146 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
     if not specs:
         raise InputError("give at least one list spec")
     specs = [x for s in specs for x in expand(s)]  # a conditional spec: one list per value of its variables
-
-    tok, base = load_base(model_path, threads)
+    tok, base = load_base(model_path)
     tasks = [prepare_task(tok, s, cfg.max_targets) for s in specs]
-    started = time.time()
-    if resume:
-        model = PeftModel.from_pretrained(base, partial / "adapter", is_trainable=True)
-        state = torch.load(partial / "trainer_state.pt", weights_only=False)
-        if state["config"] != asdict(cfg) or state["specs"] != [s.digest() for s in specs]:
-            raise InputError(f"{partial} was started with other settings or lists: delete it or use the same ones")
-    else:
-        torch.manual_seed(cfg.seed)
-        lcfg = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=cfg.target_modules, lora_dropout=0.0,
-                          bias="none", task_type="CAUSAL_LM")
-        model = get_peft_model(base, lcfg) if not cfg.init_from else init_adapter(base, cfg, model_path)
-        state = None
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    rng = np.random.default_rng(cfg.seed)
-    history: list[dict] = []
-    ema: dict[str, float] = {}
-    checks: list[dict] = []  # the stop rule's exact confirmations: step -> whole-list loss per task
-    step0 = 0
-    if state:
-        opt.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]
-        history, ema, step0, checks = state["history"], state["ema"], state["step"], state.get("checks", [])
-        started -= state["seconds"]
+    loop = _Loop(base, model_path, tasks, cfg, partial if resume else None)
+    try:
+        loop.run(partial, on_step)
+    except KeyboardInterrupt:
+        loop.checkpoint(partial)
+        raise
+    card = _card(loop, tok, model_path, base_name)
+    _write_adapter(loop.model, card, out)
+    shutil.rmtree(partial, ignore_errors=True)
+    return card
 
-    def checkpoint(step):
+
+class _Loop:
+    """The optimiser loop and what a checkpoint keeps of it (optimiser, sampling RNG, history, the
+    stop rule's moving averages and its exact confirmations, the step, the seconds spent)."""
+
+    def __init__(self, base, model_path: str, tasks: list[Task], cfg: TrainConfig, resume_from: Path | None):
+        import torch
+        from peft import LoraConfig, PeftModel, get_peft_model
+
+        self.tasks, self.cfg, self.started = tasks, cfg, time.time()
+        self.specs = [t.spec.digest() for t in tasks]
+        state = None
+        if resume_from is not None:
+            self.model = PeftModel.from_pretrained(base, resume_from / "adapter", is_trainable=True)
+            state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
+            if state["config"] != asdict(cfg) or state["specs"] != self.specs:
+                raise InputError(f"{resume_from} was started with other settings or lists: delete it or use the same ones")
+        else:
+            torch.manual_seed(cfg.seed)
+            lcfg = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=cfg.target_modules, lora_dropout=0.0,
+                              bias="none", task_type="CAUSAL_LM")
+            self.model = get_peft_model(base, lcfg) if not cfg.init_from else init_adapter(base, cfg, model_path)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=0.0)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.history: list[dict] = []
+        self.ema: dict[str, float] = {}
+        self.checks: list[dict] = []  # the stop rule's exact confirmations: step -> whole-list loss per task
+        self.step = 0
+        if state:
+            self.opt.load_state_dict(state["optimizer"])
+            self.rng.bit_generator.state = state["rng"]
+            self.history, self.ema, self.step = state["history"], state["ema"], state["step"]
+            self.checks = state.get("checks", [])
+            self.started -= state["seconds"]
+        self.precision = cfg.resolved_precision()
+
+    def checkpoint(self, partial: Path) -> None:
+        import torch
+
         tmp = Path(tempfile.mkdtemp(dir=partial.parent, prefix=partial.name + ".", suffix=".tmp"))
-        model.save_pretrained(tmp / "adapter")
-        torch.save({"optimizer": opt.state_dict(), "rng": rng.bit_generator.state, "history": history,
-                    "ema": ema, "checks": checks, "step": step, "config": asdict(cfg), "specs": [s.digest() for s in specs],
-                    "seconds": time.time() - started}, tmp / "trainer_state.pt")
+        self.model.save_pretrained(tmp / "adapter")
+        torch.save({"optimizer": self.opt.state_dict(), "rng": self.rng.bit_generator.state, "history": self.history,
+                    "ema": self.ema, "checks": self.checks, "step": self.step, "config": asdict(self.cfg), "specs": self.specs,
+                    "seconds": time.time() - self.started}, tmp / "trainer_state.pt")
         replace_files([partial], lambda: os.rename(tmp, partial))  # the last checkpoint goes once the new is in place
 
-    model.train()
-    precision = cfg.resolved_precision()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    autocast = lambda: torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16")  # noqa: E731
-    step = step0
-    try:
-        while step < cfg.steps:
-            if should_stop(ema, tasks, cfg.gamma):  # the moving average says so: confirm on the whole lists, in fp32
-                exact = {t.spec.name: exact_loss(model, t, cfg.mass_term) for t in tasks}
-                checks.append({"step": step, "loss": exact})
-                ema.update(exact)
-                if should_stop(ema, tasks, cfg.gamma):
-                    break
-            t0 = time.time()
-            losses: dict[str, list[float]] = {}
-            masses: dict[str, list[float]] = {}
-            for _ in range(cfg.prompts_per_step):
-                task = tasks[rng.integers(len(tasks))]
-                prompt = task.prompt_ids[rng.integers(len(task.prompt_ids))]
-                ids, w = task.step_problem(rng, cfg.max_targets)
-                with autocast():
-                    loss, lp = packed_backward(model, prompt, ids, w, scale=1 / cfg.prompts_per_step, full=task.full,
-                                               mass_term=cfg.mass_term)
-                losses.setdefault(task.spec.name, []).append(loss)
-                masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            log = StepLog(step, {k: float(np.mean(v)) for k, v in losses.items()},
-                          {k: float(np.mean(v)) for k, v in masses.items()}, time.time() - t0)
+    def stop(self) -> bool:
+        """The moving average says the loss is there: confirm on the whole lists, in fp32."""
+        cfg, tasks = self.cfg, self.tasks
+        if not should_stop(self.ema, tasks, cfg.gamma):
+            return False
+        exact = {t.spec.name: exact_loss(self.model, t, cfg.mass_term) for t in tasks}
+        self.checks.append({"step": self.step, "loss": exact})
+        self.ema.update(exact)
+        return should_stop(self.ema, tasks, cfg.gamma)
+
+    def run(self, partial: Path, on_step) -> None:
+        self.model.train()
+        while self.step < self.cfg.steps and not self.stop():
+            log = self.one_step()
             for k, v in log.loss.items():
-                ema[k] = v if k not in ema else 0.7 * ema[k] + 0.3 * v
-            history.append(asdict(log))
+                self.ema[k] = v if k not in self.ema else 0.7 * self.ema[k] + 0.3 * v
+            self.history.append(asdict(log))
             if on_step:
-                on_step(log, ema, tasks)
-            if step % cfg.checkpoint_every == 0:
-                checkpoint(step)
-    except KeyboardInterrupt:
-        checkpoint(step)
-        raise
-    train_seconds = time.time() - started
+                on_step(log, self.ema, self.tasks)
+            if self.step % self.cfg.checkpoint_every == 0:
+                self.checkpoint(partial)
+        self.seconds = time.time() - self.started
+
+    def one_step(self) -> StepLog:
+        import torch
+
+        cfg, rng, t0 = self.cfg, self.rng, time.time()
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        losses: dict[str, list[float]] = {}
+        masses: dict[str, list[float]] = {}
+        for _ in range(cfg.prompts_per_step):
+            task = self.tasks[rng.integers(len(self.tasks))]
+            prompt = task.prompt_ids[rng.integers(len(task.prompt_ids))]
+            ids, w = task.step_problem(rng, cfg.max_targets)
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                loss, lp = packed_backward(self.model, prompt, ids, w, scale=1 / cfg.prompts_per_step, full=task.full,
+                                           mass_term=cfg.mass_term)
+            losses.setdefault(task.spec.name, []).append(loss)
+            masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step += 1
+        return StepLog(self.step, {k: float(np.mean(v)) for k, v in losses.items()},
+                       {k: float(np.mean(v)) for k, v in masses.items()}, time.time() - t0)
+
+
+def _card(loop: _Loop, tok, model_path: str, base_name: str | None) -> dict:
+    """The adapter card: settings, time and the exact audit of the weights as shipped (bf16-rounded)."""
+    import torch
+
+    model, cfg = loop.model, loop.cfg
     model.eval()
     # adapters ship in bf16 (half the size); round now so the card's metrics describe those weights
     with torch.no_grad():
-        for prm in params:
+        for prm in loop.params:
             prm.copy_(prm.to(torch.bfloat16).to(prm.dtype))
     card = {
         "format": "synthgen-adapter/1", "base_model": base_name or str(model_path),
         "base_fingerprint": model_fingerprint(model_path),
-        "lists": [evaluate_task(model, tok, t, cfg.audit_prompts) for t in tasks],
+        "lists": [evaluate_task(model, tok, t, cfg.audit_prompts) for t in loop.tasks],
         "capability": capability_check(model, tok),
-        "config": asdict(cfg), "training_precision": precision, "steps": step, "stopped_early": step < cfg.steps,
-        "train_seconds": round(train_seconds, 1), "history": history, "stop_checks": checks,
+        "config": asdict(cfg), "training_precision": loop.precision, "steps": loop.step, "stopped_early": loop.step < cfg.steps,
+        "train_seconds": round(loop.seconds, 1), "history": loop.history, "stop_checks": loop.checks,
     }
     if cfg.init_from:  # what the starting adapter had cost, so tables can show the whole
         first = read_card(cfg.init_from)
         card["init"] = {"from": str(cfg.init_from), "steps": first.get("steps"), "train_seconds": first.get("train_seconds"),
                         "objective": first.get("config", {}).get("objective", "paper")}
+    return card
+
+
+def _write_adapter(model, card: dict, out: Path) -> None:
+    """Weights (bf16), card and README into a temp dir beside `out`, then swapped in (an old
+    adapter, --overwrite, goes once the new is in place)."""
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp"))
     model.save_pretrained(tmp)
     _to_bf16(tmp / "adapter_model.safetensors")
     (tmp / ADAPTER_CARD).write_text(json.dumps(card, indent=2))
     (tmp / "README.md").write_text(adapter_readme(card, out.name))  # ours, not peft's empty model card
-    replace_files([out], lambda: os.rename(tmp, out))  # an old adapter (--overwrite) goes once the new is in place
-    shutil.rmtree(partial, ignore_errors=True)
-    return card
+    replace_files([out], lambda: os.rename(tmp, out))
 
 
 def init_adapter(base, cfg: TrainConfig, model_path: str):

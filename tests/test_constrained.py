@@ -252,7 +252,7 @@ def test_resume_with_another_decode_mode_is_refused(tmp_path):
     eng = FakeEngine(responder=lambda r: {"Pick a c": "red", "Pick a d": "2000-01-02"}.get(r.prompt[:8], "It rained."))
     run(t, eng, plan_run(t, tmp_path / "o.jsonl", 2, 1), 2, 1)
     with pytest.raises(InputError, match="different decode mode"):
-        plan_run(t.with_decode("free"), tmp_path / "o.jsonl", 4, 1, resume=True)
+        plan_run(t.with_decode("free"), tmp_path / "o.jsonl", 4, 1, existing="resume")
 
 
 def test_cli_bad_decode_is_one_line_and_writes_nothing(tmp_path):

@@ -12,7 +12,7 @@ from synthgen.cli import cli
 from synthgen.distributed import BlockFiller, RayPool, ship
 from synthgen.engine import FakeEngine
 from synthgen.errors import EngineError, InputError
-from synthgen.generate import plan_run, run
+from synthgen.generate import Fill, plan_run, run
 from synthgen.template import load_template
 
 from .test_generate import TINY, responder, write
@@ -28,12 +28,12 @@ class LocalPool(RayPool):
         self.model, self.dtype, self.max_num_seqs = "fake", None, None
         self.blocks_seen = []
 
-    def _batches(self, template, blocks, seed, kwargs):
+    def _batches(self, template, blocks, seed, fill):
         fillers = []
         for a in range(self.actors):
             eng = FakeEngine(responder=responder, per_step=3)
             eng.dtype, eng.max_num_seqs = self.dtypes[a], 6
-            fillers.append(BlockFiller(ship(template), None, {}, seed, dict(kwargs), {}, engine=eng))
+            fillers.append(BlockFiller(ship(template), None, {}, seed, fill, {}, engine=eng))
         order = list(blocks)
         random.Random(self.order_seed).shuffle(order)
         for k, b in enumerate(order):
@@ -48,12 +48,11 @@ def test_shards_merge_into_the_local_runs_file_in_record_order(tmp_path, monkeyp
     monkeypatch.setattr("synthgen.distributed.CHUNK", 3)  # blocks of 8: chunks of 3, 3, 2
     t = load_template(write(tmp_path, TINY))
     local = tmp_path / "local.jsonl"
-    s_local = run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, local, 40, 7), 40, 7, block_size=8, window=6)
+    s_local = run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, local, 40, 7), 40, 7, Fill(window=6), block_size=8)
     pool = LocalPool(actors=3, order_seed=1)
     out = tmp_path / "ray.jsonl"
     fields = {}
-    s = run(t, pool, plan_run(t, out, 40, 7), 40, 7, block_size=8,
-            on_field=lambda name, k: fields.__setitem__(name, fields.get(name, 0) + k))
+    s = run(t, pool, plan_run(t, out, 40, 7), 40, 7, Fill(on_field=lambda name, k: fields.__setitem__(name, fields.get(name, 0) + k)), block_size=8)
     assert out.read_bytes() == local.read_bytes()
     assert [b[0] for b in pool.blocks_seen] != sorted(b[0] for b in pool.blocks_seen)  # arrived out of order
     assert s.duplicates > 0 and s.new_records == 40
@@ -70,7 +69,7 @@ def test_resume_of_a_ray_run_recomputes_the_interrupted_block_and_matches(tmp_pa
     run(t, LocalPool(), plan_run(t, out, 30, 2), 30, 2, block_size=8)
     lines = out.read_bytes().splitlines(keepends=True)
     out.write_bytes(b"".join(lines[:13]) + lines[13][:9])  # a killed driver: 13 records and a torn line
-    s = run(t, LocalPool(order_seed=5), plan_run(t, out, 30, 2, resume=True), 30, 2, block_size=8)
+    s = run(t, LocalPool(order_seed=5), plan_run(t, out, 30, 2, existing="resume"), 30, 2, block_size=8)
     assert out.read_bytes() == ref.read_bytes()
     assert s.new_records == 17 and s.recomputed >= 5 and s.recomputed_mismatch == 0  # 8..12 (+ a repeated chunk)
 
@@ -81,7 +80,7 @@ def test_resume_on_actors_with_another_dtype_is_refused_before_writing(tmp_path)
     run(t, LocalPool(), plan_run(t, out, 6, 1), 6, 1, block_size=4)
     before = out.read_bytes()
     with pytest.raises(InputError, match="different dtype"):
-        run(t, LocalPool(dtype="bfloat16"), plan_run(t, out, 12, 1, resume=True), 12, 1, block_size=4)
+        run(t, LocalPool(dtype="bfloat16"), plan_run(t, out, 12, 1, existing="resume"), 12, 1, block_size=4)
     assert out.read_bytes() == before
 
 
@@ -95,9 +94,9 @@ def test_actors_running_different_engines_fail_the_run(tmp_path):
 def test_the_actor_rebuilds_the_drivers_template(tmp_path):
     t = load_template(write(tmp_path, TINY)).with_decode("constrained")
     t.fields[0].adapter_path = "/adapters/colors"  # e.g. an adapter: auto the driver built
-    filler = BlockFiller(ship(t), None, {}, 0, {}, {}, engine=FakeEngine(responder=lambda r: "red"))
+    filler = BlockFiller(ship(t), None, {}, 0, Fill(), {}, engine=FakeEngine(responder=lambda r: "red"))
     assert filler.template.decodes() == t.decodes() and filler.template.fields[0].adapter_path == "/adapters/colors"
-    assert set(filler.tries) == {"color", "day"}  # compiled on the actor, with its engine's tokenizer
+    assert set(filler.fill.tries) == {"color", "day"}  # compiled on the actor, with its engine's tokenizer
     assert len(json.dumps(ship(t))) < 2000  # small: Ray passes it inline, a restarted actor always finds it
 
 
@@ -127,7 +126,7 @@ def test_an_actor_sends_the_same_chunks_whatever_order_records_finish_in(tmp_pat
 
     def chunks(per_step):
         eng = FakeEngine(responder=responder, per_step=per_step)
-        filler = BlockFiller(ship(t), None, {}, 4, {"window": 5}, {}, engine=eng)
+        filler = BlockFiller(ship(t), None, {}, 4, Fill(window=5), {}, engine=eng)
         return [[r["index"] for r in json.loads(c["records"][0])] for c in filler({"start": [3], "stop": [22]})]
 
     assert chunks(1) == chunks(None) == [list(range(3 + 8 * k, min(22, 11 + 8 * k))) for k in range(3)]

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from synthgen.cli import cli
 from synthgen.engine import FakeEngine
 from synthgen.errors import InputError
-from synthgen.generate import plan_run, read_jsonl, run
+from synthgen.generate import Fill, plan_run, read_jsonl, run
 from synthgen.template import load_template, parse_date
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,7 +174,7 @@ def test_fields_are_batched_in_order_with_earlier_values_and_derived_seeds(tmp_p
 def test_invalid_answers_are_retried_then_stored_as_null_with_the_reason(tmp_path):
     t = tiny(tmp_path)
     eng = FakeEngine(responder=lambda r: "I don't like colors")
-    run(t, eng, plan_run(t, tmp_path / "o.jsonl", 3, seed=0), 3, seed=0, retries=2)
+    run(t, eng, plan_run(t, tmp_path / "o.jsonl", 3, seed=0), 3, 0, Fill(retries=2))
     rows = read_jsonl(tmp_path / "o.jsonl")
     assert all(r["color"] is None and r["attempts"]["color"] == 3 for r in rows)
     assert rows[0]["errors"]["color"].startswith("not in the list: \"I don't like colors\"")
@@ -185,8 +185,7 @@ def test_invalid_answers_are_retried_then_stored_as_null_with_the_reason(tmp_pat
 def test_fallback_values_let_later_fields_be_judged_when_an_earlier_one_is_invalid(tmp_path):
     t = tiny(tmp_path)
     eng = FakeEngine(responder=lambda r: "no color" if r.prompt.startswith("Pick a color") else responder(r))
-    run(t, eng, plan_run(t, tmp_path / "o.jsonl", 4, seed=0), 4, seed=0, retries=0,
-        fallback=lambda i: {"color": ["teal", "ochre"][i % 2]})
+    run(t, eng, plan_run(t, tmp_path / "o.jsonl", 4, seed=0), 4, 0, Fill(retries=0, fallback=lambda i: {"color": ["teal", "ochre"][i % 2]}))
     rows = read_jsonl(tmp_path / "o.jsonl")
     assert all(r["color"] is None and r["errors"]["color"].startswith("not in the list") for r in rows)
     day_prompts = [r.prompt for r in eng.history if r.prompt.startswith("Pick a day")]
@@ -211,12 +210,12 @@ def test_resume_after_a_torn_write_gives_the_identical_file(tmp_path):
     data = full.read_bytes()
     cut = data.index(b"\n", len(data) // 2) + 25  # 1 complete half + a torn line
     part.write_bytes(data[:cut])
-    plan = plan_run(t, part, 30, 5, resume=True)
+    plan = plan_run(t, part, 30, 5, existing="resume")
     assert 0 < plan.start < 30
     run(t, FakeEngine(responder=responder), plan, 30, 5, block_size=8)
     assert part.read_bytes() == data
     # finished: resuming again does nothing and changes nothing
-    assert plan_run(t, part, 30, 5, resume=True).start == 30
+    assert plan_run(t, part, 30, 5, existing="resume").start == 30
 
 
 # --- pipelining (issue #13) --------------------------------------------------------------------
@@ -240,11 +239,11 @@ class Counting(FakeEngine):
 
 
 def test_pipelined_records_flow_field_to_field_within_the_window(tmp_path):
-    from synthgen.generate import fill_records
+    from synthgen.generate import Fill, fill_records
 
     t = tiny(tmp_path)
     eng = Counting(responder=responder, per_step=1)
-    recs = fill_records(t, eng, list(range(12)), 3, window=4)
+    recs = fill_records(t, eng, list(range(12)), 3, Fill(window=4))
     assert [r["index"] for r in recs] == list(range(12)) and eng.most <= 4
     seeds = {r["seed"]: r["index"] for r in recs}
     from synthgen.engine.base import derive_seed
@@ -255,7 +254,7 @@ def test_pipelined_records_flow_field_to_field_within_the_window(tmp_path):
     # record 0 reaches its second field before record 4 (outside the window) asks its first: no field barrier
     assert order.index((0, "Pickaday")) < next(k for k, (i, _) in enumerate(order) if i == 4)
     # the same records as one big batch per wave (the schedule changes nothing on a seed-driven engine)
-    assert recs == fill_records(t, FakeEngine(responder=responder), list(range(12)), 3, window=12)
+    assert recs == fill_records(t, FakeEngine(responder=responder), list(range(12)), 3, Fill(window=12))
 
 
 def test_finished_records_reach_the_file_before_the_block_ends(tmp_path):
@@ -268,7 +267,7 @@ def test_finished_records_reach_the_file_before_the_block_ends(tmp_path):
         seen.append(len(out.read_bytes().splitlines()) if out.exists() else 0)
         return responder(req)
 
-    s = run(t, FakeEngine(responder=watching, per_step=5), plan_run(t, out, 60, 2), 60, 2, block_size=512, window=8)
+    s = run(t, FakeEngine(responder=watching, per_step=5), plan_run(t, out, 60, 2), 60, 2, Fill(window=8), block_size=512)
     rows = read_jsonl(out)
     assert [r["index"] for r in rows] == list(range(60)) and s.new_records == 60
     assert 0 < seen[len(seen) // 2] < 60  # half-way through the requests, some records were already out
@@ -277,7 +276,7 @@ def test_finished_records_reach_the_file_before_the_block_ends(tmp_path):
 def test_crash_mid_pipeline_loses_nothing_and_resume_recomputes_its_block(tmp_path):
     t = tiny(tmp_path)
     ref = tmp_path / "ref.jsonl"
-    run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, ref, 50, 4), 50, 4, block_size=20, window=6)
+    run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, ref, 50, 4), 50, 4, Fill(window=6), block_size=20)
     out = tmp_path / "o.jsonl"
     calls = []
 
@@ -288,12 +287,12 @@ def test_crash_mid_pipeline_loses_nothing_and_resume_recomputes_its_block(tmp_pa
         return responder(req)
 
     with pytest.raises(RuntimeError, match="engine died"):
-        run(t, FakeEngine(responder=dying, per_step=3), plan_run(t, out, 50, 4), 50, 4, block_size=20, window=6)
+        run(t, FakeEngine(responder=dying, per_step=3), plan_run(t, out, 50, 4), 50, 4, Fill(window=6), block_size=20)
     kept = read_jsonl(out)
     assert 20 < len(kept) < 50 and [r["index"] for r in kept] == list(range(len(kept)))  # mid-block 2 (20..39)
     assert out.read_bytes() == ref.read_bytes()[:len(out.read_bytes())]  # nothing written that is wrong
-    plan = plan_run(t, out, 50, 4, resume=True)
-    s = run(t, FakeEngine(responder=responder, per_step=3), plan, 50, 4, block_size=20, window=6)
+    plan = plan_run(t, out, 50, 4, existing="resume")
+    s = run(t, FakeEngine(responder=responder, per_step=3), plan, 50, 4, Fill(window=6), block_size=20)
     assert out.read_bytes() == ref.read_bytes()
     assert s.new_records == 50 - len(kept) and s.recomputed == len(kept) - 20 and s.recomputed_mismatch == 0
 
@@ -307,7 +306,7 @@ def test_resume_reports_recomputed_records_that_differ_from_the_file(tmp_path):
     rec = json.loads(lines[2])
     rec["story"] = "An edited story, not what the seed gives."
     out.write_bytes(b"".join(lines[:2]) + json.dumps(rec).encode() + b"\n" + lines[3])  # 4 records kept
-    s = run(t, FakeEngine(responder=responder), plan_run(t, out, 6, 1, resume=True), 6, 1, block_size=10)
+    s = run(t, FakeEngine(responder=responder), plan_run(t, out, 6, 1, existing="resume"), 6, 1, block_size=10)
     assert s.recomputed == 4 and s.recomputed_mismatch == 1 and s.new_records == 2
 
 
@@ -319,13 +318,13 @@ def test_existing_output_is_never_clobbered_and_resume_checks_the_run(tmp_path):
     with pytest.raises(InputError, match="exists: add --resume"):
         plan_run(t, out, 5, 1)
     with pytest.raises(InputError, match="different seed"):
-        plan_run(t, out, 5, 2, resume=True)
+        plan_run(t, out, 5, 2, existing="resume")
     other = load_template(write(tmp_path, TINY.replace("Pick a color.", "Pick a colour."), "u.yaml"))
     with pytest.raises(InputError, match="different template"):
-        plan_run(other, out, 5, 1, resume=True)
+        plan_run(other, out, 5, 1, existing="resume")
     t.fields[0].adapter = "something"
     with pytest.raises(InputError, match="different adapters"):
-        plan_run(t, out, 5, 1, resume=True)
+        plan_run(t, out, 5, 1, existing="resume")
     t.fields[0].adapter = None
     with pytest.raises(InputError, match=">= 1"):
         plan_run(t, tmp_path / "new.jsonl", 0, 1)
@@ -333,7 +332,7 @@ def test_existing_output_is_never_clobbered_and_resume_checks_the_run(tmp_path):
         plan_run(t, tmp_path / "no" / "dir" / "x.jsonl", 5, 1)
     assert out.read_bytes() == before
     # --resume with a larger --n extends the same run
-    run(t, FakeEngine(responder=responder), plan_run(t, out, 9, 1, resume=True), 9, 1)
+    run(t, FakeEngine(responder=responder), plan_run(t, out, 9, 1, existing="resume"), 9, 1)
     fresh = tmp_path / "fresh.jsonl"
     run(t, FakeEngine(responder=responder), plan_run(t, fresh, 9, 1), 9, 1)
     assert out.read_bytes() == fresh.read_bytes()
@@ -343,20 +342,20 @@ def test_resume_with_options_that_change_records_is_refused(tmp_path):
     """retries and block size change records (the batch is the block): a resume must use the same."""
     t = tiny(tmp_path)
     out = tmp_path / "o.jsonl"
-    part = run(t, FakeEngine(responder=responder), plan_run(t, out, 6, 1), 6, 1, retries=3, block_size=4)
+    part = run(t, FakeEngine(responder=responder), plan_run(t, out, 6, 1), 6, 1, Fill(retries=3), block_size=4)
     assert part.records == 6
     meta = json.loads(out.with_name("o.jsonl.meta.json").read_text())
     assert meta["settings"]["block_size"] == 4 and set(meta["settings"]["retries"].values()) == {3}
     before = out.read_bytes()
-    for kwargs, message in (({"retries": 0, "block_size": 4}, "different --retries"),
-                            ({"retries": 3, "block_size": 8}, "different --block-size")):
+    for retries, block_size, message in ((0, 4, "different --retries"), (3, 8, "different --block-size")):
         with pytest.raises(InputError, match=message):
-            run(t, FakeEngine(responder=responder), plan_run(t, out, 9, 1, resume=True), 9, 1, **kwargs)
+            run(t, FakeEngine(responder=responder), plan_run(t, out, 9, 1, existing="resume"), 9, 1, Fill(retries=retries),
+                block_size=block_size)
         assert out.read_bytes() == before
     r = CliRunner().invoke(cli, ["generate", str(t.path), "--n", "9", "--seed", "1", "--out", str(out), "--resume",
                                  "--engine", "openai", "--endpoint", "http://127.0.0.1:9", "--retries", "0", "--block-size", "4"])
     assert r.exit_code != 0 and "different --retries" in r.output and "Traceback" not in r.output
-    run(t, FakeEngine(responder=responder), plan_run(t, out, 9, 1, resume=True), 9, 1, retries=3, block_size=4)
+    run(t, FakeEngine(responder=responder), plan_run(t, out, 9, 1, existing="resume"), 9, 1, Fill(retries=3), block_size=4)
     assert len(out.read_bytes().splitlines()) == 9
 
 
@@ -387,13 +386,13 @@ def test_outputs_of_one_template_share_a_schema_even_when_a_field_is_always_null
     t = tiny(tmp_path)
     bad = lambda req: "purple" if req.prompt.startswith("Pick a color") else responder(req)  # noqa: E731
     run(t, FakeEngine(responder=responder), plan_run(t, tmp_path / "a.jsonl", 10, 0), 10, 0)
-    run(t, FakeEngine(responder=bad), plan_run(t, tmp_path / "b.jsonl", 10, 0), 10, 0, retries=0)
+    run(t, FakeEngine(responder=bad), plan_run(t, tmp_path / "b.jsonl", 10, 0), 10, 0, Fill(retries=0))
     assert all(r["color"] is None and r["story"] is None for r in read_jsonl(tmp_path / "b.jsonl"))
     ds = datasets.load_dataset("json", data_files=[str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")],
                                features=features(tmp_path / "a.jsonl"), split="train", cache_dir=str(tmp_path / "c"))
     assert ds.num_rows == 20 and ds.features["color"].dtype == "string" and ds.features["attempts"]["day"].dtype == "int64"
     run(t, FakeEngine(responder=responder), plan_run(t, tmp_path / "a.parquet", 10, 0, fmt="parquet"), 10, 0)
-    run(t, FakeEngine(responder=bad), plan_run(t, tmp_path / "b.parquet", 10, 0, fmt="parquet"), 10, 0, retries=0)
+    run(t, FakeEngine(responder=bad), plan_run(t, tmp_path / "b.parquet", 10, 0, fmt="parquet"), 10, 0, Fill(retries=0))
     sa, sb = pq.read_schema(tmp_path / "a.parquet"), pq.read_schema(tmp_path / "b.parquet")
     assert sa.equals(sb) and str(sb.field("color").type) == "string"
     with pytest.raises(InputError, match="made by synthgen"):
@@ -466,8 +465,8 @@ def slow(req):
     return responder(req)
 
 t = load_template({tpl!r})
-resume = sys.argv[1] == "resume"
-run(t, FakeEngine(responder=slow), plan_run(t, {out!r}, 400, 11, resume=resume), 400, 11, block_size=16)
+existing = "resume" if sys.argv[1] == "resume" else "refuse"
+run(t, FakeEngine(responder=slow), plan_run(t, {out!r}, 400, 11, existing=existing), 400, 11, block_size=16)
 """
 
 
@@ -522,7 +521,7 @@ def test_a_field_can_have_its_own_retries_and_the_cli_option_overrides_all(tmp_p
     eng = FakeEngine(responder=lambda r: "no")
     run(t, eng, plan_run(t, tmp_path / "o.jsonl", 2, seed=0), 2, seed=0)
     assert [r["attempts"]["color"] for r in read_jsonl(tmp_path / "o.jsonl")] == [6, 6]
-    run(t, eng, plan_run(t, tmp_path / "p.jsonl", 2, seed=0), 2, seed=0, retries=1)
+    run(t, eng, plan_run(t, tmp_path / "p.jsonl", 2, seed=0), 2, 0, Fill(retries=1))
     assert [r["attempts"]["color"] for r in read_jsonl(tmp_path / "p.jsonl")] == [2, 2]
     with pytest.raises(InputError, match="retries"):
         load_template(write(tmp_path, TINY.replace('    prompt: "Pick a color."', '    prompt: "Pick a color."\n    retries: -1'), "b.yaml"))

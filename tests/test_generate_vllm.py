@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.generate import plan_run, read_jsonl, run
+from synthgen.generate import Fill, plan_run, read_jsonl, run
 from synthgen.template import load_template
 
 from .conftest import MINI_N, mini_cmd
@@ -48,8 +48,7 @@ def test_biographies_are_valid_and_more_diverse_than_the_base_model(vllm_engine,
             elif f.kind == "choice":
                 assert r[f.name].casefold() in f._lookup
     base_t = load_template("biography", use_adapters=False).with_decode("free")
-    base = run(base_t, vllm_engine, plan_run(base_t, tmp_path / "b.jsonl", n, 1, use_adapters=False), n, 1,
-               use_adapters=False, block_size=32)
+    base = run(base_t, vllm_engine, plan_run(base_t, tmp_path / "b.jsonl", n, 1, use_adapters=False), n, 1, Fill(use_adapters=False), block_size=32)
     base_rows = read_jsonl(tmp_path / "b.jsonl")
     distinct = lambda rs, k: len({r[k] for r in rs if r[k] is not None})  # noqa: E731
     # diffuse adapters: more distinct valid names and last names than the base model

@@ -49,7 +49,7 @@ def _unchanged(tmp_path, files, name="o.jsonl"):
 def test_an_overwrite_that_fails_before_its_first_record_leaves_the_old_files_byte_identical(tmp_path, error):
     t, out, files = _old_run(tmp_path)
     with pytest.raises(type(error)):
-        run(t, FailingEngine(0, error), plan_run(t, out, 10, 2, overwrite=True), 10, 2, block_size=4)
+        run(t, FailingEngine(0, error), plan_run(t, out, 10, 2, existing="overwrite"), 10, 2, block_size=4)
     assert _unchanged(tmp_path, files)
 
 
@@ -58,11 +58,11 @@ def test_an_overwrite_that_fails_later_leaves_the_new_runs_records_resumable(tmp
     ref = tmp_path / "ref.jsonl"
     run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, ref, 10, 2), 10, 2, block_size=4)
     with pytest.raises(EngineError):
-        run(t, FailingEngine(15, EngineError("server gone")), plan_run(t, out, 10, 2, overwrite=True), 10, 2,
+        run(t, FailingEngine(15, EngineError("server gone")), plan_run(t, out, 10, 2, existing="overwrite"), 10, 2,
             block_size=4)
     assert 0 < len(out.read_bytes().splitlines()) < 10  # the new run's first records replaced the old file
     assert json.loads(out.with_name("o.jsonl.meta.json").read_text())["identity"]["seed"] == 2
-    run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, out, 10, 2, resume=True), 10, 2, block_size=4)
+    run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, out, 10, 2, existing="resume"), 10, 2, block_size=4)
     assert out.read_bytes() == ref.read_bytes()
     assert not [p for p in tmp_path.iterdir() if ".old-" in p.name or p.name.endswith(".tmp")]
 
@@ -71,7 +71,7 @@ def test_a_successful_overwrite_equals_a_fresh_run(tmp_path):
     t, out, _ = _old_run(tmp_path)
     ref = tmp_path / "ref.jsonl"
     run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, ref, 10, 2), 10, 2, block_size=4)
-    run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, out, 10, 2, overwrite=True), 10, 2, block_size=4)
+    run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, out, 10, 2, existing="overwrite"), 10, 2, block_size=4)
     assert out.read_bytes() == ref.read_bytes()
     assert not [p for p in tmp_path.iterdir() if ".old-" in p.name or p.name.endswith(".tmp")]
 
@@ -82,12 +82,12 @@ def test_a_converted_output_stays_until_the_new_conversion_replaces_it(tmp_path,
     old = sorted((p.relative_to(out).as_posix() if out.is_dir() else "", p.read_bytes())
                  for p in ([out] if out.is_file() else out.rglob("*")) if p.is_file())
     with pytest.raises(EngineError):
-        run(t, FailingEngine(15, EngineError("server gone")), plan_run(t, out, 10, 2, fmt=fmt, overwrite=True), 10, 2,
+        run(t, FailingEngine(15, EngineError("server gone")), plan_run(t, out, 10, 2, fmt=fmt, existing="overwrite"), 10, 2,
             block_size=4)
     now = sorted((p.relative_to(out).as_posix() if out.is_dir() else "", p.read_bytes())
                  for p in ([out] if out.is_file() else out.rglob("*")) if p.is_file())
     assert now == old  # the old dataset is still readable while the new run is incomplete
-    run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, out, 10, 2, fmt=fmt, resume=True), 10, 2,
+    run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, out, 10, 2, fmt=fmt, existing="resume"), 10, 2,
         block_size=4)
     assert out.exists() and not [p for p in tmp_path.iterdir() if ".old-" in p.name or ".tmp" in p.name]
 

@@ -76,7 +76,7 @@ def test_report_on_an_inferred_dataset(tmp_path):
 def test_generated_dataset_uses_the_template_lists_and_targets(tmp_path):
     """A `synthgen generate` output: lists and target distributions come from its metadata."""
     from synthgen.engine import FakeEngine
-    from synthgen.generate import plan_run, run
+    from synthgen.generate import Fill, plan_run, run
     from synthgen.template import load_template
 
     tpl = tmp_path / "t.yaml"
@@ -90,7 +90,7 @@ fields:
     cities = ["Paris, France", "Bombay, India", "Lima, Peru"]
     eng = FakeEngine(responder=lambda r: names[r.seed % 4] if r.prompt == "Name?" else cities[r.seed % 3])
     t = load_template(tpl).with_decode("free")  # free answers can be off the list ("Zyx") or aliases ("Bombay")
-    run(t, eng, plan_run(t, tmp_path / "g.jsonl", 60, 0), 60, 0, retries=0)
+    run(t, eng, plan_run(t, tmp_path / "g.jsonl", 60, 0), 60, 0, Fill(retries=0))
     rep = analyse(tmp_path / "g.jsonl").summary
     f = {x["field"]: x for x in rep["fields"]}
     assert f["first_name"]["unique"] <= 3 and f["first_name"]["list_size"] > 4000
@@ -108,7 +108,7 @@ def test_a_user_adapter_with_its_spec_beside_it_gives_a_target(tmp_path):
     """`adapter: ./mine` built from mine.yaml: the report finds mine.yaml beside the adapter and
     computes KL and target coverage; without the spec it falls back to the field's list, saying so."""
     from synthgen.engine import FakeEngine
-    from synthgen.generate import plan_run, run
+    from synthgen.generate import Fill, plan_run, run
     from synthgen.template import load_template
 
     (tmp_path / "mine").mkdir()
@@ -119,7 +119,7 @@ def test_a_user_adapter_with_its_spec_beside_it_gives_a_target(tmp_path):
                    "adapter: ./mine, decode: free}\n")
     t = load_template(tpl, use_adapters=False)
     eng = FakeEngine(responder=lambda r: ["red", "blue"][r.seed % 2])
-    run(t, eng, plan_run(t, tmp_path / "g.jsonl", 40, 0, use_adapters=False), 40, 0, use_adapters=False)
+    run(t, eng, plan_run(t, tmp_path / "g.jsonl", 40, 0, use_adapters=False), 40, 0, Fill(use_adapters=False))
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:

@@ -26,6 +26,27 @@ def test_modules_stay_small():
     assert sizes["synthgen/cli.py"] <= 400, f"cli.py has {sizes['synthgen/cli.py']} lines (limit 400)"
 
 
+def test_functions_stay_short_with_few_parameters():
+    """No library function over 80 lines or 8 parameters (issue #26), outside click commands and
+    the vLLM op signatures that engine/cpu_lora.py replaces one for one."""
+    import ast
+
+    vllm_ops = {"sgmv_shrink", "sgmv_expand", "sgmv_expand_slice"}
+    offenders = []
+    for p in (ROOT / "synthgen").rglob("*.py"):
+        for n in ast.walk(ast.parse(p.read_text())):
+            if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) or n.name in vllm_ops:
+                continue
+            if any("command" in ast.unparse(d) or "option" in ast.unparse(d) for d in n.decorator_list):
+                continue
+            a = n.args
+            params = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) - (bool(a.args) and a.args[0].arg in ("self", "cls"))
+            lines = n.end_lineno - n.lineno + 1
+            if params > 8 or lines > 80:
+                offenders.append(f"{p.relative_to(ROOT)}:{n.lineno} {n.name}: {params} parameters, {lines} lines")
+    assert not offenders, "\n".join(offenders)
+
+
 def test_no_module_imports_private_names_from_another():
     """The library, benchmarks, examples and scripts import only public names across modules (an AST
     walk: relative and multi-line imports count too); `_private` stays inside its module."""
