@@ -80,7 +80,7 @@ def one(cfg: dict, n: int) -> dict:
 
     scheduler.Scheduler.schedule = schedule
     from synthgen.engine.vllm_engine import VLLMEngine
-    from synthgen.generate import Fill, compile_tries, local_fill_blocks
+    from synthgen.generate import Fill, Stats, compile_tries, local_fill_blocks
     from synthgen.roofline import load_ceiling, seconds_at_ceiling
     from synthgen.template import load_template
 
@@ -89,23 +89,23 @@ def one(cfg: dict, n: int) -> dict:
                         dtype=cfg["dtype"])
     tries = compile_tries(template, engine.tokenizer)
     blocks = [range(b, min(n, b + cfg["block"])) for b in range(0, n, cfg["block"])]
-    stats: dict = {}
+    stats = Stats()
     t0 = time.perf_counter()
     records = sorted(local_fill_blocks(engine, template, blocks, 0, Fill(tries=tries, window=cfg["window"]), stats=stats),
                      key=lambda r: r["index"])
     seconds = time.perf_counter() - t0
     steps.append((t0 + seconds, 0, 0))
     part = sum(b[0] - a[0] for a, b in zip(steps, steps[1:]) if a[2] < 0.9 * engine.max_num_seqs)
-    computed_prompt = stats["prompt_tokens"] - stats["cached_tokens"]
+    computed_prompt = stats.computed_prompt_tokens
     row = {**cfg, "dtype": engine.dtype, "n": n, "seconds": seconds, "records_per_s": n / seconds, "steps": len(steps) - 1,
            "requests_per_step": sum(s[2] for s in steps) / max(1, len(steps) - 1), "part_full_share": part / seconds,
-           "computed_per_record": (computed_prompt + stats["tokens"]) / n,
-           "computed_tokens_per_s": (computed_prompt + stats["tokens"]) / seconds,
+           "computed_per_record": (computed_prompt + stats.tokens) / n,
+           "computed_tokens_per_s": (computed_prompt + stats.tokens) / seconds,
            "complete": sum(all(v is None for v in r["errors"].values()) for r in records) / n,
            "digest": hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()[:12]}
     ceiling = load_ceiling(engine.model, engine.dtype)
     if ceiling is not None:
-        row["utilisation"] = seconds_at_ceiling(ceiling, computed_prompt, stats["tokens"]) / seconds
+        row["utilisation"] = seconds_at_ceiling(ceiling, computed_prompt, stats.tokens) / seconds
     engine.close()
     return row
 

@@ -45,7 +45,7 @@ def main():
         ap.error("--n and --rounds must be >= 1")
 
     from synthgen.engine.vllm_engine import VLLMEngine
-    from synthgen.generate import Fill, compile_tries, fill_records
+    from synthgen.generate import Fill, Stats, compile_tries, fill_records
     from synthgen.roofline import load_ceiling, seconds_at_ceiling
     from synthgen.template import load_template
 
@@ -61,21 +61,21 @@ def main():
     for r in range(args.rounds):
         for mode in (("barrier", "pipelined") if r % 2 == 0 else ("pipelined", "barrier")):
             engine.reset_prefix_cache()
-            stats: dict = {}
+            stats = Stats()
             eng, window = (_BatchOnly(engine), args.n) if mode == "barrier" else (engine, engine.max_num_seqs)
             t = time.perf_counter()
             recs = fill_records(template, eng, list(range(args.n)), args.seed, Fill(tries=tries, window=window), stats=stats)
             dt = time.perf_counter() - t
-            computed_prompt = stats["prompt_tokens"] - stats["cached_tokens"]
+            computed_prompt = stats.computed_prompt_tokens
             row = {"round": r, "mode": mode, "seconds": dt, "records_per_s": args.n / dt,
-                   "requests_per_record": stats["requests"] / args.n,
-                   "prompt_tokens_per_record": stats["prompt_tokens"] / args.n,
-                   "cached_share": stats["cached_tokens"] / max(1, stats["prompt_tokens"]),
-                   "decoded_per_record": stats["tokens"] / args.n,
-                   "computed_tokens_per_s": (computed_prompt + stats["tokens"]) / dt,
+                   "requests_per_record": stats.requests / args.n,
+                   "prompt_tokens_per_record": stats.prompt_tokens / args.n,
+                   "cached_share": stats.cached_prompt_tokens / max(1, stats.prompt_tokens),
+                   "decoded_per_record": stats.tokens / args.n,
+                   "computed_tokens_per_s": (computed_prompt + stats.tokens) / dt,
                    "complete": sum(all(v is None for v in rec["errors"].values()) for rec in recs) / args.n}
             if ceiling is not None:
-                row["utilisation"] = seconds_at_ceiling(ceiling, computed_prompt, stats["tokens"]) / dt
+                row["utilisation"] = seconds_at_ceiling(ceiling, computed_prompt, stats.tokens) / dt
             rows.append(row)
             print(f"round {r} {mode:9}: {dt:6.1f} s  {row['records_per_s']:5.2f} rec/s  "
                   f"{row['requests_per_record']:.2f} req/rec  {row['computed_tokens_per_s']:5.0f} computed tok/s  "

@@ -41,28 +41,6 @@ def import_ray():
     return ray
 
 
-def _diff(now: dict, before: dict) -> dict:
-    """now - before for generate's stats (numbers, and dicts of numbers per field)."""
-    out = {}
-    for k, v in now.items():
-        if isinstance(v, dict):
-            d = {f: c - before.get(k, {}).get(f, 0) for f, c in v.items()}
-            out[k] = {f: c for f, c in d.items() if c}
-        else:
-            out[k] = v - before.get(k, 0)
-    return out
-
-
-def merge_stats(into: dict, delta: dict) -> None:
-    for k, v in delta.items():
-        if isinstance(v, dict):
-            sub = into.setdefault(k, {})
-            for f, c in v.items():
-                sub[f] = sub.get(f, 0) + c
-        else:
-            into[k] = into.get(k, 0) + v
-
-
 def ship(template: Template) -> dict:
     """What an actor needs to rebuild the driver's template: small (Ray keeps big constructor
     arguments in its object store, where a restarted actor may not find them)."""
@@ -110,8 +88,9 @@ class BlockFiller:
 
         blocks = [range(int(a), int(b)) for a, b in zip(batch["start"], batch["stop"])]
         order = [i for b in blocks for i in b]
-        stats: dict = {}
-        sent: dict = {}
+        from .generate import Stats
+
+        stats, sent = Stats(), Stats()
         done: dict[int, dict] = {}
         nxt = 0  # position in `order` of the next record to send
         for rec in local_fill_blocks(self.engine, self.template, blocks, self.seed, self.fill, stats):
@@ -124,13 +103,10 @@ class BlockFiller:
         if nxt < len(order):
             yield self._chunk([done.pop(i) for i in order[nxt:]], stats, sent)
 
-    def _chunk(self, chunk: list[dict], stats: dict, sent: dict) -> dict:
-        """One row: the chunk's records, the stats since the last chunk, this engine's settings."""
-        import copy
-
-        delta = _diff(stats, sent)
-        sent.clear()
-        sent.update(copy.deepcopy(stats))
+    def _chunk(self, chunk: list[dict], stats, sent) -> dict:
+        """One row: the chunk's records, the stats since the last chunk (`sent` catches up), this engine's settings."""
+        delta = stats.minus(sent)
+        sent.add(delta)
         return {"records": [json.dumps(chunk, ensure_ascii=False)], "stats": [json.dumps(delta)], "settings": [self.settings]}
 
 
@@ -195,7 +171,7 @@ class RayPool:
         self.cpus, self.gpus = cpus, gpus
         self.model, self.engine_kwargs = model, engine_kwargs or {}
 
-    def fill_blocks(self, template: Template, blocks: list[range], seed: int, fill, stats: dict) -> Iterator[dict]:
+    def fill_blocks(self, template: Template, blocks: list[range], seed: int, fill, stats) -> Iterator[dict]:
         """Records of `blocks` from the actors as they finish (any order); stats merged into `stats`;
         `fill.on_field` counted per record on the driver; tries are compiled on each actor instead."""
         on_field, count_from = fill.on_field, fill.count_from
@@ -206,7 +182,7 @@ class RayPool:
         try:
             for batch in self._batches(template, blocks, seed, fill.shippable()):
                 for records, delta, settings in zip(batch["records"], batch["stats"], batch["settings"]):
-                    merge_stats(stats, json.loads(delta))
+                    stats.add(json.loads(delta))
                     if settings not in seen:
                         self._settings(settings, seen)
                     for rec in json.loads(records):

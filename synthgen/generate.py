@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
@@ -34,8 +34,54 @@ from .errors import InputError
 from .output import FORMATS, OrderedWriter, Plan, RunFiles, plan_run, read_jsonl, run_identity, write_json_atomic
 from .template import Template
 
-__all__ = ["FORMATS", "Fill", "OrderedWriter", "Plan", "Summary", "check_settings", "compile_tries", "fill_records", "iter_records",
+__all__ = ["FORMATS", "Fill", "OrderedWriter", "Plan", "Stats", "Summary", "check_settings", "compile_tries", "fill_records", "iter_records",
            "local_fill_blocks", "plan_run", "read_jsonl", "run", "run_identity", "run_settings", "write_json_atomic"]
+
+
+@dataclass
+class Stats:
+    """What filling records cost, counted per request (iter_records); Ray actors send deltas of it."""
+
+    requests: int = 0
+    tokens: int = 0  # decoded
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0  # prefix-cache hits: prompt tokens not computed
+    attempted: dict[str, int] = field(default_factory=dict)  # field -> records that asked it (first attempts)
+    first_valid: dict[str, int] = field(default_factory=dict)  # field -> ... valid at the first attempt
+
+    def count(self, out, field_name: str, attempt: int, valid: bool) -> None:
+        self.requests += 1
+        self.tokens += out.n_tokens
+        self.prompt_tokens += out.prompt_tokens
+        self.cached_prompt_tokens += out.cached_tokens
+        if attempt == 0:
+            self.attempted[field_name] = self.attempted.get(field_name, 0) + 1
+            self.first_valid[field_name] = self.first_valid.get(field_name, 0) + valid
+
+    def add(self, delta: dict) -> None:
+        """Add `delta` (minus's output, e.g. from an actor)."""
+        for k, v in delta.items():
+            if isinstance(v, dict):
+                mine = getattr(self, k)
+                for f, c in v.items():
+                    mine[f] = mine.get(f, 0) + c
+            else:
+                setattr(self, k, getattr(self, k) + v)
+
+    def minus(self, before: "Stats") -> dict:
+        """self - before, as a JSON-ready dict (zero entries of the per-field counts left out)."""
+        out: dict = {}
+        for k, v in asdict(self).items():
+            if isinstance(v, dict):
+                theirs = getattr(before, k)
+                out[k] = {f: c - theirs.get(f, 0) for f, c in v.items() if c != theirs.get(f, 0)}
+            else:
+                out[k] = v - getattr(before, k)
+        return out
+
+    @property
+    def computed_prompt_tokens(self) -> int:
+        return self.prompt_tokens - self.cached_prompt_tokens
 
 
 @dataclass
@@ -202,7 +248,7 @@ class Fill:
 
 
 def fill_records(template: Template, engine: Engine, indices: list[int], seed: int, fill: Fill | None = None, *,
-                 stats: dict | None = None, on_record: Callable[[dict], None] | None = None) -> list[dict]:
+                 stats: Stats | None = None, on_record: Callable[[dict], None] | None = None) -> list[dict]:
     """Records for `indices` in index order (iter_records); `on_record(record)` as each finishes."""
     records = []
     for rec in iter_records(template, engine, indices, seed, fill, stats):
@@ -213,21 +259,21 @@ def fill_records(template: Template, engine: Engine, indices: list[int], seed: i
 
 
 def iter_records(template: Template, engine: Engine, indices: list[int], seed: int, fill: Fill | None = None,
-                 stats: dict | None = None) -> Iterator[dict]:
+                 stats: Stats | None = None) -> Iterator[dict]:
     """Records for `indices`, yielded as each finishes (any order), pipelined: each record walks its
     fields in order, and its next request goes to the engine as soon as the previous one is done (a
     retry at once, with the next attempt's seed), so the batch never waits for a field or a retry
     tail. At most `fill.window` records are in flight, admitted in index order. The engine's stream
     form (`submit`/`step`) is used; with an in-process engine the batches, and so the records,
     depend only on these calls, not on timing. `stats` collects the request and token counts."""
-    pipe = _Pipeline(template, engine, indices, seed, fill or Fill(), stats if stats is not None else {})
+    pipe = _Pipeline(template, engine, indices, seed, fill or Fill(), stats if stats is not None else Stats())
     yield from pipe.records()
 
 
 class _Pipeline:
     """iter_records' state: per record the field it is at and that field's attempt."""
 
-    def __init__(self, template: Template, engine: Engine, indices: list[int], seed: int, fill: Fill, stats: dict):
+    def __init__(self, template: Template, engine: Engine, indices: list[int], seed: int, fill: Fill, stats: Stats):
         self.template, self.fields, self.indices, self.fill, self.stats = template, template.fields, indices, fill, stats
         self.max_retries = [template.retries_for(f) if fill.retries is None else fill.retries for f in self.fields]
         self.eng = stepper(engine)
@@ -241,8 +287,6 @@ class _Pipeline:
         self.inflight: dict[int, int] = {}  # ticket -> record
         self.finished: list[dict] = []
         self.active = 0
-        self.first_valid = stats.setdefault("first_valid", {})
-        self.attempted = stats.setdefault("attempted", {})
 
     def records(self) -> Iterator[dict]:
         n, window = len(self.indices), self.fill.window or DEFAULT_WINDOW
@@ -299,14 +343,10 @@ class _Pipeline:
 
     def receive(self, k: int, o) -> None:
         """Record k's answer: parse it, retry or store it, and move on."""
-        f, attempt, stats = self.fields[self.pos[k]], self.attempt[k], self.stats
-        for key, v in (("requests", 1), ("tokens", o.n_tokens), ("prompt_tokens", o.prompt_tokens), ("cached_tokens", o.cached_tokens)):
-            stats[key] = stats.get(key, 0) + v
+        f, attempt = self.fields[self.pos[k]], self.attempt[k]
         value, reason = f.parse(o.text, o.finish_reason, self.context(k))
+        self.stats.count(o, f.name, attempt, value is not None)
         self.attempts[k][f.name] = attempt + 1
-        if attempt == 0:
-            self.attempted[f.name] = self.attempted.get(f.name, 0) + 1
-            self.first_valid[f.name] = self.first_valid.get(f.name, 0) + (value is not None)
         if value is None and attempt < self.max_retries[self.pos[k]]:
             self.attempt[k] += 1
         else:
@@ -346,7 +386,7 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, fill:
             "template": template.describe(), "features": template.features(), "settings": settings, "retries": fill.retries,
             "n": n, "complete": False}
     files = RunFiles(plan, meta, block_size)
-    stats: dict = {}
+    stats = Stats()
     with PeakRSS() as rss:
         if plan.start < n:
             # a resume recomputes its block from the start (same batches as the uninterrupted run)
@@ -372,16 +412,15 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, fill:
     return summary
 
 
-def _summary(template: Template, engine: Engine, stats: dict, writer: OrderedWriter, seconds: float, **known) -> Summary:
+def _summary(template: Template, engine: Engine, stats: Stats, writer: OrderedWriter, seconds: float, **known) -> Summary:
     """The run's Summary from its counters, with utilisation against the ceiling of the engine's dtype."""
     from .roofline import load_ceiling, seconds_at_ceiling
 
-    attempted = stats.get("attempted", {})
-    first = {f.name: stats.get("first_valid", {}).get(f.name, 0) / attempted[f.name]
-             for f in template.fields if attempted.get(f.name)}
-    summary = Summary(new_records=writer.new, seconds=seconds, first_try_valid=first, requests=stats.get("requests", 0),
-                      tokens=stats.get("tokens", 0), prompt_tokens=stats.get("prompt_tokens", 0),
-                      cached_prompt_tokens=stats.get("cached_tokens", 0), recomputed=writer.recomputed,
+    first = {f.name: stats.first_valid.get(f.name, 0) / stats.attempted[f.name]
+             for f in template.fields if stats.attempted.get(f.name)}
+    summary = Summary(new_records=writer.new, seconds=seconds, first_try_valid=first, requests=stats.requests,
+                      tokens=stats.tokens, prompt_tokens=stats.prompt_tokens,
+                      cached_prompt_tokens=stats.cached_prompt_tokens, recomputed=writer.recomputed,
                       recomputed_mismatch=writer.mismatch, duplicates=writer.duplicates, **known)
     ceiling = load_ceiling(engine.model, engine.dtype)
     if ceiling is not None and seconds > 0:
@@ -394,7 +433,7 @@ DEFAULT_WINDOW = 256  # records in flight when the engine does not say (vLLM: it
 
 
 def local_fill_blocks(engine: Engine, template: Template, blocks: list[range], seed: int, fill: Fill | None = None,
-                      stats: dict | None = None) -> Iterator[dict]:
+                      stats: Stats | None = None) -> Iterator[dict]:
     """Records of each block in turn on `engine`, yielded as they finish (iter_records).
 
     The engine's prefix cache is emptied first, so a block's batches (and float results) are the

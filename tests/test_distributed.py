@@ -183,3 +183,22 @@ def test_configure_sizes_the_actor_pool_from_the_cluster_and_refuses_what_does_n
         pool({"CPU": 8.0}, cpus=0)
     with pytest.raises(InputError, match="--actors must be >= 1"):
         pool({"CPU": 8.0}, actors=0)
+
+
+def test_stats_deltas_add_up_to_the_whole():
+    """An actor sends `now.minus(sent)` per chunk; the driver adds them: the sum is the actor's total."""
+    from synthgen.engine.base import Completion
+    from synthgen.generate import Stats
+
+    actor, sent, driver = Stats(), Stats(), Stats()
+    outs = [Completion(text="x", finish_reason="stop", n_tokens=3, prompt_tokens=40, cached_tokens=32 * (k % 2)) for k in range(7)]
+    for k, o in enumerate(outs):
+        actor.count(o, "color" if k % 3 else "day", attempt=k % 2, valid=k % 4 != 0)
+        if k in (2, 6):
+            delta = actor.minus(sent)
+            sent.add(delta)
+            driver.add(json.loads(json.dumps(delta)))  # as it travels
+    assert driver == actor
+    assert (actor.requests, actor.tokens, actor.prompt_tokens, actor.cached_prompt_tokens) == (7, 21, 280, 96)
+    assert actor.attempted == {"day": 2, "color": 2} and actor.first_valid == {"day": 1, "color": 1}
+    assert actor.computed_prompt_tokens == 184

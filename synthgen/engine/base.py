@@ -73,7 +73,7 @@ class BlockEngine(Protocol):
     dtype: str | None
     max_num_seqs: int | None
 
-    def fill_blocks(self, template, blocks: list[range], seed: int, fill, stats: dict) -> Iterator[dict]: ...
+    def fill_blocks(self, template, blocks: list[range], seed: int, fill, stats) -> Iterator[dict]: ...
 
 
 @runtime_checkable
