@@ -212,18 +212,19 @@ def joint_adapter(out: Path) -> str:
     """One adapter on all four lists (the single-prompt system's), trained once and cached."""
     from synthgen.lists import load_spec
     from synthgen.models import resolve_model
-    from synthgen.train import TrainConfig, read_card, train
+    from synthgen.card import read_card
+    from synthgen.train import TrainConfig, train
 
     path = out / "joint_adapter"
     specs = [load_spec(Path(__file__).resolve().parent.parent / "adapters" / f"{n}.yaml") for n in JOINT_SPECS]
     card = read_card(path)
-    if [x["spec_hash"] for x in card.get("lists", [])] != [s.digest() for s in specs]:
+    if card is None or [x["spec_hash"] for x in card.lists] != [s.digest() for s in specs]:
         print(f"training the joint adapter on {', '.join(JOINT_SPECS)} -> {path}", flush=True)
         card = train(resolve_model(None), specs, path, TrainConfig(steps=30, prompts_per_step=2, max_targets=200,
                                                                   audit_prompts=1, seed=0),
                      overwrite=True, base_name="smollm2-135m")
     print("joint adapter: " + ", ".join(f"{x['name']} mass {x['base']['mass']:.3f} -> {x['adapter']['mass']:.3f}"
-                                        for x in card["lists"]), flush=True)
+                                        for x in card.lists), flush=True)
     return str(path)
 
 

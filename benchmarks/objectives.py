@@ -43,13 +43,13 @@ def main():
             t0 = time.time()
             with tempfile.TemporaryDirectory() as tmp:
                 card = train(model, [spec], Path(tmp) / spec.name, cfg)
-            one = card["lists"][0]
+            one = card.lists[0]
             row = {"list": spec.name, "targets": one["n_targets"], "objective": objective if objective != "mixed" else f"mixed (w={w})",
                    "kl_q_bits": (one["base"]["kl_q_target_bits"], one["adapter"]["kl_q_target_bits"]),
                    "h_q_bits": one["adapter"]["q_entropy_bits"], "h_target_bits": one["target_entropy_bits"],
                    "mass": (one["base"]["mass"], one["adapter"]["mass"]), "kl_p_bits": one["adapter"]["kl_bits"],
-                   "train_s": card["train_seconds"], "wall_s": round(time.time() - t0, 1),
-                   "perplexity_ratio": card["capability"]["perplexity_ratio"]}
+                   "train_s": card.train_seconds, "wall_s": round(time.time() - t0, 1),
+                   "perplexity_ratio": card.capability["perplexity_ratio"]}
             rows.append(row)
             print(json.dumps(row), flush=True)
     m = machine()

@@ -62,7 +62,7 @@ def train_adapters(specs, out: Path, args) -> dict[str, Path]:
                           audit_prompts=1, seed=0)
         t0 = time.perf_counter()
         card = train(model, [specs[n] for n in members], path, cfg, overwrite=True, base_name="smollm2-135m")
-        print(f"[{name}] trained on {len(members)} tasks: {card['steps']} steps, "
+        print(f"[{name}] trained on {len(members)} tasks: {card.steps} steps, "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
     return paths
 

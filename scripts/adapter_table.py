@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synthgen.card import AdapterCard
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -26,18 +28,18 @@ def main():
           "| E[distinct] in 500 under Q | mass of P on the list | steps | train s | perplexity × |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for card_file in sorted(ROOT.glob("adapters/*/synthgen_adapter.json")):
-        card = json.loads(card_file.read_text())
-        lists = card["lists"]
+        card = AdapterCard.from_dict(json.loads(card_file.read_text()))
+        lists = card.lists
         sizes = sorted({x["n_targets"] for x in lists})
         size = f"{len(lists)} × {sizes[0]}" if len(lists) > 1 else str(sizes[0])
-        stop = "" if card["stopped_early"] else " (cap)"
-        print(f"| {card_file.parent.name} | {card['config'].get('objective', 'paper')} | {size} "
+        stop = "" if card.stopped_early else " (cap)"
+        print(f"| {card_file.parent.name} | {card.objective} | {size} "
               f"| {mean(lists, 'base', 'kl_q_target_bits')} → **{mean(lists, 'adapter', 'kl_q_target_bits', fmt='.3f')}** "
               f"| {mean(lists, 'adapter', 'q_entropy_bits')} ({np.mean([x['target_entropy_bits'] for x in lists]):.2f}) "
               f"| {mean(lists, 'base', 'q_expected_distinct', '500', '.0f')} → "
               f"**{mean(lists, 'adapter', 'q_expected_distinct', '500', '.0f')}** "
               f"| {mean(lists, 'base', 'mass', fmt='.3f')} → {mean(lists, 'adapter', 'mass', fmt='.3f')} "
-              f"| {card['steps']}{stop} | {card['train_seconds']:.0f} | {card['capability']['perplexity_ratio']:.2f} |")
+              f"| {card.steps}{stop} | {card.train_seconds:.0f} | {card.capability['perplexity_ratio']:.2f} |")
 
 
 if __name__ == "__main__":

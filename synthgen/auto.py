@@ -109,7 +109,7 @@ def ensure_auto_adapters(template: Template, model_dir: str, *,
                          on_step: Callable | None = None, on_note: Callable[[str], None] | None = None) -> list[str]:
     """Resolve every `adapter: auto` field to a built adapter (training the missing ones).
     Returns the fields it trained for."""
-    from .train import read_card
+    from .card import read_card
 
     trained = []
     for f in template.fields:
@@ -121,11 +121,11 @@ def ensure_auto_adapters(template: Template, model_dir: str, *,
             _build(model_dir, spec, out, f.name, on_step, on_note)
             trained.append(f.name)
         card = read_card(out)
-        if on_note and card.get("lists"):
+        if on_note and card and card.lists:
             import numpy as np
 
-            mean = lambda side, key: float(np.mean([x[side][key] for x in card["lists"]]))  # noqa: E731
-            e500 = lambda side: float(np.mean([x[side]["q_expected_distinct"]["500"] for x in card["lists"]]))  # noqa: E731
+            mean = lambda side, key: float(np.mean([x[side][key] for x in card.lists]))  # noqa: E731
+            e500 = lambda side: float(np.mean([x[side]["q_expected_distinct"]["500"] for x in card.lists]))  # noqa: E731
             on_note(f"adapter: auto for {f.name!r}: KL(Q‖p*) {mean('base', 'kl_q_target_bits'):.2f} -> "
                     f"{mean('adapter', 'kl_q_target_bits'):.2f} bits, E[distinct in 500] under Q {e500('base'):.0f} -> "
                     f"{e500('adapter'):.0f} (Q: what constrained decoding samples; {out})")

@@ -95,7 +95,7 @@ def sample(prompt, n, model, adapter, seed, temperature, max_tokens, top, engine
     from .engine import check_adapter
     from .models import resolve_model
     from .sample import check_sample_args, sample as run_sample
-    from .train import free_decoding_warning
+    from .card import free_decoding_warning
 
     check_sample_args(prompt, n, temperature, max_tokens)  # fail before the engine starts
     if adapter:
@@ -191,7 +191,8 @@ def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targ
     from .lists import load_spec
     from .models import DEFAULT_MODEL, EMBEDDED, resolve_model, set_torch_threads
     from .render import render_card, train_progress
-    from .train import TrainConfig, capability_line, check_trainable, train
+    from .card import capability_line
+    from .train import TrainConfig, check_trainable, train
 
     params = click.get_current_context().params  # every training option has its TrainConfig field's name
     cfg = TrainConfig(alpha=2 * rank, **{k: params[k] for k in TrainConfig.__dataclass_fields__ if k in params})
@@ -208,9 +209,8 @@ def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targ
         click.echo("interrupted: checkpoint saved; continue with the same command and --resume", err=True)
         sys.exit(130)
     render_card(card, out)
-    click.secho(capability_line(card), fg="red" if card["capability"]["degraded"] else None,
-                err=card["capability"]["degraded"])
-    if card["capability"]["degraded"]:
+    click.secho(capability_line(card), fg="red" if card.degraded else None, err=card.degraded)
+    if card.degraded:
         click.secho("WARNING: general capability degraded: consider a lower --lr or fewer --steps", fg="red", err=True)
 
 

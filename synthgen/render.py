@@ -56,9 +56,9 @@ def render_sample(result, top: int) -> None:
 def render_card(card, out):
 
     console = terminal()
-    console.print(f"[bold]{out}[/]: {card['steps']} steps in {card['train_seconds']:.0f}s"
-                  + (" (stopped early)" if card["stopped_early"] else ""))
-    rows = [(x["name"], x["base"], x["adapter"]) for x in card["lists"]]
+    console.print(f"[bold]{out}[/]: {card.steps} steps in {card.train_seconds:.0f}s"
+                  + (" (stopped early)" if card.stopped_early else ""))
+    rows = [(x["name"], x["base"], x["adapter"]) for x in card.lists]
     audit_table(console, rows)
     distortion_table(console, rows)  # what generation samples: Q, the objective's own figures
 

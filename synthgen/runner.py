@@ -141,7 +141,7 @@ def output_format(out: str) -> str:
 
 def free_decoding_warnings(template: Template) -> list[str]:
     """Fields decoded free through an adapter that puts little of P's mass on its list."""
-    from .train import free_decoding_warning
+    from .card import free_decoding_warning
 
     out = []
     for f in template.fields:

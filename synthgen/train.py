@@ -21,7 +21,6 @@ p* per step; Q's normaliser always comes from the whole list's trie.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -35,13 +34,13 @@ import numpy as np
 
 from . import targets as T
 from .entropy import entropy_bits
-from .errors import AdapterError, InputError
+from .errors import InputError
 from .audit import capability_check
+from .card import ADAPTER_CARD, AdapterCard, adapter_readme, read_card
 from .lists import ListSpec, expand, load_targets
 from .models import load_base, model_fingerprint  # noqa: F401  (load_base: also imported from here)
 from .output import recover, replace_files
 
-ADAPTER_CARD = "synthgen_adapter.json"
 OBJECTIVES = ("q", "mixed", "paper")
 PRECISIONS = ("auto", "fp32", "bf16")
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -213,7 +212,7 @@ def exact_loss(model, task: Task, mass_term: float | None, max_nodes: int = 768)
 
 def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainConfig, *, resume: bool = False,
           overwrite: bool = False, base_name: str | None = None,
-          on_step: Callable[[StepLog, dict, list[Task]], None] | None = None) -> dict:
+          on_step: Callable[[StepLog, dict, list[Task]], None] | None = None) -> AdapterCard:
     """Train one adapter on all specs; write it atomically to `out`. Returns the adapter card.
     (torch's thread count is the caller's: `torch.set_num_threads` before.)"""
     out = Path(out)
@@ -336,7 +335,7 @@ class _Loop:
                        {k: float(np.mean(v)) for k, v in masses.items()}, time.time() - t0)
 
 
-def _card(loop: _Loop, tok, model_path: str, base_name: str | None) -> dict:
+def _card(loop: _Loop, tok, model_path: str, base_name: str | None) -> AdapterCard:
     """The adapter card: settings, time and the exact audit of the weights as shipped (bf16-rounded)."""
     import torch
 
@@ -346,28 +345,24 @@ def _card(loop: _Loop, tok, model_path: str, base_name: str | None) -> dict:
     with torch.no_grad():
         for prm in loop.params:
             prm.copy_(prm.to(torch.bfloat16).to(prm.dtype))
-    card = {
-        "format": "synthgen-adapter/1", "base_model": base_name or str(model_path),
-        "base_fingerprint": model_fingerprint(model_path),
-        "lists": [evaluate_task(model, tok, t, cfg.audit_prompts) for t in loop.tasks],
-        "capability": capability_check(model, tok),
-        "config": asdict(cfg), "training_precision": loop.precision, "steps": loop.step, "stopped_early": loop.step < cfg.steps,
-        "train_seconds": round(loop.seconds, 1), "history": loop.history, "stop_checks": loop.checks,
-    }
-    if cfg.init_from:  # what the starting adapter had cost, so tables can show the whole
-        first = read_card(cfg.init_from)
-        card["init"] = {"from": str(cfg.init_from), "steps": first.get("steps"), "train_seconds": first.get("train_seconds"),
-                        "objective": first.get("config", {}).get("objective", "paper")}
+    card = AdapterCard(
+        format="synthgen-adapter/1", base_model=base_name or str(model_path), base_fingerprint=model_fingerprint(model_path),
+        lists=[evaluate_task(model, tok, t, cfg.audit_prompts) for t in loop.tasks], capability=capability_check(model, tok),
+        config=asdict(cfg), training_precision=loop.precision, steps=loop.step, stopped_early=loop.step < cfg.steps,
+        train_seconds=round(loop.seconds, 1), history=loop.history, stop_checks=loop.checks)
+    if cfg.init_from and (first := read_card(cfg.init_from)):  # what the starting adapter had cost, so tables show the whole
+        card.init = {"from": str(cfg.init_from), "steps": first.steps, "train_seconds": first.train_seconds,
+                     "objective": first.objective}
     return card
 
 
-def _write_adapter(model, card: dict, out: Path) -> None:
+def _write_adapter(model, card: AdapterCard, out: Path) -> None:
     """Weights (bf16), card and README into a temp dir beside `out`, then swapped in (an old
     adapter, --overwrite, goes once the new is in place)."""
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp"))
     model.save_pretrained(tmp)
     _to_bf16(tmp / "adapter_model.safetensors")
-    (tmp / ADAPTER_CARD).write_text(json.dumps(card, indent=2))
+    card.write(tmp)
     (tmp / "README.md").write_text(adapter_readme(card, out.name))  # ours, not peft's empty model card
     replace_files([out], lambda: os.rename(tmp, out))
 
@@ -378,12 +373,12 @@ def init_adapter(base, cfg: TrainConfig, model_path: str):
     from peft import PeftModel
 
     src = Path(cfg.init_from)
-    card = read_card(src) if src.is_dir() else {}
+    card = read_card(src) if src.is_dir() else None
     if not card:
         raise InputError(f"--init {src}: not a synthgen adapter (no {ADAPTER_CARD} there)")
-    if card.get("base_fingerprint") not in (None, model_fingerprint(model_path)):
-        raise InputError(f"--init {src}: that adapter was built for another base model ({card.get('base_model')})")
-    first = card.get("config", {})
+    if card.base_fingerprint not in (None, model_fingerprint(model_path)):
+        raise InputError(f"--init {src}: that adapter was built for another base model ({card.base_model})")
+    first = card.config
     if (first.get("rank"), first.get("alpha")) != (cfg.rank, cfg.alpha):
         raise InputError(f"--init {src}: its LoRA rank is {first.get('rank')}; pass --rank {first.get('rank')}")
     return PeftModel.from_pretrained(base, src, is_trainable=True)
@@ -407,79 +402,3 @@ def evaluate_task(model, tok, task: Task, n_prompts: int | None = None) -> dict:
     return {"name": task.spec.name, "spec_hash": task.spec.digest(), "n_targets": len(task.texts),
             "target_entropy_bits": round(task.entropy / math.log(2), 4), "prompts": prompts,
             "base": before.to_dict(), "adapter": after.to_dict()}
-
-
-def capability_line(card: dict) -> str:
-    """The capability check in one line: perplexity on a general paragraph, base vs adapter."""
-    cap = card["capability"]
-    verdict = "DEGRADED" if cap["degraded"] else "ok"
-    return (f"capability check: {verdict}: perplexity on a general paragraph {cap['perplexity_base']:.2f} -> "
-            f"{cap['perplexity_adapter']:.2f} (x{cap['perplexity_ratio']}, threshold x{cap['threshold']})")
-
-
-LOSSES = {"q": "-sum_t p*(t) log Q(t | prompt), Q being what trie-constrained decoding samples (the list's trie, renormalised "
-                "at each token)",
-          "mixed": "-sum_t p*(t) [log Q(t | prompt) + w log M(t)], Q plus w x the mass P keeps on the list",
-          "paper": "-sum_t p*(t) log P(t + end-of-turn | prompt), for free sampling"}
-
-
-def adapter_readme(card: dict, name: str) -> str:
-    """The adapter's README.md, generated from its card (synthgen_adapter.json)."""
-    cfg = card["config"]
-    objective = cfg.get("objective", "paper")
-    lines = [f"# {name}: a synthgen diffuse LoRA adapter", "",
-             f"Base model: `{card['base_model']}`. Trained by `synthgen build-adapter` for {card['steps']} steps "
-             f"({card['train_seconds']:.0f} s{', stopped early' if card['stopped_early'] else ''}) to spread the model's "
-             f"answers over a list, objective `{objective}`: {LOSSES[objective]}.", "",
-             "| list | targets | KL(Q‖p*) bits: base -> adapter | H(Q) bits (target) | E[distinct] in 500 under Q "
-             "| mass of P on the list |", "|---|---:|---|---|---|---|"]
-
-    def get(r, key, fmt, n=None):  # int keys in a fresh card, str keys read back from JSON; cards before Q have none
-        v = r.get(key)
-        v = v if v is None or n is None else v.get(n, v.get(str(n)))
-        return "—" if v is None else format(v, fmt)
-
-    for x in card["lists"]:
-        b, a = x["base"], x["adapter"]
-        lines.append(f"| {x['name']} | {x['n_targets']} | {get(b, 'kl_q_target_bits', '.2f')} -> "
-                     f"{get(a, 'kl_q_target_bits', '.2f')} | {get(a, 'q_entropy_bits', '.2f')} ({x['target_entropy_bits']:.2f}) "
-                     f"| {get(b, 'q_expected_distinct', '.0f', 500)} -> {get(a, 'q_expected_distinct', '.0f', 500)} "
-                     f"| {b['mass']:.3f} -> {a['mass']:.3f} |")
-    if (w := free_decoding_warning_from(card, name)) is not None:
-        lines += ["", f"**Constrained decoding only**: {w}."]
-    lines += ["", capability_line(card) + ".", "",
-              f"Settings: rank {cfg['rank']}, alpha {cfg['alpha']}, lr {cfg['lr']}, {cfg['prompts_per_step']} prompt(s) "
-              f"per step, up to {cfg['max_targets']} targets per pass, seed {cfg['seed']}. Exact metrics, settings and the "
-              "loss history are in `synthgen_adapter.json`; audit it with `synthgen audit SPEC --adapter DIR`.", "",
-              "Use: name it as a template field's `adapter:` (decoded inside the list's trie by default), or "
-              "`synthgen sample PROMPT --adapter DIR`; with vLLM, `LoRARequest(name, 1, DIR)` (peft format).", ""]
-    return "\n".join(lines)
-
-
-FREE_MASS_FLOOR = 0.1  # an adapter whose P puts less on its list is for constrained decoding only
-
-
-def free_decoding_warning(adapter: str | Path) -> str | None:
-    """One line when sampling through `adapter` without the trie would mostly miss its list: an
-    adapter trained for Q (--objective q) may put almost none of P's mass there (FACTS.md)."""
-    return free_decoding_warning_from(read_card(adapter), Path(adapter).name)
-
-
-def free_decoding_warning_from(card: dict, name: str) -> str | None:
-    masses = [x["adapter"]["mass"] for x in card.get("lists", []) if "adapter" in x]
-    if not masses or min(masses) >= FREE_MASS_FLOOR:
-        return None
-    objective = card.get("config", {}).get("objective", "paper")
-    return (f"adapter {name!r} puts {min(masses):.1%} of its free-sampling mass on its list "
-            f"(trained with --objective {objective}, for trie-constrained decoding): free decoding will mostly "
-            "give invalid answers; decode it constrained, or rebuild it with --objective mixed")
-
-
-def read_card(adapter: str | Path) -> dict:
-    path = Path(adapter) / ADAPTER_CARD
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        raise AdapterError(f"{path} is corrupt: rebuild the adapter") from None

@@ -1,11 +1,11 @@
 """The training objective: its settings, what the card records, and the free-decoding guard."""
 
-import json
 
 import pytest
 
 from synthgen.errors import InputError
-from synthgen.train import TrainConfig, free_decoding_warning
+from synthgen.card import AdapterCard, free_decoding_warning
+from synthgen.train import TrainConfig
 
 
 def test_objectives_map_to_the_mass_term_and_bad_values_are_refused():
@@ -21,8 +21,8 @@ def test_objectives_map_to_the_mass_term_and_bad_values_are_refused():
 def _card(tmp_path, mass, objective):
     d = tmp_path / f"a_{objective}_{mass}"
     d.mkdir()
-    (d / "synthgen_adapter.json").write_text(json.dumps({"config": {"objective": objective},
-                                                         "lists": [{"adapter": {"mass": mass}}]}))
+    AdapterCard(format="synthgen-adapter/1", base_model="smollm2-135m", base_fingerprint=None, lists=[{"adapter": {"mass": mass}}],
+                capability={}, config={"objective": objective}, steps=1, stopped_early=False, train_seconds=1.0).write(d)
     return d
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from synthgen.errors import InputError
 from synthgen.runner import RunOptions, prepare
-from synthgen.train import adapter_readme, capability_line
+from synthgen.card import AdapterCard, adapter_readme, capability_line
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,13 +34,13 @@ def test_prepare_plans_the_output_and_the_format(tmp_path):
 
 
 def test_adapter_readme_is_generated_from_the_card():
-    card = json.loads((ROOT / "synthgen" / "adapters" / "first_names" / "synthgen_adapter.json").read_text())
+    card = AdapterCard.from_dict(json.loads((ROOT / "synthgen" / "adapters" / "first_names" / "synthgen_adapter.json").read_text()))
     text = adapter_readme(card, "first_names")
-    x = card["lists"][0]
+    x = card.lists[0]
     assert text.startswith("# first_names: a synthgen diffuse LoRA adapter")
     assert f"{x['base']['mass']:.3f} -> {x['adapter']['mass']:.3f}" in text
     assert f"| {x['n_targets']} |" in text and "Model Card for Model ID" not in text
     line = capability_line(card)
-    assert f"x{card['capability']['perplexity_ratio']}" in line and ("ok" in line) != card["capability"]["degraded"]
+    assert f"x{card.capability['perplexity_ratio']}" in line and ("ok" in line) != card.degraded
     shipped = (ROOT / "synthgen" / "adapters" / "first_names" / "README.md").read_text()
     assert shipped == text  # the shipped README is this function's output

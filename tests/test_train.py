@@ -137,7 +137,7 @@ def test_interrupt_and_resume(model_dir, tmp_path):
         train(model_dir, spec, out, cfg)
     steps = []
     card = train(model_dir, spec, out, cfg, resume=True, on_step=lambda log, e, t: steps.append(log.step))
-    assert steps == [4, 5, 6] and card["steps"] == 6 and len(card["history"]) == 6
+    assert steps == [4, 5, 6] and card.steps == 6 and len(card.history) == 6
     assert not (tmp_path / "weekdays.partial").exists()
     with pytest.raises(InputError, match="already exists"):
         train(model_dir, spec, out, cfg)
@@ -193,9 +193,9 @@ def test_the_stop_rule_confirms_on_the_whole_list_before_it_stops(model_dir, tmp
     spec = load_spec("adapters/tasks/numbers_1_10.yaml")
     cfg = TrainConfig(steps=30, prompts_per_step=1, max_targets=4, gamma=0.15, objective="q")  # 4 of 10 per step
     card = train(model_dir, [spec], tmp_path / "n", cfg)
-    h = card["lists"][0]["target_entropy_bits"] * __import__("math").log(2)
-    checks = card["stop_checks"]
+    h = card.lists[0]["target_entropy_bits"] * __import__("math").log(2)
+    checks = card.stop_checks
     assert checks, "the moving average never asked for a stop"
     assert all(c["loss"]["numbers_1_10"] > 1.15 * h for c in checks[:-1])
-    if card["stopped_early"]:
-        assert checks[-1]["loss"]["numbers_1_10"] <= 1.15 * h and checks[-1]["step"] == card["steps"]
+    if card.stopped_early:
+        assert checks[-1]["loss"]["numbers_1_10"] <= 1.15 * h and checks[-1]["step"] == card.steps

@@ -140,18 +140,15 @@ def check_adapter(path: str | Path, model_dir: str | None = None) -> AdapterInfo
         raise AdapterError(f"{cfg_file} is corrupt ({e.__class__.__name__}: {e}): rebuild the adapter") from None
     if not any((p / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")):
         raise AdapterError(f"{str(path)!r} has no adapter weights (adapter_model.safetensors)")
-    card_file = p / "synthgen_adapter.json"
-    if model_dir is not None and card_file.is_file():
+    if model_dir is not None:
+        from ..card import read_card
         from ..models import model_fingerprint
 
-        try:
-            card = json.loads(card_file.read_text())
-        except ValueError:
-            raise AdapterError(f"{card_file} is corrupt: rebuild the adapter") from None
-        want, have = card.get("base_fingerprint"), model_fingerprint(model_dir)
+        card = read_card(p)
+        want, have = (card.base_fingerprint if card else None), model_fingerprint(model_dir)
         if want and have and want != have:
-            raise AdapterError(f"adapter {str(path)!r} was trained for base model {card.get('base_model')!r}, "
-                               f"not {model_dir!r}: use --model {card.get('base_model')} or rebuild the adapter")
+            raise AdapterError(f"adapter {str(path)!r} was trained for base model {card.base_model!r}, "
+                               f"not {model_dir!r}: use --model {card.base_model} or rebuild the adapter")
     return AdapterInfo(path=str(p.resolve()), base_model=cfg.get("base_model_name_or_path"), rank=rank)
 
 
