@@ -42,7 +42,7 @@ from .models import load_base, model_fingerprint  # noqa: F401  (load_base: also
 from .output import recover, replace_files
 
 OBJECTIVES = ("q", "mixed", "paper")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "both")
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -59,7 +59,8 @@ class TrainConfig:
     objective: str = field(default="q", metadata={"help": "q (constrained decoding) | mixed | paper (free sampling)"})
     mass_weight: float = field(default=0.1, metadata={"help": "mixed: weight w of the term that keeps P's mass on the list"})
     precision: str = field(default="auto", metadata={"help": "training forward/backward: auto (bf16 autocast where the "
-                                                             "CPU has a bf16 path or on a GPU, else fp32) | fp32 | bf16"})
+                                                             "CPU has a bf16 path or on a GPU, else fp32) | fp32 | bf16 | both (the "
+                                                             "mean loss of an fp32 and a bf16 pass: right in both engine dtypes)"})
     seed: int = 0
     checkpoint_every: int = 10
     audit_prompts: int | None = field(default=None, metadata={"help": "card audit on the first N prompts (default all)"})
@@ -295,6 +296,11 @@ class _Loop:
         if not should_stop(self.ema, tasks, cfg.gamma):
             return False
         exact = {t.spec.name: exact_loss(self.model, t, cfg.mass_term) for t in tasks}
+        if self.precision == "both":  # trained for both: confirmed in both (the bf16 pass under autocast)
+            import torch
+
+            with torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16):
+                exact = {t.spec.name: (exact[t.spec.name] + exact_loss(self.model, t, cfg.mass_term)) / 2 for t in tasks}
         self.checks.append({"step": self.step, "loss": exact})
         self.ema.update(exact)
         return should_stop(self.ema, tasks, cfg.gamma)
@@ -319,15 +325,19 @@ class _Loop:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         losses: dict[str, list[float]] = {}
         masses: dict[str, list[float]] = {}
+        # "both": the same problem through an fp32 and a bf16 pass, half the gradient each: generation
+        # runs the dtype each machine is fastest in, and at a two-item list's logits bf16 alone moves the split
+        passes = [False, True] if self.precision == "both" else [self.precision == "bf16"]
         for _ in range(cfg.prompts_per_step):
             task = self.tasks[rng.integers(len(self.tasks))]
             prompt = task.prompt_ids[rng.integers(len(task.prompt_ids))]
             ids, w = task.step_problem(rng, cfg.max_targets)
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                loss, lp = packed_backward(self.model, prompt, ids, w, scale=1 / cfg.prompts_per_step, full=task.full,
-                                           mass_term=cfg.mass_term)
-            losses.setdefault(task.spec.name, []).append(loss)
-            masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
+            for bf16 in passes:
+                with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+                    loss, lp = packed_backward(self.model, prompt, ids, w, scale=1 / cfg.prompts_per_step / len(passes),
+                                               full=task.full, mass_term=cfg.mass_term)
+                losses.setdefault(task.spec.name, []).append(loss)
+                masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
