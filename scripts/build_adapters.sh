@@ -12,7 +12,8 @@ $SG build-adapter adapters/gender.yaml --out adapters/gender --steps 250 --gamma
 # the Q objective from there until its rule stops it (numbers 25 steps, birth dates 13: KL(Q||p*) 0.022 / 0.05 bits)
 $SG build-adapter adapters/numbers_1_100.yaml --out out/numbers_paper --steps 60 --objective paper $COMMON
 $SG build-adapter adapters/numbers_1_100.yaml --out adapters/numbers_1_100 --init out/numbers_paper --steps 80 --gamma 0.008 --objective q --prompts-per-step 1 --overwrite --seed 1
-$SG build-adapter adapters/first_names.yaml --out adapters/first_names --steps 40 --max-targets 300 --objective paper $COMMON
+$SG build-adapter adapters/first_names.yaml --out out/first_names_paper --steps 40 --max-targets 300 --objective paper $COMMON
+$SG build-adapter adapters/first_names.yaml --out adapters/first_names --init out/first_names_paper --steps 150 --max-targets 300 --gamma 0.008 --objective q --prompts-per-step 1 --overwrite --seed 1
 $SG build-adapter adapters/surnames.yaml --out adapters/surnames --steps 250 --max-targets 300 --gamma 0.008 --objective q $COMMON
 $SG build-adapter adapters/birth_dates.yaml --out out/birth_dates_paper --steps 40 --max-targets 200 --audit-prompts 1 --objective paper $COMMON
 $SG build-adapter adapters/birth_dates.yaml --out adapters/birth_dates --init out/birth_dates_paper --steps 60 --max-targets 200 --audit-prompts 1 --gamma 0.005 --objective q --prompts-per-step 1 --overwrite --seed 1
