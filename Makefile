@@ -39,7 +39,7 @@ results: setup
 	$(BIN)/python benchmarks/biographies.py --n $(RESULTS_N) --retries 0
 	$(BIN)/python scripts/results_section.py
 
-# Rebuild the default adapters shipped in adapters/ (about 20 minutes on a 2-core CPU)
+# Rebuild the default adapters shipped in adapters/ (about 3 hours of training on a 2-core CPU: README, adapter table)
 adapters: setup
 	bash scripts/build_adapters.sh
 

@@ -51,13 +51,19 @@ def test_shipped_adapter_is_complete(name):
 @pytest.mark.integration
 @pytest.mark.parametrize("name", ["numbers_1_100", "first_names"])
 def test_shipped_adapter_audit_matches_its_card(name, model_dir):
-    """Re-scoring the shipped weights on this machine gives the numbers its card claims."""
-    prompt = json.loads((ROOT / "adapters" / name / "synthgen_adapter.json").read_text())["lists"][0]["prompts"][0]
-    r = CliRunner().invoke(cli, ["audit", f"adapters/{name}.yaml", "--adapter", f"adapters/{name}", "--model",
-                                 model_dir, "--prompt", prompt, "--json"])
+    """Re-scoring the shipped weights on this machine (fp32, every prompt the card audited) gives
+    the numbers its card claims: P's mass on the list and KL(Q‖p*)."""
+    card = json.loads((ROOT / "adapters" / name / "synthgen_adapter.json").read_text())["lists"][0]
+    args = ["audit", f"adapters/{name}.yaml", "--adapter", f"adapters/{name}", "--model", model_dir, "--json"]
+    for prompt in card["prompts"]:
+        args += ["--prompt", prompt]
+    r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     row = json.loads(r.output)[0]
-    assert row["adapter"]["mass"] > 0.5 and row["adapter"]["mass"] > 10 * row["base"]["mass"]
+    for side in ("base", "adapter"):
+        assert row[side]["mass"] == pytest.approx(card[side]["mass"], abs=0.005), side
+        assert row[side]["kl_q_target_bits"] == pytest.approx(card[side]["kl_q_target_bits"], abs=0.01), side
+    assert row["adapter"]["kl_q_target_bits"] < 0.1 < row["base"]["kl_q_target_bits"]
 
 
 def test_shipped_prompts_share_their_first_prefix_cache_block(model_dir):
