@@ -28,3 +28,15 @@ def utf8(raw: bytes, what: str) -> str:
     except UnicodeDecodeError as e:
         raise InputError(f"{what} is not UTF-8 text (byte {e.start + 1}: {raw[e.start:e.start + 1]!r}): "
                          "save it as UTF-8") from None
+
+
+def parse_yaml(raw: bytes, what: str):
+    """A YAML file's bytes parsed, or the one-line error (not UTF-8, or not YAML at line N)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(utf8(raw, what))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise InputError(f"{what} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None

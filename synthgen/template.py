@@ -50,10 +50,9 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from .choices import choice_lookup, conditional_lookups, templated, clean_answer
-from .errors import InputError, utf8
+from .errors import InputError, parse_yaml
 from .paths import find_template, resolve_adapter
 
 KINDS = ("choice", "date", "text")
@@ -332,12 +331,7 @@ def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Tem
 
 
 def _read_yaml(raw: bytes, where: str) -> dict:
-    try:
-        data = yaml.safe_load(utf8(raw, where))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(f"{where} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    data = parse_yaml(raw, where)
     if not isinstance(data, dict):
         raise InputError(f"{where} must be a YAML mapping with name and fields")
     return data

@@ -31,9 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from ..errors import InputError, utf8
+from ..errors import InputError, parse_yaml
 from . import sources
 
 _SOURCE_KINDS = {"builtin", "inline", "range", "dates", "csv"}
@@ -77,13 +76,10 @@ class ListSpec:
 def load_spec(path: str | Path) -> ListSpec:
     p = Path(path)
     try:
-        data = yaml.safe_load(utf8(p.read_bytes(), f"spec {str(path)!r}"))
+        raw = p.read_bytes()
     except OSError as e:
         raise InputError(f"cannot read spec {str(path)!r}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(f"spec {str(path)!r} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    data = parse_yaml(raw, f"spec {str(path)!r}")
     if not isinstance(data, dict):
         raise InputError(f"spec {str(path)!r} must be a YAML mapping with name, source and prompts")
     allowed = {"name", "source", "prompts", "weighting", "top_k", "description", "variables"}
