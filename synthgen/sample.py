@@ -40,7 +40,8 @@ class SampleResult:
             "prompt": self.prompt, "n": self.n, "distinct": self.distinct,
             "top_share": round(self.top_share, 4), "entropy_bits": round(self.entropy_bits, 4),
             "unfinished": self.unfinished, "distinct_finished": self.distinct_finished,
-            "answers": [{"answer": a, "count": c, "share": round(c / self.n, 4), "finished": a in self.finished}
+            "answers": [{"answer": a, "count": c, "share": round(c / self.n, 4), "finished": a in self.finished,
+                         "finished_count": self.finished[a]}
                         for a, c in self.counts.most_common(top)],
         }
 

@@ -52,15 +52,11 @@ from pathlib import Path
 
 
 from .choices import choice_lookup, conditional_lookups, templated, clean_answer
+from . import schema
 from .errors import InputError, parse_yaml
 from .paths import find_template, resolve_adapter
 
-KINDS = ("choice", "date", "text")
 DECODES = ("constrained", "free")
-RESERVED = {"index", "seed", "errors", "attempts"}
-_FIELD_KEYS = {"name", "kind", "prompt", "choices", "map", "match", "decode", "adapter", "max_tokens", "temperature", "top_p", "retries", "min",
-               "max", "min_words", "max_words", "sentences", "reject", "description"}
-_TEMPLATE_KEYS = {"name", "description", "system", "retries", "fields"}
 _DEFAULT_MAX_TOKENS = {"choice": 12, "date": 16, "text": 80}
 
 
@@ -281,85 +277,34 @@ _PARSERS = {"choice": _parse_choice, "date": _parse_date, "text": _parse_text}
 
 # --- loading ---------------------------------------------------------------------------------
 
-def _number(where, key, value, kind, lo, hi=None):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or isinstance(value, int))
-    if not ok or value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" + (f" and <= {hi}" if hi is not None else "")
-        raise InputError(f"{where}: `{key}` must be a{'n integer' if kind is int else ' number'} {rng}, got {value!r}")
-
-
-def _iso(where, key, value):
-    if value is None:
-        return None
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    try:
-        return dt.date.fromisoformat(str(value)).isoformat()
-    except ValueError:
-        raise InputError(f"{where}: `{key}` must be an ISO date (YYYY-MM-DD), got {value!r}") from None
-
-
 def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Template:
-    """A template by name (templates/) or path, every key checked: one-line errors naming the file,
-    the field and the key."""
+    """A template by name (templates/) or path, every key checked (synthgen.schema declares them):
+    one-line errors naming the file, the field and the key."""
     path = find_template(str(name_or_path))
     raw = path.read_bytes()
     where = f"template {str(path)!r}"
-    data = _read_yaml(raw, where)
-    unknown = sorted(set(data) - _TEMPLATE_KEYS)
-    if unknown:
-        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_TEMPLATE_KEYS))})")
-    if not isinstance(data.get("name"), str) or not data["name"].strip():
-        raise InputError(f"{where}: `name` must be a non-empty string")
-    fields_raw = data.get("fields")
-    if not isinstance(fields_raw, list) or not fields_raw:
-        raise InputError(f"{where}: `fields` must be a non-empty list of field mappings")
-    retries = data.get("retries", 3)
-    _number(where, "retries", retries, int, 0, 100)
-    system = data.get("system")
-    if system is not None and not isinstance(system, str):
-        raise InputError(f"{where}: `system` must be a string")
-    fields: list[Field] = []
-    for i, fr in enumerate(fields_raw):
-        f, fwhere = _field_head(fr, i, fields, fields_raw, where)
-        _field_kind(f, fr, fwhere, path, fields)
-        _field_decode(f, fr, fwhere, path, use_adapters)
-        fields.append(f)
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    return Template(name=data["name"], fields=fields, system=system, retries=retries,
-                    description=str(data.get("description", "")), path=str(path), digest=digest)
-
-
-def _read_yaml(raw: bytes, where: str) -> dict:
     data = parse_yaml(raw, where)
     if not isinstance(data, dict):
         raise InputError(f"{where} must be a YAML mapping with name and fields")
-    return data
+    spec = schema.validate(schema.TemplateFile, data, where)
+    fields: list[Field] = []
+    for fm in spec.fields:
+        fwhere = f"{where}, field {fm.name!r}"
+        f = _field_head(fm, fields, data["fields"], fwhere)
+        _field_kind(f, fm, fwhere, path, fields)
+        _field_decode(f, fm, fwhere, path, use_adapters)
+        fields.append(f)
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    return Template(name=spec.name, fields=fields, system=spec.system, retries=spec.retries,
+                    description=spec.description, path=str(path), digest=digest)
 
 
-def _field_head(fr, i: int, fields: list[Field], fields_raw: list, where: str) -> tuple[Field, str]:
+def _field_head(fm, fields: list[Field], fields_raw: list, fwhere: str) -> Field:
     """A field's name, kind, prompt (its placeholders: earlier fields only) and sampling numbers."""
-    if not isinstance(fr, dict):
-        raise InputError(f"{where}: field {i + 1} must be a mapping")
-    fname = fr.get("name")
-    fwhere = f"{where}, field {fname or i + 1!r}"
-    unknown = sorted(set(fr) - _FIELD_KEYS)
-    if unknown:
-        raise InputError(f"{fwhere}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_FIELD_KEYS))})")
-    if not isinstance(fname, str) or not fname.isidentifier():
-        raise InputError(f"{fwhere}: `name` must be an identifier (letters, digits, _)")
-    if fname in RESERVED:
-        raise InputError(f"{fwhere}: the name {fname!r} is reserved ({', '.join(sorted(RESERVED))})")
-    if any(f.name == fname for f in fields):
+    if any(f.name == fm.name for f in fields):
         raise InputError(f"{fwhere}: duplicate field name")
-    kind = fr.get("kind")
-    if kind not in KINDS:
-        raise InputError(f"{fwhere}: `kind` must be one of {', '.join(KINDS)}, got {kind!r}")
-    prompt = fr.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InputError(f"{fwhere}: `prompt` must be a non-empty string")
     try:
-        refs = [r for _, r, _, _ in string.Formatter().parse(prompt) if r is not None]
+        refs = [r for _, r, _, _ in string.Formatter().parse(fm.prompt) if r is not None]
     except ValueError as e:
         raise InputError(f"{fwhere}: bad placeholder in prompt ({e}); write {{{{ and }}}} for literal braces") from None
     earlier = [f.name for f in fields]
@@ -369,27 +314,16 @@ def _field_head(fr, i: int, fields: list[Field], fields_raw: list, where: str) -
             raise InputError(f"{fwhere}: prompt refers to {{{r}}}, which is "
                              + ("a later field: fields are filled in order" if later else "not a field")
                              + (f" (earlier fields: {', '.join(earlier)})" if earlier else ""))
-    f = Field(name=fname, kind=kind, prompt=prompt, depends=tuple(dict.fromkeys(refs)),
-              choices=fr.get("choices"), description=str(fr.get("description", "")))
-    f.max_tokens = fr.get("max_tokens", _DEFAULT_MAX_TOKENS[kind])
-    _number(fwhere, "max_tokens", f.max_tokens, int, 1, 4096)
-    f.temperature = fr.get("temperature", 1.0)
-    _number(fwhere, "temperature", f.temperature, float, 0, 10)
-    f.top_p = fr.get("top_p", 1.0)
-    _number(fwhere, "top_p", f.top_p, float, 0.0001, 1)
-    f.retries = fr.get("retries")
-    if f.retries is not None:
-        _number(fwhere, "retries", f.retries, int, 0, 100)
-    return f, fwhere
+    return Field(name=fm.name, kind=fm.kind, prompt=fm.prompt, depends=tuple(dict.fromkeys(refs)),
+                 choices=getattr(fm, "choices", None), description=fm.description,
+                 max_tokens=fm.max_tokens or _DEFAULT_MAX_TOKENS[fm.kind], temperature=fm.temperature,
+                 top_p=fm.top_p, retries=fm.retries)
 
 
-def _field_kind(f: Field, fr: dict, fwhere: str, path: Path, fields: list[Field]) -> None:
+def _field_kind(f: Field, fm, fwhere: str, path: Path, fields: list[Field]) -> None:
     """The keys of one kind: a choice's list (maybe conditional), a date's range, a text's checks."""
-    kind = f.kind
-    if kind == "choice":
-        f.value_map = fr.get("map") or {}
-        if not isinstance(f.value_map, dict):
-            raise InputError(f"{fwhere}: `map` must be a mapping field -> {{value: spelling}}")
+    if f.kind == "choice":
+        f.value_map, f.match = fm.map or {}, fm.match
         c = f.choices
         if isinstance(c, dict) and isinstance(c.get("where"), dict) and any(map(templated, c["where"].values())):
             f._lookups = conditional_lookups(f, fwhere, path.parent, fields)
@@ -398,59 +332,28 @@ def _field_kind(f: Field, fr: dict, fwhere: str, path: Path, fields: list[Field]
             if f.value_map:
                 raise InputError(f"{fwhere}: `map` needs a `where` with {{placeholders}} in `choices`")
             f._lookup = choice_lookup(f, fwhere, path.parent)
-        f.match = fr.get("match", "exact")
-        if f.match not in ("exact", "place"):
-            raise InputError(f"{fwhere}: `match` must be exact or place, got {f.match!r}")
-    elif "choices" in fr or "match" in fr or "map" in fr:
-        raise InputError(f"{fwhere}: `choices`, `map` and `match` are only for kind: choice")
-    if kind == "date":
-        f.min, f.max = _iso(fwhere, "min", fr.get("min")), _iso(fwhere, "max", fr.get("max"))
+    elif f.kind == "date":
+        f.min, f.max = (d.isoformat() if d else None for d in (fm.min, fm.max))
         if f.min and f.max and f.min > f.max:
             raise InputError(f"{fwhere}: `min` {f.min} is after `max` {f.max}")
-    elif "min" in fr or "max" in fr:
-        raise InputError(f"{fwhere}: `min`/`max` are only for kind: date")
-    if kind == "text":
-        _text_checks(f, fr, fwhere)
-    elif any(k in fr for k in ("min_words", "max_words", "sentences", "reject")):
-        raise InputError(f"{fwhere}: min_words/max_words/sentences/reject are only for kind: text")
+    else:
+        f.min_words, f.max_words, f.sentences, f.reject = fm.min_words, fm.max_words, fm.sentences, fm.reject
+        f._reject_re = [re.compile(r, re.IGNORECASE) for r in fm.reject]
 
 
-def _text_checks(f: Field, fr: dict, fwhere: str) -> None:
-    f.min_words = fr.get("min_words", 1)
-    _number(fwhere, "min_words", f.min_words, int, 0)
-    f.max_words = fr.get("max_words")
-    if f.max_words is not None:
-        _number(fwhere, "max_words", f.max_words, int, max(1, f.min_words))
-    f.sentences = fr.get("sentences")
-    if f.sentences is not None:
-        _number(fwhere, "sentences", f.sentences, int, 1)
-    reject = fr.get("reject", [])
-    if not isinstance(reject, list) or not all(isinstance(r, str) for r in reject):
-        raise InputError(f"{fwhere}: `reject` must be a list of regular expressions")
-    try:
-        f._reject_re = [re.compile(r, re.IGNORECASE) for r in reject]
-    except re.error as e:
-        raise InputError(f"{fwhere}: bad `reject` pattern ({e})") from None
-    f.reject = reject
-
-
-def _field_decode(f: Field, fr: dict, fwhere: str, path: Path, use_adapters: bool) -> None:
+def _field_decode(f: Field, fm, fwhere: str, path: Path, use_adapters: bool) -> None:
     """How the field decodes (constrained inside its list, or free) and through which adapter."""
     kind = f.kind
-    f.decode = fr.get("decode", "free" if kind == "text" else "constrained")
-    if f.decode not in DECODES:
-        raise InputError(f"{fwhere}: `decode` must be constrained or free, got {f.decode!r}")
+    f.decode = fm.decode or ("free" if kind == "text" else "constrained")
     if f.decode == "constrained" and kind == "text":
         raise InputError(f"{fwhere}: `decode: constrained` is for choice and date fields (text is free)")
     if f.decode == "constrained" and kind == "date" and not (f.min and f.max):
-        if "decode" in fr:
+        if fm.decode:
             raise InputError(f"{fwhere}: constrained decoding of a date needs `min` and `max` (or decode: free)")
         f.decode = "free"  # an open date range has no list to constrain to
-    adapter = fr.get("adapter")
+    adapter = fm.adapter
     if adapter is None:
         return
-    if not isinstance(adapter, str) or not adapter.strip():
-        raise InputError(f"{fwhere}: `adapter` must be an adapter name or path")
     f.adapter = adapter
     if adapter == "auto":  # built (once, cached) before generation: synthgen.auto
         if kind == "text" or (kind == "date" and not (f.min and f.max)):

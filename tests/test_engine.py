@@ -24,7 +24,8 @@ def test_sample_counts_answers_and_uses_one_seed_per_draw():
     assert res.counts == {"7": 2, "3": 1, "The number is 7": 1}
     assert res.distinct == 3 and res.top_share == 0.5
     assert len({r.seed for r in eng.history}) == 4
-    assert res.to_dict()["answers"][0] == {"answer": "7", "count": 2, "share": 0.5, "finished": True}
+    assert res.to_dict()["answers"][0] == {"answer": "7", "count": 2, "share": 0.5, "finished": True,
+                                                "finished_count": 2}
 
 
 @pytest.mark.parametrize("kwargs,msg", [({"n": 0}, "--n must be >= 1"), ({"prompt": " "}, "prompt is empty"),

@@ -97,6 +97,32 @@ def test_bad_templates_are_refused_with_a_clear_message(tmp_path, bad, message):
     assert message in str(e.value), str(e.value)
 
 
+@pytest.mark.parametrize("bad, line", [  # the whole line, as the user reads it (synthgen/schema.py)
+    ("name: x\nfields: [{name: a, kind: text, prompt: p, max_tokens: 0}]\n",
+     "field 'a': `max_tokens` must be an integer >= 1 and <= 4096, got 0"),
+    ("name: x\nfields: [{name: a, kind: text, prompt: p, max_tokens: true}]\n",
+     "field 'a': `max_tokens` must be an integer >= 1 and <= 4096, got True"),
+    ("name: x\nfields: [{name: a, kind: choice, prompt: p, choices: [u, v], min: 2000-01-01}]\n",
+     "field 'a': `min` is only for kind: date"),
+    ("name: x\nfields: [{name: a, kind: text, prompt: p, reject: '['}]\n",
+     "field 'a': `reject` must be a list of regular expressions, got '['"),
+    ("name: x\nfields: [{name: a, kind: text, prompt: p, decode: greedy}]\n",
+     "field 'a': `decode` must be constrained or free, got 'greedy'"),
+    ("name: x\nfields: [{name: a, kind: text, prompt: p, min_words: 5, max_words: 2}]\n",
+     "field 'a': `max_words` must be an integer >= 5, got 2"),
+    ("name: x\nfields: [{name: a, kind: text}]\n", "field 'a': missing key(s) prompt"),
+    ("name: x\nfields: [{name: a, kind: date, prompt: p, min: soon}]\n",
+     "field 'a': `min` must be an ISO date (YYYY-MM-DD), got 'soon'"),
+    ("name: x\nfields: [hello]\n", "field 1 must be a mapping"),
+    ("- a\n- b\n", "must be a YAML mapping with name and fields"),
+])
+def test_template_errors_are_one_exact_line_naming_file_field_and_key(tmp_path, bad, line):
+    with pytest.raises(InputError) as e:
+        load_template(write(tmp_path, bad))
+    msg = str(e.value)
+    assert "\n" not in msg and msg.endswith(line) and msg.startswith("template "), msg
+
+
 def test_shipped_templates_load_and_name_existing_adapters():
     names = sorted(p.stem for p in (ROOT / "templates").glob("*.yaml"))
     assert "biography" in names and len(names) >= 2

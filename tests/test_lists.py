@@ -87,6 +87,21 @@ def test_bad_specs(tmp_path, text, msg):
         load_targets(load_spec(spec_file(tmp_path, text)))
 
 
+@pytest.mark.parametrize("text,line", [  # the whole line after the file's name (synthgen/schema.py)
+    ("name: x\nsource: {inline: [a]}\nweighting: -1\nprompts: [hi]\n",
+     "`weighting` must be uniform, frequency or a number >= 0, got -1"),
+    ("name: x\nsource: {inline: [a]}\ntop_k: 0\nprompts: [hi]\n", "`top_k` must be an integer >= 1, got 0"),
+    ("name: x\nsource: {inline: [a]}\nprompts: [hi, '  ']\n",
+     "`prompts` must be a non-empty list of non-empty strings, got ['hi', '  ']"),
+    ("name: x\nsource: {inline: [a]}\nprompts: [hi]\ncolour: red\n",
+     "unknown key(s) colour (allowed: description, name, prompts, source, top_k, variables, weighting)"),
+])
+def test_spec_errors_are_one_exact_line(tmp_path, text, line):
+    with pytest.raises(InputError) as e:
+        load_spec(spec_file(tmp_path, text))
+    assert "\n" not in str(e.value) and str(e.value).endswith(": " + line), str(e.value)
+
+
 def test_missing_spec_file(tmp_path):
     with pytest.raises(InputError, match="cannot read spec"):
         load_spec(tmp_path / "nope.yaml")
@@ -138,7 +153,7 @@ def test_a_conditional_spec_expands_to_one_list_per_value(tmp_path):
     (lambda s: s.replace("{gender} baby", "baby"), "variable 'gender' is not used by prompt"),
     (lambda s: s.replace("the {decade}s", "the {era}s"), "uses {era}, which is not a variable"),
     (lambda s: s.replace("decade: [1950, 2000]", "decade: [1950, 1850]"), "for gender=female,decade=1850: .*empty"),
-    (lambda s: s.replace("decade: [1950, 2000]", "decade: []"), "variable 'decade' needs a non-empty list"),
+    (lambda s: s.replace("decade: [1950, 2000]", "decade: []"), r"`variables.decade` must be a mapping name -> values: a non-empty list .*got \[\]"),
     (lambda s: s.replace('decade: "{decade}"', 'decade: "{year}"'), "`where` uses {year}, which is not a variable"),
 ])
 def test_bad_conditional_specs_are_one_line_errors(tmp_path, edit, msg):

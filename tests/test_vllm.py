@@ -79,7 +79,8 @@ def test_sample_cli_end_to_end_json(model_dir):
     assert math.isclose(result["entropy_bits"], -sum(a["count"] / 30 * math.log2(a["count"] / 30) for a in answers),
                         abs_tol=1e-4)
     assert result["distinct_finished"] == sum(1 for a in answers if a["finished"])
-    assert 0 <= result["unfinished"] <= 30 - sum(1 for a in answers if a["finished"])
+    assert result["unfinished"] == 30 - sum(a["finished_count"] for a in answers)
+    assert all(0 <= a["finished_count"] <= a["count"] and a["finished"] == (a["finished_count"] > 0) for a in answers)
 
 
 def test_prompt_logprobs_through_a_lora_do_not_crash(vllm_engine, random_adapter):

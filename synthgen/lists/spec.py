@@ -26,16 +26,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .. import schema
 from ..errors import InputError, parse_yaml
 from . import sources
 
-_SOURCE_KINDS = {"builtin", "inline", "range", "dates", "csv"}
+_SOURCE_KINDS = schema.SOURCE_KINDS
 
 
 @dataclass
@@ -50,21 +50,9 @@ class ListSpec:
     path: str | None = None  # where it was loaded from (not a YAML key)
     condition: dict | None = None  # set by expand(): this spec's variable values (not a YAML key)
 
-    def __post_init__(self):
-        where = f"spec {self.path or self.name!r}"
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise InputError(f"{where}: `name` must be a non-empty string")
-        if not isinstance(self.prompts, list) or not self.prompts or not all(
-                isinstance(p, str) and p.strip() for p in self.prompts):
-            raise InputError(f"{where}: `prompts` must be a non-empty list of non-empty strings")
-        if not isinstance(self.source, dict) or len(self.source.keys() & _SOURCE_KINDS) != 1:
-            raise InputError(f"{where}: `source` needs exactly one of {', '.join(sorted(_SOURCE_KINDS))}")
-        if not (self.weighting in ("uniform", "frequency") or (
-                isinstance(self.weighting, (int, float)) and not isinstance(self.weighting, bool)
-                and math.isfinite(self.weighting) and self.weighting >= 0)):
-            raise InputError(f"{where}: `weighting` must be uniform, frequency or a number >= 0, got {self.weighting!r}")
-        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
-            raise InputError(f"{where}: `top_k` must be an integer >= 1, got {self.top_k!r}")
+    def __post_init__(self):  # what the YAML may say: synthgen.schema.SpecFile
+        schema.validate(schema.SpecFile, {k: getattr(self, k) for k in schema.SpecFile.model_fields},
+                        f"spec {self.path or self.name!r}")
 
     def digest(self) -> str:
         """Hash of what defines the training problem (recorded in the adapter card)."""
@@ -79,17 +67,12 @@ def load_spec(path: str | Path) -> ListSpec:
         raw = p.read_bytes()
     except OSError as e:
         raise InputError(f"cannot read spec {str(path)!r}: {e.strerror}") from None
-    data = parse_yaml(raw, f"spec {str(path)!r}")
+    where = f"spec {str(path)!r}"
+    data = parse_yaml(raw, where)
     if not isinstance(data, dict):
-        raise InputError(f"spec {str(path)!r} must be a YAML mapping with name, source and prompts")
-    allowed = {"name", "source", "prompts", "weighting", "top_k", "description", "variables"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise InputError(f"spec {str(path)!r}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")
-    missing = sorted({"name", "source", "prompts"} - set(data))
-    if missing:
-        raise InputError(f"spec {str(path)!r}: missing key(s) {', '.join(missing)}")
-    return ListSpec(**data, path=str(p))
+        raise InputError(f"{where} must be a YAML mapping with name, source and prompts")
+    schema.validate(schema.SpecFile, data, where)
+    return ListSpec(**data, path=str(p))  # (the YAML's own values: a spec's digest does not change)
 
 
 def _placeholders(text: str, where: str) -> list[str]:
@@ -109,16 +92,8 @@ def expand(spec: ListSpec) -> list[ListSpec]:
     if not spec.variables:
         return [spec]
     where = f"spec {spec.path or spec.name!r}"
-    if not isinstance(spec.variables, dict):
-        raise InputError(f"{where}: `variables` must be a mapping name -> values")
-    spell = {}
-    for name, values in spec.variables.items():
-        if isinstance(values, list) and values:
-            spell[name] = {str(v): str(v) for v in values}
-        elif isinstance(values, dict) and values:
-            spell[name] = {str(k): str(v) for k, v in values.items()}
-        else:
-            raise InputError(f"{where}: variable {name!r} needs a non-empty list of values or a mapping value -> spelling")
+    spell = {name: {str(k): str(v) for k, v in (values.items() if isinstance(values, dict) else zip(values, values))}
+             for name, values in spec.variables.items()}  # value -> the source's spelling
     src_where = spec.source.get("where") if isinstance(spec.source.get("where"), dict) else {}
     used_where = {r for v in src_where.values() if isinstance(v, str) for r in _placeholders(v, where)}
     for prompt in spec.prompts:
