@@ -80,3 +80,46 @@ def test_the_generator_uses_the_engine_protocol_not_probes():
     assert isinstance(fake, Engine) and isinstance(fake, StepEngine) and not isinstance(fake, BlockEngine)
     assert (fake.dtype, fake.max_num_seqs) == (None, None) and fake.reset_prefix_cache() is None
     assert isinstance(RayPool.__new__(RayPool), BlockEngine)
+
+
+def _imports(pkg: str = "synthgen") -> dict[str, set[str]]:
+    """module -> the library modules it imports anywhere in its body (lazy imports in functions too)."""
+    import ast
+
+    files = {}
+    for p in (ROOT / pkg).rglob("*.py"):
+        parts = list(p.relative_to(ROOT).with_suffix("").parts)
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    graph = {}
+    for mod, p in files.items():
+        here = mod.split(".") if p.name == "__init__.py" else mod.split(".")[:-1]
+        graph[mod] = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = ".".join(here[:len(here) - node.level + 1] + [node.module] if node.module else
+                                here[:len(here) - node.level + 1]) if node.level else node.module or ""
+                names = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            graph[mod].update(n for n in names if n in files and n != mod)
+    return graph
+
+
+def test_no_import_cycles_in_the_library():
+    """No two library modules import each other, directly or through others, counting the imports
+    inside functions (issue #26: audit <-> train; engine.dtype <-> engine.vllm_engine)."""
+    graph = _imports()
+    assert graph["synthgen.cli"] and "synthgen.engine.base" in graph["synthgen.engine.vllm_engine"]  # it sees imports
+
+    def reach(start):
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        return seen
+
+    cycles = sorted(m for m in graph if m in reach(m) and not m.rsplit(".", 1)[-1] == "synthgen")
+    assert not cycles, f"modules on an import cycle: {cycles}"

@@ -124,35 +124,8 @@ def measure(model: str, say=None) -> dict:
 
 def _child(dtype: str, model: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "SYNTHGEN_DTYPE": dtype}
-    return subprocess.run([sys.executable, "-m", "synthgen.engine.dtype", "--probe", dtype, "--model", model],
+    return subprocess.run([sys.executable, "-m", "synthgen.engine.dtype_probe", dtype, model],
                           capture_output=True, text=True, env=env)
-
-
-def probe(model: str, dtype: str) -> float:
-    """Runs in a child: seconds for the workload, after one warm-up round (engine start excluded)."""
-    from importlib.resources import files
-
-    from .base import Request
-    from .vllm_engine import VLLMEngine
-
-    adapter = str(files("synthgen") / "adapters" / "first_names")
-    engine = VLLMEngine(model, dtype=dtype, max_loras=1)
-    # like a record's field: a shared instruction (prefix-cached after the warm-up) and a short
-    # distinct tail, so computed tokens per request (~30) and decoded ones mix as in a biography run
-    head = ("You are filling in one field of a fictional person's record. Pick a random first name "
-            "for the person described below. Answer with the name only.")
-    colours = ["red", "green", "blue", "amber", "violet", "teal", "grey", "gold"]
-
-    def request(i):
-        return Request(prompt=f"{head}\nPerson {i}: born in {1900 + i % 120}, likes {colours[i % 8]}.",
-                       adapter=adapter, max_tokens=PROBE_TOKENS, temperature=1.0, seed=i)
-
-    engine.generate([request(PROBE_PROMPTS + i) for i in range(32)])  # warm-up; caches the instruction
-    t0 = time.perf_counter()
-    engine.generate([request(i) for i in range(PROBE_PROMPTS)])
-    seconds = time.perf_counter() - t0
-    engine.close()
-    return seconds
 
 
 def main(argv=None):
@@ -160,14 +133,10 @@ def main(argv=None):
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="a model directory (default: the embedded SmolLM2)")
-    ap.add_argument("--probe", choices=DTYPES, help=argparse.SUPPRESS)  # internal: one dtype, in a child
     args = ap.parse_args(argv)
     from ..models import resolve_model
 
     model = resolve_model(args.model)
-    if args.probe:
-        print("ROW " + json.dumps({"dtype": args.probe, "seconds": probe(model, args.probe)}), flush=True)
-        return
     from ..roofline import locked
 
     with locked():
