@@ -157,3 +157,19 @@ def test_throughput_refuses_wall_options_that_do_not_fit_before_measuring_anythi
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and message in r.stderr.splitlines()[-1] and "Traceback" not in r.stderr, r.stderr
         assert not (tmp_path / "o").exists()  # nothing measured, nothing written
+
+
+def test_lora_cost_workload_is_the_same_everywhere_and_bad_configs_are_refused_at_once(tmp_path):
+    """benchmarks/lora_cost.py: distinct prompts (no configuration gets more cache hits than another),
+    forced lengths, and an unknown configuration refused before any engine starts."""
+    import subprocess
+
+    import lora_cost as L
+
+    ps = L.prompts(256)
+    assert len(set(ps)) == 256 and len({p.split(" Name:")[0] for p in ps}) == 1  # one shared instruction
+    assert set(L.CONFIGS) == {"lora", "lora-idle", "base", "compiled"} and L.CONFIGS["compiled"] == (False, False, False)
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lora_cost.py"), "--configs", "lora,nope",
+                        "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "configs are lora, lora-idle, base, compiled" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()
