@@ -87,7 +87,9 @@ def adapter_readme(card: AdapterCard, name: str) -> str:
     lines = [f"# {name}: a synthgen diffuse LoRA adapter", "",
              f"Base model: `{card.base_model}`. Trained by `synthgen build-adapter` for {card.steps} steps "
              f"({card.train_seconds:.0f} s{', stopped early' if card.stopped_early else ''}) to spread the model's "
-             f"answers over a list, objective `{objective}`: {LOSSES[objective]}.", "",
+             f"answers over a list, objective `{objective}`: {LOSSES[objective]}"
+             + (f", plus {cfg['keep_weight']} x KL(base || adapter) on general text" if cfg.get("keep_weight") else "")
+             + ".", "",
              "| list | targets | KL(Q‖p*) bits: base -> adapter | H(Q) bits (target) | E[distinct] in 500 under Q "
              "| mass of P on the list |", "|---|---:|---|---|---|---|"]
 

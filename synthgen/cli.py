@@ -166,6 +166,7 @@ def check_targets_cmd(specs, model):
 @click.option("--objective", type=click.Choice(["q", "mixed", "paper"]), default="q", show_default=True, help="q: for the trie-"
               "constrained sampler's Q (generation's default decode); paper: for free sampling's P; mixed: Q + --mass-weight x P's mass term.")
 @click.option("--mass-weight", default=0.1, show_default=True, help="--objective mixed: weight of the term that keeps P's mass on the list.")
+@click.option("--keep-weight", default=0.0, show_default=True, help="Weight of KL(base || adapter) on general text: holds capability.")
 @click.option("--seed", default=0, show_default=True, help="Seeds LoRA init and prompt/target sampling.")
 @click.option("--threads", default=None, type=int, help="torch threads (default: all cores).")
 @click.option("--audit-prompts", default=None, type=int, help="Card audit on the first N prompts of each spec (default all).")
@@ -173,14 +174,13 @@ def check_targets_cmd(specs, model):
 @click.option("--init", "init_from", type=click.Path(file_okay=False), help="Start from this adapter's weights (e.g. more steps).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (OUT.partial).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter at OUT.")
-def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targets, gamma, objective, mass_weight, seed,
-                  threads, audit_prompts, precision, init_from, resume, overwrite):
+def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targets, gamma, objective, mass_weight,
+                  keep_weight, seed, threads, audit_prompts, precision, init_from, resume, overwrite):
     """Train a diffuse LoRA adapter on one or more list SPECs.
 
-    Minimises -Σ p*(t)·log Q(t) (--objective q: Q is what trie-constrained decoding samples; paper:
-    P(t + end-of-turn | prompt)) over each list's targets, for prompts drawn from its paraphrases, the
-    prompt and the trie of all targets packed into one sequence. Ctrl-C saves a checkpoint; --resume
-    continues it. The adapter card (synthgen_adapter.json) records settings, time and exact metrics.
+    Minimises -Σ p*(t)·log Q(t) (--objective q: Q is what trie-constrained decoding samples; paper: P(t + end-of-turn | prompt))
+    over each list's targets, for prompts drawn from its paraphrases, the prompt and the trie of all targets packed into one
+    sequence. Ctrl-C saves a checkpoint; --resume continues it. The card (synthgen_adapter.json) records settings and metrics.
 
     \b
     Examples:

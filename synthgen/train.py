@@ -58,6 +58,8 @@ class TrainConfig:
     gamma: float = field(default=0.02, metadata={"help": "stop when loss <= (1+gamma) * H(p*) for every list"})
     objective: str = field(default="q", metadata={"help": "q (constrained decoding) | mixed | paper (free sampling)"})
     mass_weight: float = field(default=0.1, metadata={"help": "mixed: weight w of the term that keeps P's mass on the list"})
+    keep_weight: float = field(default=0.0, metadata={"help": "weight of KL(base || adapter) on general text (KEEP_TEXTS), "
+                                                               "added to every step: holds general capability"})
     precision: str = field(default="auto", metadata={"help": "training forward/backward: auto (bf16 autocast where the "
                                                              "CPU has a bf16 path or on a GPU, else fp32) | fp32 | bf16 | both (the "
                                                              "mean loss of an fp32 and a bf16 pass: right in both engine dtypes)"})
@@ -80,6 +82,8 @@ class TrainConfig:
             raise InputError(f"`objective` must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if not 0 <= self.mass_weight <= 1:
             raise InputError(f"`mass_weight` must be in [0, 1], got {self.mass_weight}")
+        if not 0 <= self.keep_weight <= 10:
+            raise InputError(f"`keep_weight` must be in [0, 10], got {self.keep_weight}")
         if self.precision not in PRECISIONS:
             raise InputError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
@@ -190,6 +194,37 @@ class StepLog:
     loss: dict  # task -> loss (nats) this step
     mass: dict  # task -> mass on the valid set (full lists) or on the sampled subset
     seconds: float
+    keep: float | None = None  # KL(base || adapter) on this step's general text, nats per token (--keep-weight)
+
+
+# General text for --keep-weight, on other subjects than the capability check's paragraph
+# (audit.GENERAL_PARAGRAPH), so the term cannot fit the check itself.
+KEEP_TEXTS = (
+    "A public library lends books, newspapers and recordings to the people of a town. Most libraries also "
+    "offer quiet rooms for study, computers for those who have none, and reading hours for small children.",
+    "To bake bread, mix flour, water, salt and yeast into a dough, knead it until it is smooth, and leave it "
+    "to rise in a warm place. Then shape the loaf and bake it until the crust is brown and sounds hollow.",
+    "The moon circles the earth about once a month. As it moves, the sunlit half we can see grows from a thin "
+    "crescent to a full disc and shrinks again, and its pull on the oceans raises the tides twice a day.",
+)
+
+
+class Keep:
+    """KL(base || adapter) token by token over KEEP_TEXTS: the term --keep-weight adds to the loss.
+    The base's log-probabilities are computed once, with the adapter off."""
+
+    def __init__(self, model, tokenizer):
+        import torch
+
+        self.ids = [torch.tensor([tokenizer(t, add_special_tokens=False)["input_ids"]]) for t in KEEP_TEXTS]
+        with torch.no_grad(), model.disable_adapter():
+            self.base = [torch.log_softmax(model(input_ids=x).logits.float(), -1) for x in self.ids]
+
+    def kl(self, model, i: int):
+        import torch
+
+        lp = torch.log_softmax(model(input_ids=self.ids[i]).logits.float(), -1)
+        return (self.base[i].exp() * (self.base[i] - lp)).sum(-1).mean()
 
 
 def should_stop(ema: dict, tasks: list[Task], gamma: float) -> bool:
@@ -232,7 +267,7 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
     specs = [x for s in specs for x in expand(s)]  # a conditional spec: one list per value of its variables
     tok, base = load_base(model_path)
     tasks = [prepare_task(tok, s, cfg.max_targets) for s in specs]
-    loop = _Loop(base, model_path, tasks, cfg, partial if resume else None)
+    loop = _Loop(base, model_path, tasks, cfg, partial if resume else None, tok)
     try:
         loop.run(partial, on_step)
     except KeyboardInterrupt:
@@ -248,7 +283,7 @@ class _Loop:
     """The optimiser loop and what a checkpoint keeps of it (optimiser, sampling RNG, history, the
     stop rule's moving averages and its exact confirmations, the step, the seconds spent)."""
 
-    def __init__(self, base, model_path: str, tasks: list[Task], cfg: TrainConfig, resume_from: Path | None):
+    def __init__(self, base, model_path: str, tasks: list[Task], cfg: TrainConfig, resume_from: Path | None, tok=None):
         import torch
         from peft import LoraConfig, PeftModel, get_peft_model
 
@@ -279,6 +314,7 @@ class _Loop:
             self.checks = state.get("checks", [])
             self.started -= state["seconds"]
         self.precision = cfg.resolved_precision()
+        self.keep = Keep(self.model, tok) if cfg.keep_weight > 0 else None
 
     def checkpoint(self, partial: Path) -> None:
         import torch
@@ -338,11 +374,16 @@ class _Loop:
                                                full=task.full, mass_term=cfg.mass_term)
                 losses.setdefault(task.spec.name, []).append(loss)
                 masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
+        keep = None
+        if self.keep is not None:  # one general text a step, in turn; in fp32
+            kl = self.keep.kl(self.model, self.step % len(KEEP_TEXTS))
+            (cfg.keep_weight * kl).backward()
+            keep = float(kl.detach())
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
         return StepLog(self.step, {k: float(np.mean(v)) for k, v in losses.items()},
-                       {k: float(np.mean(v)) for k, v in masses.items()}, time.time() - t0)
+                       {k: float(np.mean(v)) for k, v in masses.items()}, time.time() - t0, keep)
 
 
 def _card(loop: _Loop, tok, model_path: str, base_name: str | None) -> AdapterCard:

@@ -72,3 +72,45 @@ def test_adapter_auto_trains_for_the_sampler():
     from synthgen.auto import auto_config
 
     assert auto_config().objective == "q"  # auto adapters are decoded inside their trie
+
+
+def test_keep_term_is_kl_from_the_base_on_general_text_and_zero_for_an_untouched_adapter():
+    """--keep-weight: KL(base || adapter) per token over train.KEEP_TEXTS, exact against a separate
+    computation, zero for a fresh LoRA (B = 0), with a gradient once the adapter moves; none of the
+    texts is the capability check's paragraph (the term must not fit the check itself)."""
+    import numpy as np
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from synthgen.audit import GENERAL_PARAGRAPH
+    from synthgen.train import KEEP_TEXTS, Keep
+
+    assert GENERAL_PARAGRAPH not in KEEP_TEXTS and len(KEEP_TEXTS) >= 2
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(LlamaConfig(vocab_size=61, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                        num_attention_heads=2, num_key_value_heads=2))
+    model = get_peft_model(base, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
+
+    def tok(text, add_special_tokens=False):
+        return {"input_ids": [ord(c) % 61 for c in text[:40]]}
+
+    keep = Keep(model, tok)
+    assert float(keep.kl(model, 0)) == pytest.approx(0.0, abs=1e-6)  # lora_B starts at zero: the adapter is the base
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.5)
+    kl = keep.kl(model, 1)
+    kl.backward()
+    ids = torch.tensor([tok(KEEP_TEXTS[1])["input_ids"]])
+    with torch.no_grad():
+        q = torch.log_softmax(model(input_ids=ids).logits.double(), -1)[0].numpy()
+        with model.disable_adapter():
+            p = torch.log_softmax(model(input_ids=ids).logits.double(), -1)[0].numpy()
+    by_hand = float(np.mean([(np.exp(p[t]) * (p[t] - q[t])).sum() for t in range(len(p))]))
+    assert float(kl) == pytest.approx(by_hand, rel=1e-4) and by_hand > 1e-4
+    grads = [p.grad for n, p in model.named_parameters() if "lora_" in n]
+    assert grads and all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads)
+    with pytest.raises(InputError, match=r"`keep_weight` must be in \[0, 10\], got -1"):
+        TrainConfig(keep_weight=-1)
