@@ -288,8 +288,8 @@ def train_info(log, ema, tasks) -> str:
     else:
         info = " | ".join(f"{t.spec.name}: loss {ema[t.spec.name]:.3f}/H {t.entropy:.3f} "
                           f"mass {log.mass.get(t.spec.name, float('nan')):.2f}" for t in seen)
-    keep = log.keep  # --keep-weight: KL(base || adapter) on general text
-    return info + (f" | keep KL {keep:.3f}" if keep is not None else "") + f" | {log.seconds:.1f}s/step"
+    keep = f" | keep KL {log.keep:.3f}" if log.keep is not None else ""  # --keep-weight: KL(base || adapter)
+    return info + keep + f" | {log.seconds:.1f}s/step"
 
 
 def train_progress(total: int, label: str = "training", transient: bool = False, every: float = 60.0):

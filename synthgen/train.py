@@ -267,7 +267,7 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
     specs = [x for s in specs for x in expand(s)]  # a conditional spec: one list per value of its variables
     tok, base = load_base(model_path)
     tasks = [prepare_task(tok, s, cfg.max_targets) for s in specs]
-    loop = _Loop(base, model_path, tasks, cfg, partial if resume else None, tok)
+    loop = _Loop(base, tok, model_path, tasks, cfg, partial if resume else None)
     try:
         loop.run(partial, on_step)
     except KeyboardInterrupt:
@@ -283,7 +283,7 @@ class _Loop:
     """The optimiser loop and what a checkpoint keeps of it (optimiser, sampling RNG, history, the
     stop rule's moving averages and its exact confirmations, the step, the seconds spent)."""
 
-    def __init__(self, base, model_path: str, tasks: list[Task], cfg: TrainConfig, resume_from: Path | None, tok=None):
+    def __init__(self, base, tok, model_path: str, tasks: list[Task], cfg: TrainConfig, resume_from: Path | None):
         import torch
         from peft import LoraConfig, PeftModel, get_peft_model
 

@@ -40,6 +40,22 @@ def test_q_objective_trains_the_sampled_distribution_and_the_card_says_so(number
     assert "q" in (out / "README.md").read_text()
 
 
+def test_keep_weight_trains_through_the_cli_and_the_card_records_it(model_dir, tmp_path):
+    """--keep-weight on the real model: the KL from the base on general text is 0 at the first step
+    (a fresh LoRA is the base), positive once the adapter has moved, logged per step, recorded in the
+    card and its README; the list still trains (Q moves towards p*)."""
+    out = tmp_path / "keep"
+    r = CliRunner().invoke(cli, ["build-adapter", "adapters/tasks/numbers_1_10.yaml", "--out", str(out), "--model", model_dir,
+                                 "--steps", "8", "--prompts-per-step", "1", "--gamma", "0", "--keep-weight", "1"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((out / "synthgen_adapter.json").read_text())
+    keeps = [h["keep"] for h in card["history"]]
+    assert card["config"]["keep_weight"] == 1.0 and len(keeps) == 8
+    assert keeps[0] == pytest.approx(0.0, abs=1e-6) and all(k > 0 for k in keeps[1:])
+    assert card["lists"][0]["adapter"]["kl_q_target_bits"] < card["lists"][0]["base"]["kl_q_target_bits"]
+    assert "1.0 x KL(base || adapter) on general text" in (out / "README.md").read_text()
+
+
 def test_bf16_training_precision_matches_fp32_losses_and_the_card_records_it(model_dir, tmp_path):
     """--precision bf16 (autocast) vs fp32 on the same seed: the first step's loss (same init, same
     problem) agrees to 2 %, later steps stay close; the card says which ran; auto resolves
