@@ -182,12 +182,14 @@ def list_models() -> list[dict]:
 def model_fingerprint(model_dir: str | Path) -> str | None:
     """A short hash of a model's architecture config: adapters record it, engines check it.
 
-    Paths differ between machines; the config of the same base model does not."""
+    Paths differ between machines; the config of the same base model does not. A quantized copy of
+    the base (an int8 checkpoint) keeps its architecture: its adapters apply to it."""
     cfg_file = Path(model_dir) / "config.json"
     if not cfg_file.is_file():
         return None  # a hub id: cannot check offline
     cfg = json.loads(cfg_file.read_text())
-    for volatile in ("_name_or_path", "transformers_version", "dtype", "torch_dtype", "architectures"):
+    for volatile in ("_name_or_path", "transformers_version", "dtype", "torch_dtype", "architectures",
+                     "quantization_config"):
         cfg.pop(volatile, None)
     import hashlib
 

@@ -168,8 +168,38 @@ def test_lora_cost_workload_is_the_same_everywhere_and_bad_configs_are_refused_a
 
     ps = L.prompts(256)
     assert len(set(ps)) == 256 and len({p.split(" Name:")[0] for p in ps}) == 1  # one shared instruction
-    assert set(L.CONFIGS) == {"lora", "lora-idle", "base", "compiled"} and L.CONFIGS["compiled"] == (False, False, False)
+    assert set(L.CONFIGS) == {"lora", "lora-idle", "base", "compiled", "int8-lora", "int8-base"}
+    assert L.CONFIGS["compiled"] == (False, False, False) and L.CONFIGS["int8-lora"] == L.CONFIGS["lora"]
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lora_cost.py"), "--configs", "lora,nope",
                         "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "configs are lora, lora-idle, base, compiled" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "configs are lora, lora-idle, base, compiled, int8" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_int8_checkpoint_rounds_each_weight_within_half_its_channel_scale(tmp_path):
+    """benchmarks/int8.py: int8 weights, one scale per output channel, only the decoder's Linears
+    quantized, the compressed-tensors config vLLM reads, and the same fingerprint (adapters apply)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    import int8 as Q
+    from synthgen.models import model_fingerprint
+
+    w = torch.randn(6, 10) * torch.arange(1, 7).unsqueeze(1)  # channels of different ranges
+    q, scale = Q.quantize(w)
+    assert q.dtype == torch.int8 and scale.shape == (6, 1) and int(q.abs().max()) == 127
+    assert float(((q.float() * scale - w).abs() / scale).max()) <= 0.5 + 1e-5
+    src = tmp_path / "src"
+    src.mkdir()
+    save_file({"model.layers.0.mlp.down_proj.weight": w, "model.embed_tokens.weight": torch.ones(3, 4)},
+              str(src / "model.safetensors"))
+    (src / "config.json").write_text(json.dumps({"hidden_size": 10, "torch_dtype": "float32"}))
+    (src / "tokenizer.json").write_text("{}")
+    got = Q.make(src, tmp_path / "int8")
+    t = load_file(str(tmp_path / "int8" / "model.safetensors"))
+    assert got["linear_weights"] == 1 and t["model.layers.0.mlp.down_proj.weight"].dtype == torch.int8
+    assert torch.equal(t["model.embed_tokens.weight"], torch.ones(3, 4))  # embeddings untouched
+    cfg = json.loads((tmp_path / "int8" / "config.json").read_text())["quantization_config"]
+    assert cfg["quant_method"] == "compressed-tensors" and cfg["ignore"] == ["lm_head"]
+    assert (tmp_path / "int8" / "tokenizer.json").is_file() and not (tmp_path / "int8.tmp").exists()
+    assert model_fingerprint(tmp_path / "int8") == model_fingerprint(src)

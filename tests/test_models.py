@@ -1,4 +1,5 @@
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,15 @@ def test_local_dir_without_config(tmp_path):
 def test_local_hf_dir_is_used_as_is(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     assert models.resolve_model(str(tmp_path)) == str(tmp_path.resolve())
+
+
+def test_fingerprint_is_the_architecture_not_its_quantization(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for d, cfg in ((a, {"hidden_size": 576}), (b, {"hidden_size": 576, "quantization_config": {"format": "int"}}),
+                   (c, {"hidden_size": 512})):
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(cfg))
+    assert models.model_fingerprint(a) == models.model_fingerprint(b) != models.model_fingerprint(c)
 
 
 def test_missing_model_package(monkeypatch):
