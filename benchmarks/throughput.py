@@ -76,7 +76,9 @@ def main():
     measured = summary["new_records"] + summary.get("recomputed", 0)  # the records this summary's tokens paid for
     prompt_computed = summary["prompt_tokens"] - summary["cached_prompt_tokens"]
     at_ceiling = prompt_computed / ceiling["prefill_tokens_per_s"] + summary["tokens"] / ceiling["decode_tokens_per_s"]
-    doc = {"cpu": roof["cpu"], "threads": roof["threads"], "dtype": roof["engine_dtype"], "n": n,
+    from synthgen.engine.dtype import cpu_flags, isa
+
+    doc = {"cpu": roof["cpu"], "isa": isa(cpu_flags()), "threads": roof["threads"], "dtype": roof["engine_dtype"], "n": n,
            "command": "synthgen biographies --n %d --seed 0 --out OUT --overwrite" % n,
            "wall_seconds": wall, "wall_note": args.wall_note, "measured_records": measured,
            "records_per_s": measured / summary["seconds"], "summary": summary, "ceiling": ceiling, "gflop_per_token": roof["gflop_per_token"],

@@ -100,6 +100,12 @@ each adapter spec's first prompt (Q = the model masked to the list and renormali
 {(c / 'results.md').read_text().strip()}"""
 
 
+def isa_here() -> str:
+    from synthgen.engine.dtype import cpu_flags, isa
+
+    return isa(cpu_flags())
+
+
 def throughput_part(d: Path) -> str:
     tj = json.loads((d / "results.json").read_text())
     s, per, c = tj["summary"], tj["per_record"], tj["ceiling"]
@@ -130,7 +136,7 @@ Field barriers vs pipelining, the same {pj['n']} records on one engine, best of 
 {best['pipelined']:.1f} s ({best['barrier'] / best['pipelined']:.2f}×)."""
     return f"""### {tj['n']:,} biographies against the roofline (`benchmarks/throughput.py`)
 
-Measured on {tj['cpu']}, {tj['threads']} threads, vLLM {tj['dtype']}.
+Measured on {tj['cpu']} ({tj.get('isa') or isa_here()}), {tj['threads']} threads, vLLM {tj['dtype']}.
 
 ```
 .venv/bin/python benchmarks/roofline.py        # the ceiling (also stored for every run's summary)

@@ -139,3 +139,11 @@ def test_the_real_measurement_on_this_machine(model_dir, monkeypatch):
     r = subprocess.run([sys.executable, "-c", "from synthgen.engine.dtype import default_dtype as d; print(d())"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == got and "measuring" not in r.stderr
+
+
+def test_isa_names_what_decides_the_dtype():
+    from synthgen.engine.dtype import isa
+
+    assert isa({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"}) == "AVX512-BF16 + VNNI"
+    assert isa({"avx2", "amx_bf16", "avx512_bf16"}) == "AMX + AVX512-BF16"
+    assert isa({"avx2", "fma"}) == "AVX2 only" and isa(set()) == "no AVX2"

@@ -51,6 +51,13 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def isa(flags: set[str]) -> str:
+    """The vector ISA that decides dtype and kernels, in a few words ("AVX512-BF16 + VNNI")."""
+    names = [n for flag, n in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512_vnni", "VNNI"))
+             if flag in flags]
+    return " + ".join(names) if names else ("AVX2 only" if "avx2" in flags else "no AVX2")
+
+
 def has_bf16_path(flags: set[str]) -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
