@@ -203,3 +203,14 @@ def test_int8_checkpoint_rounds_each_weight_within_half_its_channel_scale(tmp_pa
     assert cfg["quant_method"] == "compressed-tensors" and cfg["ignore"] == ["lm_head"]
     assert (tmp_path / "int8" / "tokenizer.json").is_file() and not (tmp_path / "int8.tmp").exists()
     assert model_fingerprint(tmp_path / "int8") == model_fingerprint(src)
+
+
+def test_train_settings_refuses_a_missing_spec_or_too_few_steps_in_one_line(tmp_path):
+    """benchmarks/train_settings.py: bad input is a usage error (exit 2, one line) before any model loads."""
+    import subprocess
+
+    for args, message in [([str(tmp_path / "nope.yaml")], "nope.yaml"), (["--steps", "2"], "--steps must be >= 3")]:
+        r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_settings.py"), *args, "--out", str(tmp_path / "o")],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and message in r.stderr.splitlines()[-1] and "Traceback" not in r.stderr, r.stderr
+        assert not (tmp_path / "o").exists()
