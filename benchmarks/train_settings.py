@@ -39,6 +39,7 @@ def main():
         ap.error(str(e))
 
     from synthgen.models import resolve_model
+    from synthgen.output import write_json_atomic
     from synthgen.roofline import machine
     from synthgen.train import TrainConfig, train
 
@@ -77,8 +78,7 @@ def main():
               f"({r['h_target_bits']:.2f}) | {r['perplexity_ratio']:.2f} | {r['train_s']:.0f} | {r['train_s'] / args.steps:.1f} |")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{spec.name}.json").write_text(json.dumps({"machine": m, "spec": args.spec, "steps": args.steps, "rows": rows},
-                                                      indent=2))
+    write_json_atomic(out / f"{spec.name}.json", {"machine": m, "spec": args.spec, "steps": args.steps, "rows": rows})
 
 
 if __name__ == "__main__":
