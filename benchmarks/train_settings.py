@@ -16,9 +16,10 @@ import math
 import tempfile
 from pathlib import Path
 
-# (label, lr, targets per step, keep weight)
-SETTINGS = [("today's", 5e-4, 300, 0.0), ("lr 2e-3", 2e-3, 300, 0.0), ("lr 2e-3 + keep 0.3", 2e-3, 300, 0.3),
-            ("lr 2e-3, 100 targets", 2e-3, 100, 0.0)]
+# (label, lr, targets per step, keep weight, lr schedule)
+SETTINGS = [("today's", 5e-4, 300, 0.0, "constant"), ("lr 2e-3", 2e-3, 300, 0.0, "constant"),
+            ("lr 2e-3 + keep 0.3", 2e-3, 300, 0.3, "constant"), ("lr 2e-3, 100 targets", 2e-3, 100, 0.0, "constant"),
+            ("lr 3e-3 cosine + keep 0.3", 3e-3, 300, 0.3, "cosine"), ("lr 5e-3 cosine + keep 0.3", 5e-3, 300, 0.3, "cosine")]
 
 
 def main():
@@ -26,9 +27,14 @@ def main():
     ap.add_argument("spec", nargs="?", default="adapters/first_names.yaml")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--out", default="out/train_settings")
+    ap.add_argument("--only", default=None, help="comma-separated rows of SETTINGS to run (0-based; default all)")
     args = ap.parse_args()
     if args.steps < 3:
         ap.error("--steps must be >= 3")
+    try:
+        picked = [SETTINGS[int(i)] for i in args.only.split(",")] if args.only else SETTINGS
+    except (ValueError, IndexError):
+        ap.error(f"--only takes row numbers 0-{len(SETTINGS) - 1}, got {args.only!r}")
 
     from synthgen.errors import InputError
     from synthgen.lists import load_spec
@@ -46,7 +52,7 @@ def main():
     model = resolve_model(None)
     marks = sorted({args.steps // 3, 2 * args.steps // 3, args.steps})
     rows = []
-    for label, lr, targets, keep in SETTINGS:
+    for label, lr, targets, keep, schedule in picked:
         gaps: dict[int, float] = {}
 
         def on_step(log, ema, tasks):
@@ -54,12 +60,12 @@ def main():
                 t = tasks[0]
                 gaps[log.step] = (ema[t.spec.name] - t.entropy) / math.log(2)
 
-        cfg = TrainConfig(steps=args.steps, lr=lr, gamma=0, prompts_per_step=1, max_targets=targets, keep_weight=keep,
+        cfg = TrainConfig(steps=args.steps, lr=lr, lr_schedule=schedule, gamma=0, prompts_per_step=1, max_targets=targets, keep_weight=keep,
                           audit_prompts=1, objective="q", seed=0)
         with tempfile.TemporaryDirectory() as tmp:
             card = train(model, [spec], Path(tmp) / spec.name, cfg, on_step=on_step)
         one = card.lists[0]
-        row = {"setting": label, "lr": lr, "targets_per_step": targets, "keep_weight": keep,
+        row = {"setting": label, "lr": lr, "targets_per_step": targets, "keep_weight": keep, "lr_schedule": schedule,
                "gap_bits": {str(k): round(v, 3) for k, v in gaps.items()},
                "kl_q_bits": (one["base"]["kl_q_target_bits"], one["adapter"]["kl_q_target_bits"]),
                "h_q_bits": one["adapter"]["q_entropy_bits"], "h_target_bits": one["target_entropy_bits"],

@@ -107,7 +107,8 @@ def adapter_readme(card: AdapterCard, name: str) -> str:
     if (w := free_decoding_warning_from(card, name)) is not None:
         lines += ["", f"**Constrained decoding only**: {w}."]
     lines += ["", capability_line(card) + ".", "",
-              f"Settings: rank {cfg['rank']}, alpha {cfg['alpha']}, lr {cfg['lr']}, {cfg['prompts_per_step']} prompt(s) "
+              f"Settings: rank {cfg['rank']}, alpha {cfg['alpha']}, lr {cfg['lr']}"
+              f"{' (cosine)' if cfg.get('lr_schedule') == 'cosine' else ''}, {cfg['prompts_per_step']} prompt(s) "
               f"per step, up to {cfg['max_targets']} targets per pass, seed {cfg['seed']}. Exact metrics, settings and the "
               "loss history are in `synthgen_adapter.json`; audit it with `synthgen audit SPEC --adapter DIR`.", "",
               "Use: name it as a template field's `adapter:` (decoded inside the list's trie by default), or "

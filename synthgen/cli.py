@@ -159,6 +159,7 @@ def check_targets_cmd(specs, model):
 @_model_option
 @click.option("--steps", default=60, show_default=True, help="Maximum optimiser steps.")
 @click.option("--lr", default=5e-4, show_default=True, help="AdamW learning rate.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", help="cosine: --lr down to --lr/10 at --steps.")
 @click.option("--rank", default=8, show_default=True, help="LoRA rank.")
 @click.option("--prompts-per-step", default=2, show_default=True, help="Packed prompt passes per step.")
 @click.option("--max-targets", default=1000, show_default=True, help="Targets per pass; bigger lists are subsampled.")
@@ -174,8 +175,7 @@ def check_targets_cmd(specs, model):
 @click.option("--init", "init_from", type=click.Path(file_okay=False), help="Start from this adapter's weights (e.g. more steps).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (OUT.partial).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter at OUT.")
-def build_adapter(specs, out, model, steps, lr, rank, prompts_per_step, max_targets, gamma, objective, mass_weight,
-                  keep_weight, seed, threads, audit_prompts, precision, init_from, resume, overwrite):
+def build_adapter(specs, out, model, steps, rank, threads, resume, overwrite, **_):  # the rest: TrainConfig fields
     """Train a diffuse LoRA adapter on one or more list SPECs.
 
     Minimises -Σ p*(t)·log Q(t) (--objective q: Q is what trie-constrained decoding samples; paper: P(t + end-of-turn | prompt))

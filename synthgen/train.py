@@ -42,6 +42,7 @@ from .models import load_base, model_fingerprint  # noqa: F401  (load_base: also
 from .output import recover, replace_files
 
 OBJECTIVES = ("q", "mixed", "paper")
+SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16", "both")
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -50,6 +51,7 @@ ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj
 class TrainConfig:
     steps: int = field(default=60, metadata={"help": "maximum optimiser steps"})
     lr: float = field(default=5e-4, metadata={"help": "AdamW learning rate (1e-3 damaged the model, FACTS.md)"})
+    lr_schedule: str = field(default="constant", metadata={"help": "constant | cosine (from lr down to lr/10 at `steps`)"})
     rank: int = field(default=8, metadata={"help": "LoRA rank"})
     alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     target_modules: list[str] = field(default_factory=lambda: list(ALL_PROJECTIONS))
@@ -76,6 +78,8 @@ class TrainConfig:
                 raise InputError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise InputError(f"`lr` must be > 0, got {self.lr}")
+        if self.lr_schedule not in SCHEDULES:
+            raise InputError(f"`lr_schedule` must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
         if not self.gamma >= 0:
             raise InputError(f"`gamma` must be >= 0, got {self.gamma}")
         if self.objective not in OBJECTIVES:
@@ -98,6 +102,12 @@ class TrainConfig:
         from .engine.dtype import cpu_flags, has_bf16_path
 
         return "bf16" if torch.cuda.is_available() or has_bf16_path(cpu_flags()) else "fp32"
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of optimiser step `step` (0-based): cosine ends at lr/10 on the last step."""
+        if self.lr_schedule == "constant" or self.steps == 1:
+            return self.lr
+        return self.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(step, self.steps - 1) / (self.steps - 1))))
 
     @property
     def mass_term(self) -> float | None:
@@ -195,6 +205,7 @@ class StepLog:
     mass: dict  # task -> mass on the valid set (full lists) or on the sampled subset
     seconds: float
     keep: float | None = None  # KL(base || adapter) on this step's general text, nats per token (--keep-weight)
+    lr: float | None = None  # the learning rate this step ran at (--lr-schedule)
 
 
 # General text for --keep-weight, on other subjects than the capability check's paragraph
@@ -379,11 +390,14 @@ class _Loop:
             kl = self.keep.kl(self.model, self.step % len(KEEP_TEXTS))
             (cfg.keep_weight * kl).backward()
             keep = float(kl.detach())
+        lr = cfg.lr_at(self.step)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
         return StepLog(self.step, {k: float(np.mean(v)) for k, v in losses.items()},
-                       {k: float(np.mean(v)) for k, v in masses.items()}, time.time() - t0, keep)
+                       {k: float(np.mean(v)) for k, v in masses.items()}, time.time() - t0, keep, lr)
 
 
 def _card(loop: _Loop, tok, model_path: str, base_name: str | None) -> AdapterCard:

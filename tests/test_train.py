@@ -80,6 +80,29 @@ def test_bf16_training_precision_matches_fp32_losses_and_the_card_records_it(mod
         TrainConfig(precision="fp16")
 
 
+def test_cosine_lr_schedule_runs_through_the_cli_and_the_card_records_each_steps_rate(model_dir, tmp_path):
+    """--lr-schedule cosine: step 1 at --lr, the last step at --lr/10, falling in between; the history
+    records the rate each step ran at, the card the schedule; constant stays at --lr."""
+    from synthgen.train import TrainConfig
+
+    rates = {}
+    for schedule in ("constant", "cosine"):
+        out = tmp_path / schedule
+        r = CliRunner().invoke(cli, ["build-adapter", "adapters/tasks/numbers_1_10.yaml", "--out", str(out), "--model",
+                                     model_dir, "--steps", "4", "--prompts-per-step", "1", "--gamma", "0", "--lr", "0.002",
+                                     "--lr-schedule", schedule])
+        assert r.exit_code == 0, r.output
+        card = json.loads((out / "synthgen_adapter.json").read_text())
+        assert card["config"]["lr_schedule"] == schedule
+        rates[schedule] = [h["lr"] for h in card["history"]]
+    assert rates["constant"] == [0.002] * 4
+    assert rates["cosine"][0] == pytest.approx(0.002) and rates["cosine"][-1] == pytest.approx(0.0002)
+    assert all(a > b for a, b in zip(rates["cosine"], rates["cosine"][1:]))
+    assert TrainConfig(steps=3, lr=1.0, lr_schedule="cosine").lr_at(1) == pytest.approx(0.55)  # halfway: (1 + 0.1) / 2
+    with pytest.raises(InputError, match="`lr_schedule` must be one of constant, cosine"):
+        TrainConfig(lr_schedule="linear")
+
+
 def test_auto_precision_follows_the_cpu(monkeypatch):
     import torch
 
