@@ -1,11 +1,16 @@
-"""Training step in fp32 vs bf16 autocast, side by side (issue #24, item 4).
+"""A training step's precision and head, side by side (issue #24, item 4).
 
 For each list spec: the step problem `build-adapter` solves (the default TrainConfig: its objective,
-its targets per step, one prompt), forward + backward of `packed_backward` on a LoRA with small
-random weights, alternating fp32 and `torch.autocast("cpu", bfloat16)` for --repeats rounds. Prints
-seconds per step (best of the rounds) and the ratio, and how far bf16 moves what training uses:
-max and mean |Δ log P(target)|, the step's loss in each, and the cosine between the two gradients. The audit stays fp32
-either way (exact metrics); this only decides the training forward/backward.
+its targets per step, one prompt; a systematic subsample for big lists), forward + backward of
+`packed_backward` on a LoRA with small random weights, in four modes alternating for --repeats rounds:
+
+    fp32            fp32 weights, no autocast
+    autocast        fp32 weights under torch.autocast("cpu", bfloat16): every forward casts the weights again
+    bf16            the frozen projections stored in bf16 (train.FrozenWeights, what --precision bf16 runs)
+    bf16+full head  the same, with the vocabulary-wide LM head and softmax the q objective used to compute
+
+Prints seconds per step (best of the rounds), the step's loss in each mode and each gradient's cosine to
+fp32's. The audit stays fp32 either way (exact metrics); this only decides the training forward/backward.
 
     .venv/bin/python benchmarks/train_dtype.py [adapters/careers.yaml ...] [--repeats 3] [--out out/train_dtype]
 """
@@ -13,6 +18,7 @@ either way (exact metrics); this only decides the training forward/backward.
 import argparse
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 DEFAULT = ["adapters/careers.yaml", "adapters/birth_places.yaml", "adapters/first_names.yaml"]
@@ -35,7 +41,7 @@ def main():
     from synthgen.lists import expand, load_spec
     from synthgen.models import load_base, resolve_model
     from synthgen.roofline import machine
-    from synthgen.train import TrainConfig, packed_backward, prepare_task
+    from synthgen.train import FrozenWeights, TrainConfig, packed_backward, prepare_task
 
     cfg = TrainConfig()
     tok, base = load_base(resolve_model(None))
@@ -46,32 +52,35 @@ def main():
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.mul_(0.05)  # a trained adapter's scale, not a random one's
+    weights = FrozenWeights(model, bf16=True)
+    modes = ("fp32", "autocast", "bf16", "bf16+full head")
     rows = []
     for path in args.specs:
         spec = expand(load_spec(path))[0]
         task = prepare_task(tok, spec, cfg.max_targets)
         ids, w = task.step_problem(np.random.default_rng(0), cfg.max_targets)
         prompt = task.prompt_ids[0]
-        seconds, lp, grad, loss = {"fp32": [], "bf16": []}, {}, {}, {}
+        seconds, grad, loss = {m: [] for m in modes}, {}, {}
         for _ in range(args.repeats):
-            for mode in ("fp32", "bf16"):
+            for mode in modes:
                 model.zero_grad(set_to_none=True)
+                # a tiny mass term makes node_q_logprobs take the vocabulary-wide head and softmax, as before
+                mass_term = 1e-12 if mode == "bf16+full head" else cfg.mass_term
                 t0 = time.perf_counter()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
-                    loss[mode], lp[mode] = packed_backward(model, prompt, ids, w, full=task.full, mass_term=cfg.mass_term)
+                with (weights.fp32() if mode in ("fp32", "autocast") else nullcontext()), \
+                        torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode != "fp32"):
+                    loss[mode], _ = packed_backward(model, prompt, ids, w, full=task.full, mass_term=mass_term)
                 seconds[mode].append(time.perf_counter() - t0)
                 grad[mode] = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-        d = np.abs(lp["fp32"] - lp["bf16"])
-        row = {"spec": spec.name, "targets": len(task.texts), "per_step": len(ids),
-               "fp32_s": min(seconds["fp32"]), "bf16_s": min(seconds["bf16"]),
-               "speedup": min(seconds["fp32"]) / min(seconds["bf16"]),
-               "loss_fp32": loss["fp32"], "loss_bf16": loss["bf16"], "max_abs_dlogp": float(d.max()), "mean_abs_dlogp": float(d.mean()),
-               "grad_cosine": float(torch.nn.functional.cosine_similarity(grad["fp32"], grad["bf16"], dim=0))}
+        best = {m: min(seconds[m]) for m in modes}
+        row = {"spec": spec.name, "targets": len(task.texts), "per_step": len(ids), "seconds": best,
+               "speedup_vs_fp32": {m: best["fp32"] / best[m] for m in modes}, "loss": loss,
+               "grad_cosine_vs_fp32": {m: float(torch.nn.functional.cosine_similarity(grad["fp32"], grad[m], dim=0))
+                                       for m in modes}}
         rows.append(row)
-        print(f"{row['spec']:14} {row['targets']:6} targets, {row['per_step']:4} per step: fp32 {row['fp32_s']:.2f} s, "
-              f"bf16 autocast {row['bf16_s']:.2f} s, x{row['speedup']:.2f}; |dlogP| max {row['max_abs_dlogp']:.3f} "
-              f"mean {row['mean_abs_dlogp']:.4f} nats; loss {row['loss_fp32']:.4f} vs {row['loss_bf16']:.4f}; "
-              f"gradient cosine {row['grad_cosine']:.4f}", flush=True)
+        print(f"{row['spec']:14} {row['targets']:6} targets, {row['per_step']:4} per step: "
+              + ", ".join(f"{m} {best[m]:.2f} s (x{row['speedup_vs_fp32'][m]:.2f}, loss {loss[m]:.4f}, "
+                          f"cos {row['grad_cosine_vs_fp32'][m]:.5f})" for m in modes), flush=True)
     doc = {"cpu": machine()["cpu"], "bf16_path": has_bf16_path(cpu_flags()), "threads": torch.get_num_threads(),
            "objective": cfg.objective, "rows": rows}
     out = Path(args.out)

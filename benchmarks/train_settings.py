@@ -1,4 +1,4 @@
-"""Training settings, measured: learning rate, targets per step and the keep term (issue #24, item 4).
+"""Training settings, measured: learning rate, targets per step, the keep term and the subsample (issue #24, item 4).
 
 `make adapters` takes ~10,700 s of training on 2 cores against a 20-minute target, and most of it is
 steps: 100-150 per big list at lr 5e-4 and 300 targets per step. Each setting here trains the same
@@ -14,12 +14,38 @@ import argparse
 import json
 import math
 import tempfile
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-# (label, lr, targets per step, keep weight, lr schedule)
-SETTINGS = [("today's", 5e-4, 300, 0.0, "constant"), ("lr 2e-3", 2e-3, 300, 0.0, "constant"),
-            ("lr 2e-3 + keep 0.3", 2e-3, 300, 0.3, "constant"), ("lr 2e-3, 100 targets", 2e-3, 100, 0.0, "constant"),
-            ("lr 3e-3 cosine + keep 0.3", 3e-3, 300, 0.3, "cosine"), ("lr 5e-3 cosine + keep 0.3", 5e-3, 300, 0.3, "cosine")]
+import numpy as np
+
+# (label, lr, targets per step, keep weight, lr schedule, subsample: systematic (build-adapter's) | iid (before))
+SETTINGS = [("today's", 5e-4, 300, 0.0, "constant", "systematic"), ("lr 2e-3", 2e-3, 300, 0.0, "constant", "systematic"),
+            ("lr 2e-3 + keep 0.3", 2e-3, 300, 0.3, "constant", "systematic"),
+            ("lr 2e-3, 100 targets", 2e-3, 100, 0.0, "constant", "systematic"),
+            ("lr 3e-3 cosine + keep 0.3", 3e-3, 300, 0.3, "cosine", "systematic"),
+            ("lr 5e-3 cosine + keep 0.3", 5e-3, 300, 0.3, "cosine", "systematic"),
+            ("lr 3e-3 cosine + keep 0.3, iid draws", 3e-3, 300, 0.3, "cosine", "iid")]
+
+
+@contextmanager
+def iid_subsample():
+    """Task.step_problem as it was before systematic sampling: M independent draws from p*."""
+    from synthgen.train import Task
+
+    systematic = Task.step_problem
+
+    def iid(self, rng, max_targets):
+        if not self.subsample:
+            return self.token_ids, self.p
+        idx, counts = np.unique(rng.choice(len(self.texts), size=max_targets, p=self.p), return_counts=True)
+        return [self.token_ids[i] for i in idx], counts / max_targets
+
+    Task.step_problem = iid
+    try:
+        yield
+    finally:
+        Task.step_problem = systematic
 
 
 def main():
@@ -52,7 +78,7 @@ def main():
     model = resolve_model(None)
     marks = sorted({args.steps // 3, 2 * args.steps // 3, args.steps})
     rows = []
-    for label, lr, targets, keep, schedule in picked:
+    for label, lr, targets, keep, schedule, sampling in picked:
         gaps: dict[int, float] = {}
 
         def on_step(log, ema, tasks):
@@ -62,10 +88,10 @@ def main():
 
         cfg = TrainConfig(steps=args.steps, lr=lr, lr_schedule=schedule, gamma=0, prompts_per_step=1, max_targets=targets, keep_weight=keep,
                           audit_prompts=1, objective="q", seed=0)
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, (iid_subsample() if sampling == "iid" else nullcontext()):
             card = train(model, [spec], Path(tmp) / spec.name, cfg, on_step=on_step)
         one = card.lists[0]
-        row = {"setting": label, "lr": lr, "targets_per_step": targets, "keep_weight": keep, "lr_schedule": schedule,
+        row = {"setting": label, "lr": lr, "targets_per_step": targets, "keep_weight": keep, "lr_schedule": schedule, "subsample": sampling,
                "gap_bits": {str(k): round(v, 3) for k, v in gaps.items()},
                "kl_q_bits": (one["base"]["kl_q_target_bits"], one["adapter"]["kl_q_target_bits"]),
                "h_q_bits": one["adapter"]["q_entropy_bits"], "h_target_bits": one["target_entropy_bits"],

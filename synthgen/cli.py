@@ -170,7 +170,7 @@ def check_targets_cmd(specs, model):
 @click.option("--keep-weight", default=0.0, show_default=True, help="Weight of KL(base || adapter) on general text: holds capability.")
 @click.option("--seed", default=0, show_default=True, help="Seeds LoRA init and prompt/target sampling.")
 @click.option("--threads", default=None, type=int, help="torch threads (default: all cores).")
-@click.option("--audit-prompts", default=None, type=int, help="Card audit on the first N prompts of each spec (default all).")
+@click.option("--audit-prompts", default=None, type=int, help="Card audit and stop-rule check on the first N prompts (default all).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "both"]), default="auto", help="auto: bf16 on bf16 CPUs; both: fp32+bf16")
 @click.option("--init", "init_from", type=click.Path(file_okay=False), help="Start from this adapter's weights (e.g. more steps).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (OUT.partial).")

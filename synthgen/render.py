@@ -286,8 +286,8 @@ def train_info(log, ema, tasks) -> str:
         info = (f"{len(seen)}/{len(tasks)} lists seen: loss - H(p*) mean {sum(gaps) / len(gaps):.3f} bits, "
                 f"worst {max(gaps):.3f}") if gaps else f"0/{len(tasks)} lists seen"
     else:
-        info = " | ".join(f"{t.spec.name}: loss {ema[t.spec.name]:.3f}/H {t.entropy:.3f} "
-                          f"mass {log.mass.get(t.spec.name, float('nan')):.2f}" for t in seen)
+        info = " | ".join(f"{t.spec.name}: loss {ema[t.spec.name]:.3f}/H {t.entropy:.3f}"
+                          + (f" mass {log.mass[t.spec.name]:.2f}" if t.spec.name in log.mass else "") for t in seen)
     keep = f" | keep KL {log.keep:.3f}" if log.keep is not None else ""  # --keep-weight: KL(base || adapter)
     return info + keep + f" | {log.seconds:.1f}s/step"
 

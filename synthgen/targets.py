@@ -201,24 +201,31 @@ def packed_inputs(prompt_ids: list[int], trie: Trie, dtype=None):
     return input_ids, position_ids, mask[None, None], predictor
 
 
+def _predictor_hidden(model, prompt_ids: list[int], trie: Trie):
+    """(final hidden states [R, d] of the R distinct positions that predict some trie node, in one
+    forward pass; for each node the row that predicts it; the LM head). With an unknown architecture
+    the "hidden states" are already the full logits and the head is None."""
+    import torch
+
+    dtype = next(model.parameters()).dtype
+    input_ids, position_ids, mask, predictor = packed_inputs(prompt_ids, trie, dtype)
+    needed, rows = torch.unique(predictor, return_inverse=True)
+    body, head = _body_and_head(model)
+    if body is None:  # unknown architecture: full logits
+        logits = model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, use_cache=False).logits[0]
+        return logits[needed].float(), rows, None
+    hidden = body(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, use_cache=False)[0][0]
+    return hidden[needed], rows, head
+
+
 def _predictor_logits(model, prompt_ids: list[int], trie: Trie):
     """LM-head logits [R, V] of the R distinct positions that predict some trie node, in one forward
     pass, and for each node the row that predicts it.
 
     Only those positions go through the LM head (not the prompt's earlier tokens, not the
     end-of-turn leaves): the head is ~20% of the model's FLOPs at a 49k vocabulary."""
-    import torch
-
-    dtype = next(model.parameters()).dtype
-    input_ids, position_ids, mask, predictor = packed_inputs(prompt_ids, trie, dtype)
-    body, head = _body_and_head(model)
-    if body is None:  # unknown architecture: full logits
-        logits = model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, use_cache=False).logits[0]
-        needed, rows = torch.unique(predictor, return_inverse=True)
-        return logits[needed].float(), rows
-    hidden = body(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, use_cache=False)[0][0]
-    needed, rows = torch.unique(predictor, return_inverse=True)
-    return head(hidden[needed]).float(), rows
+    hidden, rows, head = _predictor_hidden(model, prompt_ids, trie)
+    return (hidden if head is None else head(hidden).float()), rows
 
 
 def node_logprobs(model, prompt_ids: list[int], trie: Trie):
@@ -241,31 +248,44 @@ def full_trie_nodes(trie: Trie, full: "DecodeTrie") -> np.ndarray:
     return out
 
 
-def node_q_logprobs(model, prompt_ids: list[int], trie: Trie, full: "DecodeTrie"):
+def node_q_logprobs(model, prompt_ids: list[int], trie: Trie, full: "DecodeTrie", with_mass: bool = True):
     """(log q, log z) for every trie node, in one forward pass.
 
     Constrained decoding samples each token among the children of the current node of the whole
     list's trie, renormalised: q(node) = p(token) / z with z = sum of p over those children. So
     log Q(t) = sum of log q along t, and log P(t) = log Q(t) + sum of log z (the mass kept at each
     step). The children come from `full`, not from `trie`: when `trie` holds a chunk or a subsample,
-    the normaliser is still the sampler's."""
+    the normaliser is still the sampler's.
+
+    q needs only the children's logits: without `with_mass` (log z is then None) they are dot
+    products with the head's rows for those tokens, and the vocabulary-wide head and softmax (~10-15 %
+    of a training step) are skipped."""
     import torch
 
-    logits, rows = _predictor_logits(model, prompt_ids, trie)
+    hidden, rows, head = _predictor_hidden(model, prompt_ids, trie)
     nodes = full_trie_nodes(trie, full)
     parent_full = np.where(trie.parent < 0, 0, nodes[np.maximum(trie.parent, 0)])
-    row_full = np.zeros(logits.shape[0], dtype=np.int64)
+    row_full = np.zeros(hidden.shape[0], dtype=np.int64)
     row_full[rows.numpy()] = parent_full  # every node a row predicts has the same parent
     counts = full.start[row_full + 1] - full.start[row_full]
     row_idx = torch.from_numpy(np.repeat(np.arange(len(row_full)), counts))
     tok_idx = torch.from_numpy(np.concatenate([full.child_tok[full.start[f]:full.start[f + 1]] for f in row_full]))
-    vals = logits[row_idx, tok_idx]
+    gather = head is not None and not with_mass and isinstance(head, torch.nn.Linear) and head.bias is None
+    if gather:  # children's logits only: sum over d of h[row] * W[token]
+        vals = (hidden[row_idx].float() * head.weight[tok_idx].float()).sum(-1)
+    else:
+        logits = hidden if head is None else head(hidden).float()
+        vals = logits[row_idx, tok_idx]
     top = torch.full((len(row_full),), -torch.inf).scatter_reduce(0, row_idx, vals.detach(), "amax")
     lse_valid = top + torch.log(torch.zeros(len(row_full)).index_add(0, row_idx, torch.exp(vals - top[row_idx])))
-    lse_all = torch.logsumexp(logits, dim=-1)
-    tokens = torch.from_numpy(trie.tokens)
-    log_q = logits[rows, tokens] - lse_valid[rows]
-    log_z = (lse_valid - lse_all)[rows]
+    # each node's own logit, found among its parent row's children (sorted by token within a row)
+    first = torch.from_numpy(np.concatenate([[0], np.cumsum(counts)[:-1]]))
+    pos = first[rows] + torch.from_numpy(np.array([np.searchsorted(full.child_tok[full.start[f]:full.start[f + 1]], t)
+                                                     for f, t in zip(row_full[rows.numpy()], trie.tokens)], dtype=np.int64))
+    log_q = vals[pos] - lse_valid[rows]
+    if not with_mass:
+        return log_q, None
+    log_z = (lse_valid - torch.logsumexp(logits, dim=-1))[rows]
     return log_q, log_z
 
 

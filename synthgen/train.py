@@ -40,6 +40,7 @@ from .card import ADAPTER_CARD, AdapterCard, adapter_readme, read_card
 from .lists import ListSpec, expand, load_targets
 from .models import load_base, model_fingerprint  # noqa: F401  (load_base: also imported from here)
 from .output import recover, replace_files
+from .train_helpers import KEEP_TEXTS, FrozenWeights, Keep  # noqa: F401  (FrozenWeights: also imported from here)
 
 OBJECTIVES = ("q", "mixed", "paper")
 SCHEDULES = ("constant", "cosine")
@@ -67,7 +68,8 @@ class TrainConfig:
                                                              "mean loss of an fp32 and a bf16 pass: right in both engine dtypes)"})
     seed: int = 0
     checkpoint_every: int = 10
-    audit_prompts: int | None = field(default=None, metadata={"help": "card audit on the first N prompts (default all)"})
+    audit_prompts: int | None = field(default=None, metadata={"help": "card audit and the stop rule's whole-list check on "
+                                                                             "the first N prompts (default all)"})
     init_from: str | None = field(default=None, metadata={"help": "start from this adapter's weights (same base, rank)"})
 
     def __post_init__(self):
@@ -126,18 +128,34 @@ class Task:
     prompt_ids: list[list[int]]
     subsample: bool = False  # more targets than one step takes: draw an unbiased subsample
     full: T.DecodeTrie | None = None  # the whole list's trie: Q's normaliser
+    _order: np.ndarray | None = field(default=None, repr=False)  # targets in token order (step_problem)
 
     @property
     def entropy(self) -> float:  # nats: the loss's floor, H(p*)
         return entropy_bits(self.p) * math.log(2)
 
     def step_problem(self, rng: np.random.Generator, max_targets: int):
-        """(target token ids, weights) whose weighted log-likelihood is an unbiased estimate of the loss."""
+        """(target token ids, weights) whose weighted log-likelihood is an unbiased estimate of the loss.
+
+        Systematic sampling over the targets in trie (token) order: draws at u/M, (u+1)/M, ... of
+        p*'s cumulative sum, u ~ U[0, 1). Each target is drawn M p*(t) times in expectation, as with
+        independent draws, but every trie node's targets are a contiguous run, so each node's
+        weight is within 1/M of its exact weight: the top of the trie, where most of the loss
+        is, gets nearly no sampling noise."""
         if not self.subsample:
             return self.token_ids, self.p
-        draws = rng.choice(len(self.texts), size=max_targets, p=self.p)
+        order = self.trie_order
+        cum = np.cumsum(self.p[order])
+        points = (rng.random() + np.arange(max_targets)) / max_targets
+        draws = order[np.minimum(np.searchsorted(cum / cum[-1], points, side="right"), len(order) - 1)]
         idx, counts = np.unique(draws, return_counts=True)
         return [self.token_ids[i] for i in idx], counts / max_targets
+
+    @property
+    def trie_order(self) -> np.ndarray:
+        if self._order is None:
+            self._order = np.array(sorted(range(len(self.token_ids)), key=self.token_ids.__getitem__), dtype=np.int64)
+        return self._order
 
 
 def prepare_task(tokenizer, spec: ListSpec, max_targets: int) -> Task:
@@ -169,15 +187,18 @@ def trie_loss(model, prompt_ids, trie: T.Trie, weights: np.ndarray, full: T.Deco
     """The objective for one prompt, computed once per trie node, and log P per target.
 
     mass_term None: the paper's - sum_t w_t log P(t | prompt). Else - sum_t w_t [log Q(t) +
-    mass_term log M(t)] with Q normalised over the children in `full` (the whole list's trie)."""
+    mass_term log M(t)] with Q normalised over the children in `full` (the whole list's trie).
+    mass_term 0 (the q objective) needs no vocabulary-wide softmax: log P is then None."""
     import torch
 
     if mass_term is None:
         node_lp = T.node_logprobs(model, prompt_ids, trie)
         w = torch.from_numpy(T.node_weights(trie, weights)).to(node_lp.dtype)
         return -(w * node_lp).sum(), T.target_logprobs(trie, node_lp)
-    log_q, log_z = T.node_q_logprobs(model, prompt_ids, trie, full)
+    log_q, log_z = T.node_q_logprobs(model, prompt_ids, trie, full, with_mass=mass_term != 0)
     w = torch.from_numpy(T.node_weights(trie, weights)).to(log_q.dtype)
+    if log_z is None:
+        return -(w * log_q).sum(), None
     return -(w * (log_q + mass_term * log_z)).sum(), T.target_logprobs(trie, log_q + log_z)
 
 
@@ -187,14 +208,15 @@ def packed_backward(model, prompt_ids, token_ids: list[list[int]], weights: np.n
     """Loss and gradient for one prompt over all its targets, one packed pass per trie chunk.
 
     Gradients accumulate chunk by chunk, so memory stays that of one chunk. Returns the loss and
-    log P(t | prompt) for every target."""
-    total, logp = 0.0, np.empty(len(token_ids))
+    log P(t | prompt) for every target (NaN under the q objective, which does not compute P)."""
+    total, logp = 0.0, np.full(len(token_ids), np.nan)
     for idx in T.chunk_targets(token_ids, max_nodes):
         trie = T.build_trie([token_ids[i] for i in idx])
         loss, lp = trie_loss(model, prompt_ids, trie, weights[idx], full, mass_term)
         (loss * scale).backward()
         total += float(loss.detach())
-        logp[idx] = lp
+        if lp is not None:
+            logp[idx] = lp
     return total, logp
 
 
@@ -202,59 +224,39 @@ def packed_backward(model, prompt_ids, token_ids: list[list[int]], weights: np.n
 class StepLog:
     step: int
     loss: dict  # task -> loss (nats) this step
-    mass: dict  # task -> mass on the valid set (full lists) or on the sampled subset
+    mass: dict  # task -> P's mass on the valid set (full lists) or on the sampled subset; none under --objective q
     seconds: float
     keep: float | None = None  # KL(base || adapter) on this step's general text, nats per token (--keep-weight)
     lr: float | None = None  # the learning rate this step ran at (--lr-schedule)
 
 
-# General text for --keep-weight, on other subjects than the capability check's paragraph
-# (audit.GENERAL_PARAGRAPH), so the term cannot fit the check itself.
-KEEP_TEXTS = (
-    "A public library lends books, newspapers and recordings to the people of a town. Most libraries also "
-    "offer quiet rooms for study, computers for those who have none, and reading hours for small children.",
-    "To bake bread, mix flour, water, salt and yeast into a dough, knead it until it is smooth, and leave it "
-    "to rise in a warm place. Then shape the loaf and bake it until the crust is brown and sounds hollow.",
-    "The moon circles the earth about once a month. As it moves, the sunlit half we can see grows from a thin "
-    "crescent to a full disc and shrinks again, and its pull on the oceans raises the tides twice a day.",
-)
+CONFIRM_EVERY = 5  # steps between the first two whole-list confirmations of the stop rule
 
 
-class Keep:
-    """KL(base || adapter) token by token over KEEP_TEXTS: the term --keep-weight adds to the loss.
-    The base's log-probabilities are computed once, with the adapter off."""
-
-    def __init__(self, model, tokenizer):
-        import torch
-
-        self.ids = [torch.tensor([tokenizer(t, add_special_tokens=False)["input_ids"]]) for t in KEEP_TEXTS]
-        with torch.no_grad(), model.disable_adapter():
-            self.base = [torch.log_softmax(model(input_ids=x).logits.float(), -1) for x in self.ids]
-
-    def kl(self, model, i: int):
-        import torch
-
-        lp = torch.log_softmax(model(input_ids=self.ids[i]).logits.float(), -1)
-        return (self.base[i].exp() * (self.base[i] - lp)).sum(-1).mean()
+def confirm_gap(k: int) -> int:
+    """Steps to wait after k confirmations that said no: 5, 10, 20, then 20."""
+    return CONFIRM_EVERY * 2 ** min(k - 1, 2)
 
 
 def should_stop(ema: dict, tasks: list[Task], gamma: float) -> bool:
     return all(t.spec.name in ema and ema[t.spec.name] <= (1 + gamma) * t.entropy for t in tasks)
 
 
-def exact_loss(model, task: Task, mass_term: float | None, max_nodes: int = 768) -> float:
-    """The objective over the task's whole list, averaged over its prompts, without gradients. The
-    stop rule confirms with it: a subsampled step's loss is noisy, and its moving average can dip
-    below (1+gamma) H(p*) well before the model is there (surnames stopped at 0.13 bits that way)."""
+def exact_loss(model, task: Task, mass_term: float | None, n_prompts: int | None = None, max_nodes: int = 768) -> float:
+    """The objective over the task's whole list, averaged over its first `n_prompts` prompts (the
+    ones the card audits; default all), without gradients. The stop rule confirms with it: a
+    subsampled step's loss is noisy, and its moving average can dip below (1+gamma) H(p*) well
+    before the model is there (surnames stopped at 0.13 bits that way)."""
     import torch
 
+    prompts = task.prompt_ids[:n_prompts] if n_prompts else task.prompt_ids
+    chunks = [(idx, T.build_trie([task.token_ids[i] for i in idx])) for idx in T.chunk_targets(task.token_ids, max_nodes)]
     total = 0.0
     with torch.no_grad():
-        for prompt in task.prompt_ids:
-            for idx in T.chunk_targets(task.token_ids, max_nodes):
-                trie = T.build_trie([task.token_ids[i] for i in idx])
+        for prompt in prompts:
+            for idx, trie in chunks:
                 total += float(trie_loss(model, prompt, trie, task.p[idx], task.full, mass_term)[0])
-    return total / len(task.prompt_ids)
+    return total / len(prompts)
 
 
 def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainConfig, *, resume: bool = False,
@@ -326,6 +328,7 @@ class _Loop:
             self.started -= state["seconds"]
         self.precision = cfg.resolved_precision()
         self.keep = Keep(self.model, tok) if cfg.keep_weight > 0 else None
+        self.weights = FrozenWeights(self.model, bf16=self.precision == "bf16")
 
     def checkpoint(self, partial: Path) -> None:
         import torch
@@ -338,16 +341,23 @@ class _Loop:
         replace_files([partial], lambda: os.rename(tmp, partial))  # the last checkpoint goes once the new is in place
 
     def stop(self) -> bool:
-        """The moving average says the loss is there: confirm on the whole lists, in fp32."""
+        """The moving average says the loss is there: confirm on the whole lists, in fp32. A
+        confirmation costs several steps (careers: 4 prompts x 1,156 targets, ~3 steps; birth
+        dates' 24,472 targets, ~10), and near the bound the moving average says "stop" again at
+        once: after k confirmations that said no, the next waits confirm_gap(k) steps."""
         cfg, tasks = self.cfg, self.tasks
         if not should_stop(self.ema, tasks, cfg.gamma):
             return False
-        exact = {t.spec.name: exact_loss(self.model, t, cfg.mass_term) for t in tasks}
+        if self.checks and self.step - self.checks[-1]["step"] < confirm_gap(len(self.checks)):
+            return False
+        n = cfg.audit_prompts
+        with self.weights.fp32():
+            exact = {t.spec.name: exact_loss(self.model, t, cfg.mass_term, n) for t in tasks}
         if self.precision == "both":  # trained for both: confirmed in both (the bf16 pass under autocast)
             import torch
 
             with torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16):
-                exact = {t.spec.name: (exact[t.spec.name] + exact_loss(self.model, t, cfg.mass_term)) / 2 for t in tasks}
+                exact = {t.spec.name: (exact[t.spec.name] + exact_loss(self.model, t, cfg.mass_term, n)) / 2 for t in tasks}
         self.checks.append({"step": self.step, "loss": exact})
         self.ema.update(exact)
         return should_stop(self.ema, tasks, cfg.gamma)
@@ -384,10 +394,12 @@ class _Loop:
                     loss, lp = packed_backward(self.model, prompt, ids, w, scale=1 / cfg.prompts_per_step / len(passes),
                                                full=task.full, mass_term=cfg.mass_term)
                 losses.setdefault(task.spec.name, []).append(loss)
-                masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
+                if not np.isnan(lp).any():  # the q objective does not compute P's mass
+                    masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
         keep = None
-        if self.keep is not None:  # one general text a step, in turn; in fp32
-            kl = self.keep.kl(self.model, self.step % len(KEEP_TEXTS))
+        if self.keep is not None:  # one general text a step, in turn; in fp32 (bf16 weights: under autocast)
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=self.weights.bf16):
+                kl = self.keep.kl(self.model, self.step % len(KEEP_TEXTS))
             (cfg.keep_weight * kl).backward()
             keep = float(kl.detach())
         lr = cfg.lr_at(self.step)
@@ -406,6 +418,7 @@ def _card(loop: _Loop, tok, model_path: str, base_name: str | None) -> AdapterCa
 
     model, cfg = loop.model, loop.cfg
     model.eval()
+    loop.weights.restore()  # the audit is exact: fp32 base weights
     # adapters ship in bf16 (half the size); round now so the card's metrics describe those weights
     with torch.no_grad():
         for prm in loop.params:

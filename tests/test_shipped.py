@@ -41,6 +41,10 @@ def test_shipped_adapter_is_complete(name):
     else:
         assert lst["adapter"]["mass"] > 5 * lst["base"]["mass"]
     assert not card["capability"]["degraded"]
+    # issue #24: what constrained decoding samples is within 0.1 bits of the target (mean over the card's
+    # lists and prompts), and training ended by its own loss rule, not at the step cap
+    kl = [x["adapter"]["kl_q_target_bits"] for x in card["lists"]]
+    assert sum(kl) / len(kl) <= 0.1 and card["stopped_early"], (kl, card["steps"])
     # trained on the spec and list data as they are now (a changed list means: rebuild the adapter)
     from synthgen.lists import expand, load_spec
 

@@ -201,3 +201,74 @@ def test_subsampled_q_step_normalises_over_the_whole_trie(tiny_model):
     with torch.no_grad():
         lq_own = T.target_logprobs(part, T.node_q_logprobs(tiny_model, prompt, part, own)[0])
     assert np.abs(lq_own - lq_part).max() > 0.1
+
+
+def test_q_objective_needs_only_the_childrens_logits(tiny_model):
+    """Without P's mass, log q comes from the children's logits alone (dot products with the head's
+    rows, no vocabulary-wide softmax): the same values as through the full head."""
+    tok = CharTokenizer()
+    ids = T.encode_targets(tok, ["Ann", "Anna", "Bob", "Bo", "10", "1", "100", "Cy", "Ca"])
+    full = T.DecodeTrie.build(ids, 2)
+    part = T.build_trie([ids[i] for i in (0, 2, 4, 8)])  # a subsample: the normaliser is still full's
+    with torch.no_grad():
+        lq_head, log_z = T.node_q_logprobs(tiny_model, [1, 10, 20], part, full)
+        lq_gather, none = T.node_q_logprobs(tiny_model, [1, 10, 20], part, full, with_mass=False)
+    assert none is None and log_z is not None
+    torch.testing.assert_close(lq_gather, lq_head, atol=1e-5, rtol=1e-5)
+
+
+def test_systematic_subsample_is_unbiased_and_exact_at_the_top_of_the_trie():
+    """A subsampled step's weights: each target's weight is p*(t) on average (unbiased), and every trie
+    node's weight (the sum over its targets) is within 1/M of its exact weight in every draw, where
+    independent draws are off by sqrt(W(1-W)/M)."""
+    from synthgen.train import Task
+
+    rng = np.random.default_rng(0)
+    tok = CharTokenizer()
+    texts = sorted({"".join(rng.choice(list("abcdef"), size=rng.integers(1, 5))) for _ in range(400)})
+    ids = T.encode_targets(tok, texts)
+    p = rng.dirichlet(np.full(len(texts), 0.5))
+    task = Task(spec=None, texts=texts, p=p, token_ids=ids, prompt_ids=[[1]], subsample=True)
+    whole = T.build_trie(ids)
+    exact = T.node_weights(whole, p)
+    index = {tuple(s): i for i, s in enumerate(ids)}
+    m, total, worst = 50, np.zeros(len(texts)), 0.0
+    for _ in range(4000):
+        sub, w = task.step_problem(rng, m)
+        assert w.sum() == pytest.approx(1.0)
+        picked = np.array([index[tuple(s)] for s in sub])
+        total[picked] += w
+        full_w = np.zeros(len(texts))
+        full_w[picked] = w
+        worst = max(worst, np.abs(T.node_weights(whole, full_w) - exact).max())
+    np.testing.assert_allclose(total / 4000, p, atol=0.004)
+    assert worst <= 1 / m + 1e-9
+
+
+def test_bf16_training_weights_swap_back_to_the_exact_fp32_ones(tiny_model):
+    """bf16 training keeps the frozen projections in bf16 (LoRA weights stay fp32 and trainable);
+    the exact passes get the very fp32 tensors back, and restore() leaves them for good."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    from synthgen.train import FrozenWeights
+
+    model = get_peft_model(copy.deepcopy(tiny_model), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "up_proj"]))
+    x = torch.tensor([[1, 5, 9, 12]])
+    with torch.no_grad():
+        before = model(input_ids=x).logits
+    weights = FrozenWeights(model, bf16=True)
+    proj = model.base_model.model.model.layers[0].mlp.up_proj
+    assert proj.base_layer.weight.dtype == torch.bfloat16 and proj.lora_A["default"].weight.dtype == torch.float32
+    assert len(weights.fp32_data) == 2 * 2  # two projections in each of two layers
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low = model(input_ids=x).logits
+    with torch.no_grad(), weights.fp32():
+        assert torch.equal(model(input_ids=x).logits, before)
+    assert proj.base_layer.weight.dtype == torch.bfloat16  # back to bf16 for the next step
+    assert (low.float() - before).abs().max() > 0  # the bf16 pass really ran in bf16
+    weights.restore()
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=x).logits, before)
+    assert FrozenWeights(model, bf16=False).fp32_data == {}

@@ -227,7 +227,7 @@ def test_the_stop_rule_confirms_on_the_whole_list_before_it_stops(model_dir, tmp
     loss over the whole list (every prompt, no subsample) is within (1+gamma) H(p*), and the card
     lists each confirmation."""
     from synthgen.lists import load_spec
-    from synthgen.train import TrainConfig, train
+    from synthgen.train import TrainConfig, confirm_gap, train
 
     spec = load_spec("adapters/tasks/numbers_1_10.yaml")
     cfg = TrainConfig(steps=30, prompts_per_step=1, max_targets=4, gamma=0.15, objective="q")  # 4 of 10 per step
@@ -236,5 +236,8 @@ def test_the_stop_rule_confirms_on_the_whole_list_before_it_stops(model_dir, tmp
     checks = card.stop_checks
     assert checks, "the moving average never asked for a stop"
     assert all(c["loss"]["numbers_1_10"] > 1.15 * h for c in checks[:-1])
+    # after k confirmations that said no, the next waits 5, 10, 20, 20... steps
+    assert [confirm_gap(k) for k in range(1, 6)] == [5, 10, 20, 20, 20]
+    assert all(b["step"] - a["step"] >= confirm_gap(k) for k, (a, b) in enumerate(zip(checks, checks[1:]), 1))
     if card.stopped_early:
         assert checks[-1]["loss"]["numbers_1_10"] <= 1.15 * h and checks[-1]["step"] == card.steps
