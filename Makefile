@@ -39,7 +39,8 @@ results: setup
 	$(BIN)/python benchmarks/biographies.py --n $(RESULTS_N) --retries 0
 	$(BIN)/python scripts/results_section.py
 
-# Rebuild the default adapters shipped in adapters/ (about 3 hours of training on a 2-core CPU: README, adapter table)
+# Rebuild the default adapters shipped in adapters/ (about 70 min on a 2-core CPU: README, "Shipped adapters";
+# OUT=DIR builds elsewhere, KEEP=1 skips stages already built)
 adapters: setup
 	bash scripts/build_adapters.sh
 

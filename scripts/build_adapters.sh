@@ -41,6 +41,9 @@ run numbers_1_100 "$OUT/numbers_1_100" adapters/numbers_1_100.yaml --init "$WORK
 run birth_dates_paper "$WORK/birth_dates_paper" adapters/birth_dates.yaml --steps 40 --max-targets 200 --audit-prompts 1 --objective paper $COMMON --seed 0
 run birth_dates "$OUT/birth_dates" adapters/birth_dates.yaml --init "$WORK/birth_dates_paper" --steps 60 --max-targets 200 --audit-prompts 1 --gamma 0.005 --objective q $COMMON --seed 1
 # conditional: 14 lists (sex x decade) of 500 names, one adapter, from the first_names adapter above; each
-# list sees 1/14 of the steps, 200 of its 500 names a step
-run first_names_by_decade "$OUT/first_names_by_decade" adapters/first_names_by_decade.yaml --init "$OUT/first_names" --steps 420 --max-targets 200 --audit-prompts 1 --gamma 0.01 $FAST $COMMON --seed 0
+# list sees 1/14 of the steps, 200 of its 500 names a step. 420 steps end at the cap at ~0.12 bits: a second,
+# shorter stage at lr 1e-3 decaying to 1e-4 until the rule stops it
+FND="adapters/first_names_by_decade.yaml --max-targets 200 --audit-prompts 1 --gamma 0.01 --lr-schedule cosine --keep-weight 0.3 --objective q"
+run first_names_by_decade_stage1 "$WORK/first_names_by_decade_stage1" $FND --init "$OUT/first_names" --steps 420 --lr 0.003 $COMMON --seed 0
+run first_names_by_decade "$OUT/first_names_by_decade" $FND --init "$WORK/first_names_by_decade_stage1" --steps 150 --lr 0.001 $COMMON --seed 1
 awk -F'\t' 'NR > 1 { s[$1] = $2 } END { for (k in s) t += s[k]; printf "make adapters: %d s (%.1f min) of build-adapter calls\n", t, t / 60 }' "$TIMES"
