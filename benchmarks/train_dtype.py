@@ -5,9 +5,9 @@ its targets per step, one prompt; a systematic subsample for big lists), forward
 `packed_backward` on a LoRA with small random weights, in four modes alternating for --repeats rounds:
 
     fp32            fp32 weights, no autocast
-    autocast        fp32 weights under torch.autocast("cpu", bfloat16): every forward casts the weights again
-    bf16            the frozen projections stored in bf16 (train.FrozenWeights, what --precision bf16 runs)
-    bf16+full head  the same, with the vocabulary-wide LM head and softmax the q objective used to compute
+    bf16            torch.autocast("cpu", bfloat16) (what --precision bf16 runs)
+    bf16 weights    the frozen projections stored in bf16 instead of cast in every forward (measured, not adopted)
+    bf16+full head  autocast, with the vocabulary-wide LM head and softmax the q objective used to compute
 
 Prints seconds per step (best of the rounds), the step's loss in each mode and each gradient's cosine to
 fp32's. The audit stays fp32 either way (exact metrics); this only decides the training forward/backward.
@@ -18,7 +18,6 @@ fp32's. The audit stays fp32 either way (exact metrics); this only decides the t
 import argparse
 import json
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 DEFAULT = ["adapters/careers.yaml", "adapters/birth_places.yaml", "adapters/first_names.yaml"]
@@ -41,7 +40,7 @@ def main():
     from synthgen.lists import expand, load_spec
     from synthgen.models import load_base, resolve_model
     from synthgen.roofline import machine
-    from synthgen.train import FrozenWeights, TrainConfig, packed_backward, prepare_task
+    from synthgen.train import TrainConfig, packed_backward, prepare_task
 
     cfg = TrainConfig()
     tok, base = load_base(resolve_model(None))
@@ -52,8 +51,10 @@ def main():
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.mul_(0.05)  # a trained adapter's scale, not a random one's
-    weights = FrozenWeights(model, bf16=True)
-    modes = ("fp32", "autocast", "bf16", "bf16+full head")
+    projections = [m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.endswith("base_layer")]
+    fp32_w = [m.weight.data for m in projections]
+    bf16_w = [w.to(torch.bfloat16) for w in fp32_w]
+    modes = ("fp32", "bf16", "bf16 weights", "bf16+full head")
     rows = []
     for path in args.specs:
         spec = expand(load_spec(path))[0]
@@ -66,9 +67,10 @@ def main():
                 model.zero_grad(set_to_none=True)
                 # a tiny mass term makes node_q_logprobs take the vocabulary-wide head and softmax, as before
                 mass_term = 1e-12 if mode == "bf16+full head" else cfg.mass_term
+                for m, weight in zip(projections, bf16_w if mode == "bf16 weights" else fp32_w):
+                    m.weight.data = weight
                 t0 = time.perf_counter()
-                with (weights.fp32() if mode in ("fp32", "autocast") else nullcontext()), \
-                        torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode != "fp32"):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode != "fp32"):
                     loss[mode], _ = packed_backward(model, prompt, ids, w, full=task.full, mass_term=mass_term)
                 seconds[mode].append(time.perf_counter() - t0)
                 grad[mode] = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])

@@ -40,7 +40,7 @@ from .card import ADAPTER_CARD, AdapterCard, adapter_readme, read_card
 from .lists import ListSpec, expand, load_targets
 from .models import load_base, model_fingerprint  # noqa: F401  (load_base: also imported from here)
 from .output import recover, replace_files
-from .train_helpers import KEEP_TEXTS, FrozenWeights, Keep  # noqa: F401  (FrozenWeights: also imported from here)
+from .keep import KEEP_TEXTS, Keep
 
 OBJECTIVES = ("q", "mixed", "paper")
 SCHEDULES = ("constant", "cosine")
@@ -328,7 +328,6 @@ class _Loop:
             self.started -= state["seconds"]
         self.precision = cfg.resolved_precision()
         self.keep = Keep(self.model, tok) if cfg.keep_weight > 0 else None
-        self.weights = FrozenWeights(self.model, bf16=self.precision == "bf16")
 
     def checkpoint(self, partial: Path) -> None:
         import torch
@@ -351,8 +350,7 @@ class _Loop:
         if self.checks and self.step - self.checks[-1]["step"] < confirm_gap(len(self.checks)):
             return False
         n = cfg.audit_prompts
-        with self.weights.fp32():
-            exact = {t.spec.name: exact_loss(self.model, t, cfg.mass_term, n) for t in tasks}
+        exact = {t.spec.name: exact_loss(self.model, t, cfg.mass_term, n) for t in tasks}
         if self.precision == "both":  # trained for both: confirmed in both (the bf16 pass under autocast)
             import torch
 
@@ -397,8 +395,8 @@ class _Loop:
                 if not np.isnan(lp).any():  # the q objective does not compute P's mass
                     masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
         keep = None
-        if self.keep is not None:  # one general text a step, in turn; in fp32 (bf16 weights: under autocast)
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=self.weights.bf16):
+        if self.keep is not None:  # one general text a step, in turn; in the training precision (both: fp32)
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                 kl = self.keep.kl(self.model, self.step % len(KEEP_TEXTS))
             (cfg.keep_weight * kl).backward()
             keep = float(kl.detach())
@@ -418,7 +416,6 @@ def _card(loop: _Loop, tok, model_path: str, base_name: str | None) -> AdapterCa
 
     model, cfg = loop.model, loop.cfg
     model.eval()
-    loop.weights.restore()  # the audit is exact: fp32 base weights
     # adapters ship in bf16 (half the size); round now so the card's metrics describe those weights
     with torch.no_grad():
         for prm in loop.params:

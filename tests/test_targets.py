@@ -243,32 +243,3 @@ def test_systematic_subsample_is_unbiased_and_exact_at_the_top_of_the_trie():
         worst = max(worst, np.abs(T.node_weights(whole, full_w) - exact).max())
     np.testing.assert_allclose(total / 4000, p, atol=0.004)
     assert worst <= 1 / m + 1e-9
-
-
-def test_bf16_training_weights_swap_back_to_the_exact_fp32_ones(tiny_model):
-    """bf16 training keeps the frozen projections in bf16 (LoRA weights stay fp32 and trainable);
-    the exact passes get the very fp32 tensors back, and restore() leaves them for good."""
-    import copy
-
-    from peft import LoraConfig, get_peft_model
-
-    from synthgen.train import FrozenWeights
-
-    model = get_peft_model(copy.deepcopy(tiny_model), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "up_proj"]))
-    x = torch.tensor([[1, 5, 9, 12]])
-    with torch.no_grad():
-        before = model(input_ids=x).logits
-    weights = FrozenWeights(model, bf16=True)
-    proj = model.base_model.model.model.layers[0].mlp.up_proj
-    assert proj.base_layer.weight.dtype == torch.bfloat16 and proj.lora_A["default"].weight.dtype == torch.float32
-    assert len(weights.fp32_data) == 2 * 2  # two projections in each of two layers
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        low = model(input_ids=x).logits
-    with torch.no_grad(), weights.fp32():
-        assert torch.equal(model(input_ids=x).logits, before)
-    assert proj.base_layer.weight.dtype == torch.bfloat16  # back to bf16 for the next step
-    assert (low.float() - before).abs().max() > 0  # the bf16 pass really ran in bf16
-    weights.restore()
-    with torch.no_grad():
-        assert torch.equal(model(input_ids=x).logits, before)
-    assert FrozenWeights(model, bf16=False).fp32_data == {}
