@@ -210,7 +210,7 @@ def test_train_settings_refuses_a_missing_spec_or_too_few_steps_in_one_line(tmp_
     import subprocess
 
     for args, message in [([str(tmp_path / "nope.yaml")], "nope.yaml"), (["--steps", "2"], "--steps must be >= 3"),
-                          (["--only", "1,99"], "--only takes row numbers 0-5")]:
+                          (["--only", "1,99"], "--only takes row numbers 0-6")]:
         r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_settings.py"), *args, "--out", str(tmp_path / "o")],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and message in r.stderr.splitlines()[-1] and "Traceback" not in r.stderr, r.stderr
