@@ -258,7 +258,7 @@ def node_q_logprobs(model, prompt_ids: list[int], trie: Trie, full: "DecodeTrie"
     the normaliser is still the sampler's.
 
     q needs only the children's logits: without `with_mass` (log z is then None) they are dot
-    products with the head's rows for those tokens, and the vocabulary-wide head and softmax (~10-15 %
+    products with the head's rows for those tokens, and the vocabulary-wide head and softmax (10-20 %
     of a training step) are skipped."""
     import torch
 
