@@ -395,9 +395,8 @@ class _Loop:
                 if not np.isnan(lp).any():  # the q objective does not compute P's mass
                     masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
         keep = None
-        if self.keep is not None:  # one general text a step, in turn; in the training precision (both: fp32)
-            with torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                kl = self.keep.kl(self.model, self.step % len(KEEP_TEXTS))
+        if self.keep is not None:  # one general text a step, in turn; in fp32 (0 for an adapter still at the base)
+            kl = self.keep.kl(self.model, self.step % len(KEEP_TEXTS))
             (cfg.keep_weight * kl).backward()
             keep = float(kl.detach())
         lr = cfg.lr_at(self.step)
