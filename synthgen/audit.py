@@ -49,16 +49,18 @@ class AuditResult:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
-def score_paths(model, prompt_ids, token_ids: list[list[int]], max_nodes: int = 1024) -> list[np.ndarray]:
+def score_paths(model, prompt_ids, token_ids: list[list[int]], max_nodes: int = 1024, frozen=None,
+                full=None) -> list[np.ndarray]:
     """log p(token | prompt, earlier tokens) along every target, one packed pass per trie chunk
-    (bounded time and memory)."""
+    (bounded time and memory). `frozen` (frozen.FrozenBelow, with `full`, the list's decode trie):
+    the frozen layers' states from its store."""
     import torch
 
     out: list = [None] * len(token_ids)
     with torch.no_grad():
         for idx in T.chunk_targets(token_ids, max_nodes):
             trie = T.build_trie([token_ids[i] for i in idx])
-            lp = T.node_logprobs(model, prompt_ids, trie).double().numpy()
+            lp = T.node_logprobs(model, prompt_ids, trie, frozen, full).double().numpy()
             for k, i in enumerate(idx):
                 out[i] = lp[trie.paths[k]]
     return out
@@ -119,18 +121,53 @@ def average(results: list[AuditResult]) -> AuditResult:
 
 
 def audit(model, tokenizer, spec: ListSpec, *, prompts: list[str] | None = None, adapter_off: bool = False,
-          ns=(100, 500, 1000)) -> AuditResult:
-    """Audit one spec. With `adapter_off`, a peft model is scored as its base model."""
+          ns=(100, 500, 1000), frozen=None, full=None) -> AuditResult:
+    """Audit one spec. With `adapter_off`, a peft model is scored as its base model. `frozen`/`full`:
+    see score_paths (`full` built from this spec's targets)."""
     texts, p_star = load_targets(spec)
     token_ids = T.encode_targets(tokenizer, texts)
     ctx = model.disable_adapter() if adapter_off and hasattr(model, "disable_adapter") else nullcontext()
     results = []
     with ctx:
         for prompt in prompts or spec.prompts:
-            paths = score_paths(model, T.render_chat(tokenizer, prompt), token_ids)
+            paths = score_paths(model, T.render_chat(tokenizer, prompt), token_ids, frozen=frozen, full=full)
             logp = np.array([lp.sum() for lp in paths])
             results.append(metrics(spec.name, texts, p_star, logp, ns, constrained_logprobs(token_ids, paths)))
     return average(results)
+
+
+def base_audit(model, tokenizer, spec: ListSpec, model_path: str, *, prompts: list[str], frozen=None, full=None) -> dict:
+    """audit(..., adapter_off=True) as a dict, cached under SYNTHGEN_HOME/audits: the base's audit depends
+    only on the model's files, the list, the prompts and this module, and a staged build or a rebuild of
+    the same list needs it again (birth dates: ~1 min in fp32). A model that is not a local directory is
+    not cached."""
+    import hashlib
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from .models import synthgen_home
+
+    weights = sorted(Path(model_path).glob("*.safetensors")) if Path(model_path).is_dir() else []
+    if not weights:
+        return audit(model, tokenizer, spec, prompts=prompts, adapter_off=True, frozen=frozen, full=full).to_dict()
+    texts, p_star = load_targets(spec)
+    key = json.dumps([str(Path(model_path).resolve()), [(w.name, w.stat().st_size, w.stat().st_mtime_ns) for w in weights],
+                      spec.name, prompts, texts, np.round(p_star, 12).tolist(), Path(__file__).read_text()])  # this code too
+    path = synthgen_home() / "audits" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
+    if path.is_file():
+        out = json.loads(path.read_text())
+        for k in ("expected_distinct", "q_expected_distinct"):  # JSON made the draw counts strings
+            out[k] = {int(n): v for n, v in out[k].items()} if out.get(k) else out.get(k)
+        return out
+    out = audit(model, tokenizer, spec, prompts=prompts, adapter_off=True, frozen=frozen, full=full).to_dict()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(out, f)
+    os.replace(tmp, path)
+    return out
 
 
 def audit_specs(specs: list[ListSpec], model_dir: str, adapter: str | None = None,

@@ -27,8 +27,7 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="synthgen")
-@click.option("--verbose", "-v", is_flag=True,
-              help="Show what vLLM, torch and HF print while an engine starts (default: kept in SYNTHGEN_HOME/logs/engine.log).")
+@click.option("--verbose", "-v", is_flag=True, help="Show what vLLM, torch and HF print at engine start (default: SYNTHGEN_HOME/logs/engine.log).")
 def cli(verbose):
     """synthgen: diverse synthetic datasets from language models.
 
@@ -161,6 +160,7 @@ def check_targets_cmd(specs, model):
 @click.option("--lr", default=5e-4, show_default=True, help="AdamW learning rate.")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", help="cosine: --lr down to --lr/10 at --steps.")
 @click.option("--rank", default=8, show_default=True, help="LoRA rank.")
+@click.option("--layers", default=None, type=int, help="LoRA on the top N decoder layers only (default: all).")
 @click.option("--prompts-per-step", default=2, show_default=True, help="Packed prompt passes per step.")
 @click.option("--max-targets", default=1000, show_default=True, help="Targets per pass; bigger lists are subsampled.")
 @click.option("--gamma", default=0.02, show_default=True, help="Stop early when loss <= (1+gamma)·H(p*).")

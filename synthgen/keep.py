@@ -27,8 +27,15 @@ class Keep:
         with torch.no_grad(), model.disable_adapter():
             self.base = [torch.log_softmax(model(input_ids=x).logits.float(), -1) for x in self.ids]
 
-    def kl(self, model, i: int):
+    def kl(self, model, i: int, frozen=None):
+        """`frozen` (frozen.FrozenBelow): the layers below the first LoRA layer from its store."""
         import torch
 
-        lp = torch.log_softmax(model(input_ids=self.ids[i]).logits.float(), -1)
+        if frozen is None:
+            logits = model(input_ids=self.ids[i]).logits
+        else:
+            from .targets import _body_and_head
+
+            logits = _body_and_head(model)[1](frozen.text_upper(("keep", i), self.ids[i]))
+        lp = torch.log_softmax(logits.float(), -1)
         return (self.base[i].exp() * (self.base[i] - lp)).sum(-1).mean()

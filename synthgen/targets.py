@@ -201,16 +201,19 @@ def packed_inputs(prompt_ids: list[int], trie: Trie, dtype=None):
     return input_ids, position_ids, mask[None, None], predictor
 
 
-def _predictor_hidden(model, prompt_ids: list[int], trie: Trie):
+def _predictor_hidden(model, prompt_ids: list[int], trie: Trie, frozen=None, full: "DecodeTrie | None" = None):
     """(final hidden states [R, d] of the R distinct positions that predict some trie node, in one
     forward pass; for each node the row that predicts it; the LM head). With an unknown architecture
-    the "hidden states" are already the full logits and the head is None."""
+    the "hidden states" are already the full logits and the head is None. `frozen` (frozen.FrozenBelow,
+    with `full`, the whole list's trie): the layers below the first LoRA layer come from its store."""
     import torch
 
     dtype = next(model.parameters()).dtype
     input_ids, position_ids, mask, predictor = packed_inputs(prompt_ids, trie, dtype)
     needed, rows = torch.unique(predictor, return_inverse=True)
     body, head = _body_and_head(model)
+    if frozen is not None:
+        return frozen.upper(prompt_ids, trie, full)[needed], rows, head
     if body is None:  # unknown architecture: full logits
         logits = model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, use_cache=False).logits[0]
         return logits[needed].float(), rows, None
@@ -218,21 +221,21 @@ def _predictor_hidden(model, prompt_ids: list[int], trie: Trie):
     return hidden[needed], rows, head
 
 
-def _predictor_logits(model, prompt_ids: list[int], trie: Trie):
+def _predictor_logits(model, prompt_ids: list[int], trie: Trie, frozen=None, full=None):
     """LM-head logits [R, V] of the R distinct positions that predict some trie node, in one forward
     pass, and for each node the row that predicts it.
 
     Only those positions go through the LM head (not the prompt's earlier tokens, not the
     end-of-turn leaves): the head is ~20% of the model's FLOPs at a 49k vocabulary."""
-    hidden, rows, head = _predictor_hidden(model, prompt_ids, trie)
+    hidden, rows, head = _predictor_hidden(model, prompt_ids, trie, frozen, full)
     return (hidden if head is None else head(hidden).float()), rows
 
 
-def node_logprobs(model, prompt_ids: list[int], trie: Trie):
+def node_logprobs(model, prompt_ids: list[int], trie: Trie, frozen=None, full=None):
     """log p(node token | prompt, ancestors) for every trie node, in one forward pass."""
     import torch
 
-    logits, rows = _predictor_logits(model, prompt_ids, trie)
+    logits, rows = _predictor_logits(model, prompt_ids, trie, frozen, full)
     logp = torch.log_softmax(logits, dim=-1)
     return logp[rows, torch.from_numpy(trie.tokens)]
 
@@ -248,7 +251,7 @@ def full_trie_nodes(trie: Trie, full: "DecodeTrie") -> np.ndarray:
     return out
 
 
-def node_q_logprobs(model, prompt_ids: list[int], trie: Trie, full: "DecodeTrie", with_mass: bool = True):
+def node_q_logprobs(model, prompt_ids: list[int], trie: Trie, full: "DecodeTrie", with_mass: bool = True, frozen=None):
     """(log q, log z) for every trie node, in one forward pass.
 
     Constrained decoding samples each token among the children of the current node of the whole
@@ -262,7 +265,7 @@ def node_q_logprobs(model, prompt_ids: list[int], trie: Trie, full: "DecodeTrie"
     of a training step) are skipped."""
     import torch
 
-    hidden, rows, head = _predictor_hidden(model, prompt_ids, trie)
+    hidden, rows, head = _predictor_hidden(model, prompt_ids, trie, frozen, full)
     nodes = full_trie_nodes(trie, full)
     parent_full = np.where(trie.parent < 0, 0, nodes[np.maximum(trie.parent, 0)])
     row_full = np.zeros(hidden.shape[0], dtype=np.int64)

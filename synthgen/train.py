@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -40,6 +40,7 @@ from .card import ADAPTER_CARD, AdapterCard, adapter_readme, read_card
 from .lists import ListSpec, expand, load_targets
 from .models import load_base, model_fingerprint  # noqa: F401  (load_base: also imported from here)
 from .output import recover, replace_files
+from .frozen import FrozenBelow
 from .keep import KEEP_TEXTS, Keep
 
 OBJECTIVES = ("q", "mixed", "paper")
@@ -56,6 +57,8 @@ class TrainConfig:
     rank: int = field(default=8, metadata={"help": "LoRA rank"})
     alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     target_modules: list[str] = field(default_factory=lambda: list(ALL_PROJECTIONS))
+    layers: int | None = field(default=None, metadata={"help": "LoRA on the top N decoder layers only (default all): the "
+                                                               "frozen layers below run once per prompt and trie node, not every step"})
     prompts_per_step: int = field(default=2, metadata={"help": "prompts (one packed pass each) per step"})
     max_targets: int = field(default=1000, metadata={"help": "targets per pass; bigger lists are subsampled"})
     gamma: float = field(default=0.02, metadata={"help": "stop when loss <= (1+gamma) * H(p*) for every list"})
@@ -75,6 +78,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.audit_prompts is not None and self.audit_prompts < 1:
             raise InputError(f"`audit_prompts` must be >= 1, got {self.audit_prompts}")
+        if self.layers is not None and self.layers < 1:
+            raise InputError(f"`layers` must be >= 1, got {self.layers}")
         for name in ("steps", "rank", "alpha", "prompts_per_step", "max_targets", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise InputError(f"`{name}` must be >= 1, got {getattr(self, name)}")
@@ -129,6 +134,7 @@ class Task:
     subsample: bool = False  # more targets than one step takes: draw an unbiased subsample
     full: T.DecodeTrie | None = None  # the whole list's trie: Q's normaliser
     _order: np.ndarray | None = field(default=None, repr=False)  # targets in token order (step_problem)
+    group: str | None = None  # the conditional spec this list was expanded from (the stop rule's unit)
 
     @property
     def entropy(self) -> float:  # nats: the loss's floor, H(p*)
@@ -183,28 +189,28 @@ def check_trainable(specs: list[ListSpec]) -> None:
 
 
 def trie_loss(model, prompt_ids, trie: T.Trie, weights: np.ndarray, full: T.DecodeTrie | None = None,
-              mass_term: float | None = None):
+              mass_term: float | None = None, frozen=None):
     """The objective for one prompt, computed once per trie node, and log P per target.
 
     mass_term None: the paper's - sum_t w_t log P(t | prompt). Else - sum_t w_t [log Q(t) +
     mass_term log M(t)] with Q normalised over the children in `full` (the whole list's trie).
-    mass_term 0 (the q objective) needs no vocabulary-wide softmax: log P is then None."""
+    mass_term 0 (the q objective) needs no vocabulary-wide softmax: log P is then None. `frozen`
+    (frozen.FrozenBelow, --layers): the frozen layers' states come from its store."""
     import torch
 
     if mass_term is None:
-        node_lp = T.node_logprobs(model, prompt_ids, trie)
+        node_lp = T.node_logprobs(model, prompt_ids, trie, frozen, full)
         w = torch.from_numpy(T.node_weights(trie, weights)).to(node_lp.dtype)
         return -(w * node_lp).sum(), T.target_logprobs(trie, node_lp)
-    log_q, log_z = T.node_q_logprobs(model, prompt_ids, trie, full, with_mass=mass_term != 0)
+    log_q, log_z = T.node_q_logprobs(model, prompt_ids, trie, full, with_mass=mass_term != 0, frozen=frozen)
     w = torch.from_numpy(T.node_weights(trie, weights)).to(log_q.dtype)
     if log_z is None:
         return -(w * log_q).sum(), None
     return -(w * (log_q + mass_term * log_z)).sum(), T.target_logprobs(trie, log_q + log_z)
 
 
-def packed_backward(model, prompt_ids, token_ids: list[list[int]], weights: np.ndarray, scale: float = 1.0,
-                    max_nodes: int = 768, full: T.DecodeTrie | None = None,
-                    mass_term: float | None = None) -> tuple[float, np.ndarray]:
+def packed_backward(model, prompt_ids, token_ids: list[list[int]], weights: np.ndarray, scale: float = 1.0, max_nodes: int = 768,
+                    full: T.DecodeTrie | None = None, mass_term: float | None = None, frozen=None) -> tuple[float, np.ndarray]:
     """Loss and gradient for one prompt over all its targets, one packed pass per trie chunk.
 
     Gradients accumulate chunk by chunk, so memory stays that of one chunk. Returns the loss and
@@ -212,7 +218,7 @@ def packed_backward(model, prompt_ids, token_ids: list[list[int]], weights: np.n
     total, logp = 0.0, np.full(len(token_ids), np.nan)
     for idx in T.chunk_targets(token_ids, max_nodes):
         trie = T.build_trie([token_ids[i] for i in idx])
-        loss, lp = trie_loss(model, prompt_ids, trie, weights[idx], full, mass_term)
+        loss, lp = trie_loss(model, prompt_ids, trie, weights[idx], full, mass_term, frozen)
         (loss * scale).backward()
         total += float(loss.detach())
         if lp is not None:
@@ -239,10 +245,16 @@ def confirm_gap(k: int) -> int:
 
 
 def should_stop(ema: dict, tasks: list[Task], gamma: float) -> bool:
-    return all(t.spec.name in ema and ema[t.spec.name] <= (1 + gamma) * t.entropy for t in tasks)
+    """Every spec's loss within gamma x H(p*) of its floor; a conditional spec's lists as one, their mean loss against
+    their mean H(p*) as its card reports them (the worst of 14 lists' noisy averages stays above long after)."""
+    groups: dict[str, list[Task]] = {}
+    for t in tasks:
+        groups.setdefault(t.group or t.spec.name, []).append(t)
+    return all(all(t.spec.name in ema for t in g) and sum(ema[t.spec.name] for t in g) <= (1 + gamma) * sum(t.entropy for t in g)
+               for g in groups.values())
 
 
-def exact_loss(model, task: Task, mass_term: float | None, n_prompts: int | None = None, max_nodes: int = 768) -> float:
+def exact_loss(model, task: Task, mass_term: float | None, n_prompts: int | None = None, max_nodes: int = 768, frozen=None) -> float:
     """The objective over the task's whole list, averaged over its first `n_prompts` prompts (the
     ones the card audits; default all), without gradients. The stop rule confirms with it: a
     subsampled step's loss is noisy, and its moving average can dip below (1+gamma) H(p*) well
@@ -255,7 +267,7 @@ def exact_loss(model, task: Task, mass_term: float | None, n_prompts: int | None
     with torch.no_grad():
         for prompt in prompts:
             for idx, trie in chunks:
-                total += float(trie_loss(model, prompt, trie, task.p[idx], task.full, mass_term)[0])
+                total += float(trie_loss(model, prompt, trie, task.p[idx], task.full, mass_term, frozen)[0])
     return total / len(prompts)
 
 
@@ -277,9 +289,9 @@ def train(model_path: str, specs: list[ListSpec], out: str | Path, cfg: TrainCon
         raise InputError(f"nothing to resume: {partial} has no checkpoint")
     if not specs:
         raise InputError("give at least one list spec")
-    specs = [x for s in specs for x in expand(s)]  # a conditional spec: one list per value of its variables
+    groups = [(s.name if s.variables else None, x) for s in specs for x in expand(s)]  # a conditional spec: a list per value
     tok, base = load_base(model_path)
-    tasks = [prepare_task(tok, s, cfg.max_targets) for s in specs]
+    tasks = [replace(prepare_task(tok, x, cfg.max_targets), group=g) for g, x in groups]
     loop = _Loop(base, tok, model_path, tasks, cfg, partial if resume else None)
     try:
         loop.run(partial, on_step)
@@ -310,8 +322,10 @@ class _Loop:
                 raise InputError(f"{resume_from} was started with other settings or lists: delete it or use the same ones")
         else:
             torch.manual_seed(cfg.seed)
+            n = base.config.num_hidden_layers  # a model with fewer layers than --layers: all of them
             lcfg = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=cfg.target_modules, lora_dropout=0.0,
-                              bias="none", task_type="CAUSAL_LM")
+                              bias="none", task_type="CAUSAL_LM",
+                              layers_to_transform=list(range(max(n - cfg.layers, 0), n)) if cfg.layers else None)
             self.model = get_peft_model(base, lcfg) if not cfg.init_from else init_adapter(base, cfg, model_path)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=0.0)
@@ -328,6 +342,7 @@ class _Loop:
             self.started -= state["seconds"]
         self.precision = cfg.resolved_precision()
         self.keep = Keep(self.model, tok) if cfg.keep_weight > 0 else None
+        self.frozen = FrozenBelow.of(self.model)  # --layers: the frozen layers' states, once per prompt and node
 
     def checkpoint(self, partial: Path) -> None:
         import torch
@@ -350,12 +365,13 @@ class _Loop:
         if self.checks and self.step - self.checks[-1]["step"] < confirm_gap(len(self.checks)):
             return False
         n = cfg.audit_prompts
-        exact = {t.spec.name: exact_loss(self.model, t, cfg.mass_term, n) for t in tasks}
+        exact = {t.spec.name: exact_loss(self.model, t, cfg.mass_term, n, frozen=self.frozen) for t in tasks}
         if self.precision == "both":  # trained for both: confirmed in both (the bf16 pass under autocast)
             import torch
 
             with torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16):
-                exact = {t.spec.name: (exact[t.spec.name] + exact_loss(self.model, t, cfg.mass_term, n)) / 2 for t in tasks}
+                exact = {t.spec.name: (exact[t.spec.name] + exact_loss(self.model, t, cfg.mass_term, n, frozen=self.frozen)) / 2
+                         for t in tasks}
         self.checks.append({"step": self.step, "loss": exact})
         self.ema.update(exact)
         return should_stop(self.ema, tasks, cfg.gamma)
@@ -383,20 +399,20 @@ class _Loop:
         # "both": the same problem through an fp32 and a bf16 pass, half the gradient each: generation
         # runs the dtype each machine is fastest in, and at a two-item list's logits bf16 alone moves the split
         passes = [False, True] if self.precision == "both" else [self.precision == "bf16"]
-        for _ in range(cfg.prompts_per_step):
-            task = self.tasks[rng.integers(len(self.tasks))]
+        for k in range(cfg.prompts_per_step):  # the lists in turn (with as many prompts per step as lists: each every step)
+            task = self.tasks[(self.step * cfg.prompts_per_step + k) % len(self.tasks)]
             prompt = task.prompt_ids[rng.integers(len(task.prompt_ids))]
             ids, w = task.step_problem(rng, cfg.max_targets)
             for bf16 in passes:
                 with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
                     loss, lp = packed_backward(self.model, prompt, ids, w, scale=1 / cfg.prompts_per_step / len(passes),
-                                               full=task.full, mass_term=cfg.mass_term)
+                                               full=task.full, mass_term=cfg.mass_term, frozen=self.frozen)
                 losses.setdefault(task.spec.name, []).append(loss)
                 if not np.isnan(lp).any():  # the q objective does not compute P's mass
                     masses.setdefault(task.spec.name, []).append(float(np.exp(lp).sum()))
         keep = None
         if self.keep is not None:  # one general text a step, in turn; in fp32 (0 for an adapter still at the base)
-            kl = self.keep.kl(self.model, self.step % len(KEEP_TEXTS))
+            kl = self.keep.kl(self.model, self.step % len(KEEP_TEXTS), self.frozen)
             (cfg.keep_weight * kl).backward()
             keep = float(kl.detach())
         lr = cfg.lr_at(self.step)
@@ -421,7 +437,8 @@ def _card(loop: _Loop, tok, model_path: str, base_name: str | None) -> AdapterCa
             prm.copy_(prm.to(torch.bfloat16).to(prm.dtype))
     card = AdapterCard(
         format="synthgen-adapter/1", base_model=base_name or str(model_path), base_fingerprint=model_fingerprint(model_path),
-        lists=[evaluate_task(model, tok, t, cfg.audit_prompts) for t in loop.tasks], capability=capability_check(model, tok),
+        lists=[evaluate_task(model, tok, t, cfg.audit_prompts, loop.frozen, str(model_path)) for t in loop.tasks],
+        capability=capability_check(model, tok),
         config=asdict(cfg), training_precision=loop.precision, steps=loop.step, stopped_early=loop.step < cfg.steps,
         train_seconds=round(loop.seconds, 1), history=loop.history, stop_checks=loop.checks)
     if cfg.init_from and (first := read_card(cfg.init_from)):  # what the starting adapter had cost, so tables show the whole
@@ -455,6 +472,9 @@ def init_adapter(base, cfg: TrainConfig, model_path: str):
     first = card.config
     if (first.get("rank"), first.get("alpha")) != (cfg.rank, cfg.alpha):
         raise InputError(f"--init {src}: its LoRA rank is {first.get('rank')}; pass --rank {first.get('rank')}")
+    if first.get("layers") != cfg.layers:
+        raise InputError(f"--init {src}: it has LoRA on {first.get('layers') or 'all'} layers; pass "
+                         + (f"--layers {first['layers']}" if first.get("layers") else "no --layers"))
     return PeftModel.from_pretrained(base, src, is_trainable=True)
 
 
@@ -466,13 +486,15 @@ def _to_bf16(path: Path) -> None:
     save_file({k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}, path, metadata={"format": "pt"})
 
 
-def evaluate_task(model, tok, task: Task, n_prompts: int | None = None) -> dict:
-    """Exact before/after metrics for one list (audit.py), recorded in the adapter card."""
-    from .audit import audit
+def evaluate_task(model, tok, task: Task, n_prompts: int | None = None, frozen=None, model_path: str | None = None) -> dict:
+    """Exact before/after metrics for one list (audit.py), recorded in the adapter card (the base's
+    from the cache of base audits when the model is a local directory)."""
+    from .audit import audit, base_audit
 
     prompts = task.spec.prompts[:n_prompts] if n_prompts else task.spec.prompts
-    after = audit(model, tok, task.spec, prompts=prompts)
-    before = audit(model, tok, task.spec, prompts=prompts, adapter_off=True)
+    after = audit(model, tok, task.spec, prompts=prompts, frozen=frozen, full=task.full).to_dict()
+    before = (base_audit(model, tok, task.spec, model_path, prompts=prompts, frozen=frozen, full=task.full) if model_path else
+              audit(model, tok, task.spec, prompts=prompts, adapter_off=True, frozen=frozen, full=task.full).to_dict())
     return {"name": task.spec.name, "spec_hash": task.spec.digest(), "n_targets": len(task.texts),
             "target_entropy_bits": round(task.entropy / math.log(2), 4), "prompts": prompts,
-            "base": before.to_dict(), "adapter": after.to_dict()}
+            "base": before, "adapter": after}

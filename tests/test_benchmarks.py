@@ -1,8 +1,10 @@
-"""The issue #6 benchmark scripts: their parsing, fairness skeleton and verdicts (no model needed)."""
+"""The benchmark scripts: their parsing, fairness skeleton and verdicts (no model needed, but train_layers's run)."""
 
 import json
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -215,3 +217,20 @@ def test_train_settings_refuses_a_missing_spec_or_too_few_steps_in_one_line(tmp_
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and message in r.stderr.splitlines()[-1] and "Traceback" not in r.stderr, r.stderr
         assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.integration
+def test_train_layers_times_all_layers_against_the_top_ones_on_the_real_model(model_dir, tmp_path):
+    """benchmarks/train_layers.py on a small list: it measures the three modes and the warm top-layer step,
+    which runs 2 of 30 layers, is faster than the all-layer step."""
+    import subprocess
+
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_layers.py"), "adapters/tasks/numbers_1_10.yaml",
+                        "--layers", "2", "--repeats", "2", "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = json.loads((tmp_path / "o" / "results.json").read_text())["rows"][0]
+    assert set(row["seconds"]) == {"all layers", "top 2, cold", "top 2, warm"}
+    assert row["seconds"]["top 2, warm"] < row["seconds"]["all layers"]
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_layers.py"), str(tmp_path / "nope.yaml")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no such spec" in r.stderr.splitlines()[-1]

@@ -243,3 +243,61 @@ def test_systematic_subsample_is_unbiased_and_exact_at_the_top_of_the_trie():
         worst = max(worst, np.abs(T.node_weights(whole, full_w) - exact).max())
     np.testing.assert_allclose(total / 4000, p, atol=0.004)
     assert worst <= 1 / m + 1e-9
+
+
+def test_frozen_layers_store_gives_the_full_pass_loss_and_gradient():
+    """--layers: with LoRA on the top layers only, the frozen layers' states come from a store filled
+    node by node (frozen.FrozenBelow); each step's loss and LoRA gradient are the full pass's, for the
+    q and the paper objective, and a node met again is not recomputed."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from synthgen.frozen import FrozenBelow
+    from synthgen.train import trie_loss
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=70, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    model = get_peft_model(LlamaForCausalLM(cfg), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"],
+                                                             init_lora_weights=False, layers_to_transform=[2, 3]))
+    tok = CharTokenizer()
+    ids = T.encode_targets(tok, [f"{a}{b}" for a in "abcd" for b in "xyz"] + ["a", "bq", "Ann", "Anna"])
+    full = T.DecodeTrie.build(ids, 2)
+    frozen = FrozenBelow.of(model)
+    assert frozen is not None and frozen.start == 2
+    params = [p for p in model.parameters() if p.requires_grad]
+    w = np.random.default_rng(0).dirichlet(np.ones(len(ids)))
+    # ax ay bz Ann; then ax ay cx Anna: only the paths of the targets with a new node run the frozen
+    # layers ("cx" + end-of-turn: 3 nodes, "Anna" + end-of-turn: 5); then the first again: nothing
+    for sub, mass_term, new_nodes in (([0, 1, 5, 14], 0.0, 12), ([0, 1, 6, 15], None, 8), ([0, 1, 5, 14], 0.0, 0)):
+        trie = T.build_trie([ids[i] for i in sub])
+        out = []
+        for store in (None, frozen):
+            before = frozen.computed
+            loss, _ = trie_loss(model, [1, 7, 9], trie, w[sub], full, mass_term, store)
+            loss.backward()
+            out.append((float(loss.detach()), torch.cat([p.grad.flatten() for p in params]).clone()))
+            for p in params:
+                p.grad = None
+        assert out[0][0] == pytest.approx(out[1][0], abs=1e-5)
+        torch.testing.assert_close(out[0][1], out[1][1], atol=1e-5, rtol=1e-4)
+        assert frozen.computed - before == new_nodes
+    assert FrozenBelow.of(get_peft_model(LlamaForCausalLM(cfg), LoraConfig(r=4, target_modules=["q_proj"]))) is None
+
+
+def test_the_stop_rule_takes_a_conditional_specs_lists_as_one():
+    """should_stop: each spec within gamma x H(p*); the lists of one conditional spec (group) by their
+    mean, so one list's noisy average above the bound does not hold the others, while two separate
+    specs must each be under."""
+    from types import SimpleNamespace
+
+    from synthgen.train import Task, should_stop
+
+    def task(name, group):
+        return Task(SimpleNamespace(name=name), ["a", "b"], np.array([0.5, 0.5]), [[3], [4]], [[1]], group=group)
+
+    h = np.log(2)  # H(p*) of two equal items, nats
+    ema = {"x": h * 1.00, "y": h * 1.03}  # y over a 2 % bound, x under it, their mean (1.015 H) under it
+    assert should_stop(ema, [task("x", "g"), task("y", "g")], gamma=0.02)
+    assert not should_stop(ema, [task("x", None), task("y", None)], gamma=0.02)
+    assert not should_stop({"x": h}, [task("x", "g"), task("y", "g")], gamma=0.02)  # y not seen yet

@@ -241,3 +241,58 @@ def test_the_stop_rule_confirms_on_the_whole_list_before_it_stops(model_dir, tmp
     assert all(b["step"] - a["step"] >= confirm_gap(k) for k, (a, b) in enumerate(zip(checks, checks[1:]), 1))
     if card.stopped_early:
         assert checks[-1]["loss"]["numbers_1_10"] <= 1.15 * h and checks[-1]["step"] == card.steps
+
+
+def test_the_base_audit_is_cached_per_model_list_and_prompts(model_dir, monkeypatch):
+    """A staged build or a rebuild of the same list reuses the base model's audit (audit.base_audit):
+    the cached copy equals a fresh audit, and another prompt is audited anew."""
+    from synthgen import audit as A
+    from synthgen.lists import load_spec
+    from synthgen.train import load_base
+
+    tok, model = load_base(model_dir)
+    spec = load_spec("adapters/tasks/numbers_1_10.yaml")
+    first = A.base_audit(model, tok, spec, model_dir, prompts=spec.prompts[:1])
+    fresh = A.audit(model, tok, spec, prompts=spec.prompts[:1]).to_dict()
+    calls = []
+    real = A.audit
+    monkeypatch.setattr(A, "audit", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = A.base_audit(model, tok, spec, model_dir, prompts=spec.prompts[:1])
+    assert calls == [] and again["expected_distinct"] == fresh["expected_distinct"]
+    assert again["kl_q_target_bits"] == pytest.approx(fresh["kl_q_target_bits"]) == pytest.approx(first["kl_q_target_bits"])
+    A.base_audit(model, tok, spec, model_dir, prompts=spec.prompts[1:2])
+    assert calls == [1]
+
+
+def test_the_keep_term_through_the_frozen_layers_store_is_the_full_pass(model_dir):
+    """--layers with --keep-weight: the keep term's general texts run the frozen layers once
+    (frozen.FrozenBelow.text_upper); its value and gradient are the full forward's."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from synthgen.frozen import FrozenBelow
+    from synthgen.keep import Keep
+    from synthgen.train import load_base
+
+    torch.manual_seed(0)
+    tok, base = load_base(model_dir)
+    n = base.config.num_hidden_layers
+    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "up_proj"],
+                                            init_lora_weights=False, layers_to_transform=list(range(n - 8, n))))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.mul_(0.05)
+    keep, frozen = Keep(model, tok), FrozenBelow.of(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    out = []
+    for store in (None, frozen, frozen):  # the second through the store: from the states kept by the first
+        kl = keep.kl(model, 1, store)
+        kl.backward()
+        out.append((float(kl.detach()), torch.cat([p.grad.flatten() for p in params]).clone()))
+        for p in params:
+            p.grad = None
+    assert out[0][0] > 0
+    for value, grad in out[1:]:
+        assert value == pytest.approx(out[0][0], rel=1e-4)
+        torch.testing.assert_close(grad, out[0][1], atol=1e-6, rtol=1e-3)
