@@ -39,8 +39,8 @@ results: setup
 	$(BIN)/python benchmarks/biographies.py --n $(RESULTS_N) --retries 0
 	$(BIN)/python scripts/results_section.py
 
-# Rebuild the default adapters shipped in adapters/ (about 70 min on a 2-core CPU: README, "Shipped adapters";
-# OUT=DIR builds elsewhere, KEEP=1 skips stages already built)
+# Rebuild the default adapters shipped in adapters/ (about 20 min on a 2-core CPU: README, "Shipped adapters";
+# OUT=DIR builds elsewhere, KEEP=1 skips stages already built, LANES=1 runs one call at a time)
 adapters: setup
 	bash scripts/build_adapters.sh
 

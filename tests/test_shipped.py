@@ -29,7 +29,6 @@ def test_readme_commands_exist_with_their_options():
                 assert w.split("=")[0] in known, f"README uses unknown option {w} in: {line}"
 
 
-AT_STEP_CAP = {"first_names_by_decade"}  # shipped although its last stage ended at the step cap (issue #24)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -45,11 +44,10 @@ def test_shipped_adapter_is_complete(name):
         assert lst["adapter"]["mass"] > 5 * lst["base"]["mass"]
     assert not card["capability"]["degraded"]
     # issue #24: what constrained decoding samples is within 0.1 bits of the target (mean over the card's
-    # lists and prompts), and training ended by its own loss rule, not at the step cap (first_names_by_decade:
-    # not yet, README "Shipped adapters")
+    # lists and prompts), and training ended by its own loss rule, not at the step cap
     kl = [x["adapter"]["kl_q_target_bits"] for x in card["lists"]]
     assert sum(kl) / len(kl) <= 0.1, kl
-    assert card["stopped_early"] or name in AT_STEP_CAP, card["steps"]
+    assert card["stopped_early"], card["steps"]
     # trained on the spec and list data as they are now (a changed list means: rebuild the adapter)
     from synthgen.lists import expand, load_spec
 
