@@ -85,13 +85,13 @@ class FrozenBelow:
             h = self._lower(prompt_ids, sub)
             if entry is None:
                 n_full = int(full.start.shape[0]) - 1
-                entry = self.store[key] = _Entry(h[:p].clone(), torch.empty(n_full, h.shape[-1], dtype=h.dtype),
+                entry = self.store[key] = _Entry(h[:p].clone(), torch.empty(n_full, h.shape[-1], dtype=h.dtype, device=h.device),
                                                  np.zeros(n_full, dtype=bool))
             sub_nodes = T.full_trie_nodes(sub, full)
-            entry.rows[torch.from_numpy(sub_nodes)] = h[p:].to(entry.rows.dtype)
+            entry.rows[torch.from_numpy(sub_nodes).to(h.device)] = h[p:].to(entry.rows.dtype)
             entry.have[sub_nodes] = True
             self.computed += sub.n_nodes
-        return torch.cat([entry.prompt, entry.rows[torch.from_numpy(nodes)]])[None]
+        return torch.cat([entry.prompt, entry.rows[torch.from_numpy(nodes).to(entry.rows.device)]])[None]
 
     def text_upper(self, name, input_ids):
         """Final hidden states [L, d] of a plain causal pass over input_ids [1, L] (the keep term's
