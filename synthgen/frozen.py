@@ -21,7 +21,7 @@ from . import targets as T
 def decoder_parts(model):
     """(body, first trainable layer) when the body runs as embed -> layers -> norm with rotary
     position embeddings (Llama-style) and LoRA sits only on layers from some index up; else None."""
-    body, _ = T._body_and_head(model)
+    body, _ = T.body_and_head(model)
     if body is None or not all(hasattr(body, a) for a in ("embed_tokens", "layers", "norm", "rotary_emb")):
         return None
     trainable = [i for i, layer in enumerate(body.layers) if any(p.requires_grad for p in layer.parameters())]

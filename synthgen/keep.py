@@ -34,8 +34,8 @@ class Keep:
         if frozen is None:
             logits = model(input_ids=self.ids[i]).logits
         else:
-            from .targets import _body_and_head
+            from .targets import body_and_head
 
-            logits = _body_and_head(model)[1](frozen.text_upper(("keep", i), self.ids[i]))
+            logits = body_and_head(model)[1](frozen.text_upper(("keep", i), self.ids[i]))
         lp = torch.log_softmax(logits.float(), -1)
         return (self.base[i].exp() * (self.base[i] - lp)).sum(-1).mean()

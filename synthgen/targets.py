@@ -211,7 +211,7 @@ def _predictor_hidden(model, prompt_ids: list[int], trie: Trie, frozen=None, ful
     dtype = next(model.parameters()).dtype
     input_ids, position_ids, mask, predictor = packed_inputs(prompt_ids, trie, dtype)
     needed, rows = torch.unique(predictor, return_inverse=True)
-    body, head = _body_and_head(model)
+    body, head = body_and_head(model)
     if frozen is not None:
         return frozen.upper(prompt_ids, trie, full)[needed], rows, head
     if body is None:  # unknown architecture: full logits
@@ -292,7 +292,7 @@ def node_q_logprobs(model, prompt_ids: list[int], trie: Trie, full: "DecodeTrie"
     return log_q, log_z
 
 
-def _body_and_head(model):
+def body_and_head(model):
     """(decoder body, lm_head) of a causal LM, also through a peft wrapper; (None, None) if unknown."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     body, head = getattr(inner, "model", None), getattr(inner, "lm_head", None)

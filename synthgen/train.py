@@ -210,15 +210,15 @@ def trie_loss(model, prompt_ids, trie: T.Trie, weights: np.ndarray, full: T.Deco
 
 
 def packed_backward(model, prompt_ids, token_ids: list[list[int]], weights: np.ndarray, scale: float = 1.0, max_nodes: int = 768,
-                    full: T.DecodeTrie | None = None, mass_term: float | None = None, frozen=None) -> tuple[float, np.ndarray]:
-    """Loss and gradient for one prompt over all its targets, one packed pass per trie chunk.
+                    **loss_kw) -> tuple[float, np.ndarray]:
+    """Loss and gradient for one prompt over all its targets, one packed pass per trie chunk (`loss_kw`: trie_loss's).
 
     Gradients accumulate chunk by chunk, so memory stays that of one chunk. Returns the loss and
     log P(t | prompt) for every target (NaN under the q objective, which does not compute P)."""
     total, logp = 0.0, np.full(len(token_ids), np.nan)
     for idx in T.chunk_targets(token_ids, max_nodes):
         trie = T.build_trie([token_ids[i] for i in idx])
-        loss, lp = trie_loss(model, prompt_ids, trie, weights[idx], full, mass_term, frozen)
+        loss, lp = trie_loss(model, prompt_ids, trie, weights[idx], **loss_kw)
         (loss * scale).backward()
         total += float(loss.detach())
         if lp is not None:
