@@ -77,10 +77,8 @@ class FrozenBelow:
         key = (id(full), tuple(prompt_ids), torch.is_autocast_enabled(device))
         entry = self.store.get(key)
         if entry is None or not entry.have[nodes].all():
-            missing = nodes if entry is None else nodes[~entry.have[nodes]]
-            lost = np.zeros(trie.n_nodes, dtype=bool)
-            lost[np.isin(nodes, missing)] = True
-            todo = [trie.tokens[path].tolist() for path in trie.paths if lost[path].any()]
+            new = np.ones(trie.n_nodes, dtype=bool) if entry is None else ~entry.have[nodes]  # per node of `trie`
+            todo = [trie.tokens[path].tolist() for path in trie.paths if new[path].any()]
             sub = T.build_trie(todo)
             h = self._lower(prompt_ids, sub)
             if entry is None:

@@ -88,7 +88,7 @@ def test_every_command_has_examples_and_every_option_help():
 def test_build_adapter_bad_settings_are_one_line_errors(tmp_path):
     for args, msg in ((["--lr", "0"], "`lr` must be > 0"), (["--steps", "0"], "`steps` must be >= 1"),
                       (["--gamma", "-1"], "`gamma` must be >= 0"), (["--rank", "0"], "`rank` must be >= 1"),
-                      (["--audit-prompts", "0"], "`audit_prompts` must be >= 1"),
+                      (["--audit-prompts", "0"], "`audit_prompts` must be >= 1"), (["--layers", "0"], "`layers` must be >= 1"),
                       (["--keep-weight", "-1"], "`keep_weight` must be in [0, 10], got -1.0")):
         r = run("build-adapter", "adapters/tasks/weekdays.yaml", "--out", str(tmp_path / "a"), *args)
         assert msg in _one_line_error(r)
