@@ -234,3 +234,34 @@ def test_train_layers_times_all_layers_against_the_top_ones_on_the_real_model(mo
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_layers.py"), str(tmp_path / "nope.yaml")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "no such spec" in r.stderr.splitlines()[-1]
+
+
+@pytest.mark.integration
+def test_sampler_check_flags_a_file_that_does_not_sample_the_adapters_q(model_dir, tmp_path):
+    """benchmarks/sampler_check.py on a biography file whose every last name is "Smith" (made through the fake
+    engine, so the file and its meta are the generator's own): the file's KL→target is far above what the
+    surnames adapter's exact Q gives at this n, and the file's mean log Q is > 3 sd off what Q samples."""
+    import subprocess
+
+    from synthgen.engine import FakeEngine
+    from synthgen.generate import run
+    from synthgen.output import plan_run
+    from synthgen.template import load_template
+
+    answers = {"gender": "female", "birth_date": "1985-04-02", "first_name": "Jennifer", "last_name": "Smith",
+               "birth_place": "London, United Kingdom", "career": "Nurse", "achievements": "She built a school in her town."}
+    t = load_template("biography")
+    prompts = {f.name: f.prompt.split("{")[0][:40] for f in t.fields}
+
+    def responder(r):
+        return next(answers[k] for k, p in prompts.items() if r.prompt.startswith(p))
+
+    out = tmp_path / "b.jsonl"
+    run(t, FakeEngine(responder=responder), plan_run(t, out, 24, 0, model=model_dir), 24, 0)
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sampler_check.py"), str(out), "--fields", "last_name",
+                        "--sims", "5", "--out", str(tmp_path / "c.json")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = json.loads((tmp_path / "c.json").read_text())[0]
+    assert row["field"] == "last_name" and row["records"] == 24 and row["prompts"] == 1 and row["file"]["unique"] == 1
+    assert row["file"]["kl_bits"] > row["q"]["kl_bits"] + 5 * row["q"]["kl_sd"] and row["z_log_q"] > 3
+    assert row["q"]["unique"] > 15 and row["target"]["unique"] > 15  # 24 draws from ~1,000 surnames

@@ -73,6 +73,27 @@ def test_shipped_adapter_audit_matches_its_card(name, model_dir):
     assert row["adapter"]["kl_q_target_bits"] < 0.1 < row["base"]["kl_q_target_bits"]
 
 
+@pytest.mark.parametrize("template", ["biography", "customer_profile"])
+def test_list_fields_ask_what_their_adapter_was_audited_on(template):
+    """A shipped template's field with an adapter asks, filled from a record, the first prompt its adapter's
+    card audited (for a conditional adapter: that of the record's list). Asked in other words an adapter
+    samples a distribution its card does not measure: surnames asked "for a person named {first_name}" gave
+    470 unique last names in 1,000 biographies; at the audited prompt its exact Q gives 481 ± 12 (a perfect sampler 491)."""
+    from synthgen.template import load_template
+
+    record = {"gender": "female", "birth_date": "1985-04-02", "first_name": "Mary", "last_name": "Smith",
+              "country": "Chile", "career": "Nurse", "birth_place": "Lima, Peru", "category": "books"}
+    checked = 0
+    for f in load_template(template).fields:
+        if f.adapter in (None, "auto"):
+            continue
+        card = json.loads((ROOT / "adapters" / f.adapter / "synthgen_adapter.json").read_text())
+        audited = [x["prompts"][0] for x in card["lists"]]
+        assert f.render(record) in audited, f"{template}.{f.name}: {f.render(record)!r} is not {f.adapter}'s audited prompt"
+        checked += 1
+    assert checked >= 1
+
+
 def test_shipped_prompts_share_their_first_prefix_cache_block(model_dir):
     """On CPU vLLM caches whole 32-token blocks: the first 32 tokens of every shipped prompt (chat
     template + the words before the first placeholder) are the same for every record, so they
