@@ -129,8 +129,8 @@ def main():
     t = load_template(tmeta.get("path") or tmeta.get("name") or "biography")
     digest = ((ds.meta or {}).get("identity") or {}).get("template_digest")
     if digest and digest != t.digest:
-        print(f"note: {args.file} was made by another version of template {t.name!r} ({digest}, now {t.digest}): "
-              "its prompts are today's, not the file's")
+        print(f"note: {args.file} was made by another version of template {t.name!r} ({digest}, now {t.digest}; a comment "
+              "counts too): Q is computed at today's prompts, which may not be the ones the file asked")
     specs = {s.name: s for s in configure(ds, None, None, None) if s.kind == "categorical"}
     wanted = args.fields.split(",") if args.fields else None
     fields = [f for f in t.fields if f.adapter_path and f.decode == "constrained" and f.name in specs
