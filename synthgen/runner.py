@@ -140,12 +140,17 @@ def output_format(out: str) -> str:
 
 
 def free_decoding_warnings(template: Template) -> list[str]:
-    """Fields decoded free through an adapter that puts little of P's mass on its list."""
+    """Fields decoded free through an adapter that puts little of P's mass on its list, and fields that ask
+    their adapter in words its card did not audit."""
     from .card import free_decoding_warning
+
+    from .card import unaudited_prompt_warning
 
     out = []
     for f in template.fields:
         if f.decode == "free" and f.adapter_path and (w := free_decoding_warning(f.adapter_path)):
+            out.append(f"field {f.name!r}: {w}")
+        if f.adapter_path and (w := unaudited_prompt_warning(f.adapter_path, f.prompt)):
             out.append(f"field {f.name!r}: {w}")
     return out
 

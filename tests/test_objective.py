@@ -114,3 +114,32 @@ def test_keep_term_is_kl_from_the_base_on_general_text_and_zero_for_an_untouched
     assert grads and all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads)
     with pytest.raises(InputError, match=r"`keep_weight` must be in \[0, 10\], got -1"):
         TrainConfig(keep_weight=-1)
+
+
+def test_a_field_asking_its_adapter_in_words_its_card_did_not_audit_gets_a_warning(tmp_path):
+    """The card's KL is measured on its prompts; a template field asking in other words gets one line
+    (placeholders match any text: a conditional adapter's audited prompts are filled-in forms)."""
+    from synthgen.card import unaudited_prompt_warning
+    from synthgen.runner import free_decoding_warnings
+    from synthgen.template import load_template
+
+    d = tmp_path / "a"
+    d.mkdir()
+    AdapterCard(format="synthgen-adapter/1", base_model="smollm2-135m", base_fingerprint=None,
+                lists=[{"prompts": ["Pick a random last name. Answer with the surname only."], "adapter": {"mass": 0.5}},
+                       {"prompts": ["Pick a name for a female person born in the 1940s."], "adapter": {"mass": 0.5}}],
+                capability={}, config={"objective": "q"}, steps=1, stopped_early=True, train_seconds=1.0).write(d)
+    assert unaudited_prompt_warning(d, "Pick a random last name. Answer with the surname only.") is None
+    assert unaudited_prompt_warning(d, "Pick a name for a {gender} person born in the {birth_date:.3}0s.") is None
+    w = unaudited_prompt_warning(d, "Pick a random last name for a person named {first_name}. Answer with the surname only.")
+    assert "'a' is asked in words its card did not audit" in w and "synthgen audit" in w and "\n" not in w
+    assert unaudited_prompt_warning(d, "Pick a random last name.") is not None  # a prefix is not the prompt
+    assert unaudited_prompt_warning(tmp_path, "x") is None  # no card: nothing to compare with
+    tpl = tmp_path / "t.yaml"
+    tpl.write_text(f"""
+name: t
+fields:
+  - {{name: first, kind: choice, choices: [Ann, Bo], prompt: "Pick a random last name. Answer with the surname only.", adapter: {d}}}
+  - {{name: last, kind: choice, choices: [Ann, Bo], prompt: "Pick a random last name for {{first}}.", adapter: {d}}}
+""")
+    assert [w.split(":")[0] for w in free_decoding_warnings(load_template(tpl))] == ["field 'last'"]
