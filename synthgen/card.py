@@ -133,6 +133,12 @@ def free_decoding_warning_from(card: AdapterCard, name: str) -> str | None:
 
 
 def unaudited_prompt_warning(adapter: str | Path, prompt: str) -> str | None:
+    """unaudited_prompt_warning_from for the adapter directory `adapter` (None where it has no card)."""
+    card = read_card(adapter)
+    return unaudited_prompt_warning_from(card, Path(adapter).name, prompt) if card else None
+
+
+def unaudited_prompt_warning_from(card: AdapterCard, name: str, prompt: str) -> str | None:
     """One line when a template asks `adapter` in words its card did not audit: its KL to the target was
     measured on the card's prompts only, and another wording samples another distribution (the shipped
     biography asked surnames "for a person named {first_name}": 470 unique in 1,000 instead of ~481).
@@ -140,17 +146,16 @@ def unaudited_prompt_warning(adapter: str | Path, prompt: str) -> str | None:
     import re
     import string
 
-    card = read_card(adapter)
-    audited = [p for x in card.lists for p in x.get("prompts") or []] if card else []
+    audited = [p for x in card.lists for p in x.get("prompts") or []]
     if not audited:
         return None
     try:
-        parts = [re.escape(text) + ("(?s:.+)" if name is not None else "") for text, name, _, _ in string.Formatter().parse(prompt)]
+        parts = [re.escape(text) + ("(?s:.+)" if field is not None else "") for text, field, _, _ in string.Formatter().parse(prompt)]
     except ValueError:
         return None  # a bad placeholder: the template's own check says so
     pattern = re.compile("".join(parts))
     if any(pattern.fullmatch(p) for p in audited):
         return None
-    return (f"adapter {Path(adapter).name!r} is asked in words its card did not audit ({prompt!r}; it was audited on "
+    return (f"adapter {name!r} is asked in words its card did not audit ({prompt!r}; it was audited on "
             f"{audited[0]!r}{' and others' if len(set(audited)) > 1 else ''}): what it samples here is unmeasured; "
             "ask an audited prompt, or measure this one with `synthgen audit SPEC --adapter DIR --prompt ...`")

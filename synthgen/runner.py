@@ -119,7 +119,7 @@ def prepare(opts: RunOptions) -> Prepared:
                     use_adapters=not opts.no_adapters, existing="resume" if opts.resume else "overwrite" if opts.overwrite else "refuse")
     if plan.start:  # a resume with options that change records fails here, before the engine starts
         check_settings(plan, run_settings(template, opts.retries, opts.block_size, dtype))
-    warnings = free_decoding_warnings(template)
+    warnings = adapter_warnings(template)
     if opts.resume and not (plan.stream.exists() or plan.meta_path.exists() or plan.out.exists()):
         warnings.append(f"--resume: {opts.out} does not exist yet: starting a new run at record 0")
     return Prepared(opts, template, plan, model, tries, kwargs, warnings)
@@ -139,18 +139,22 @@ def output_format(out: str) -> str:
     return SUFFIXES.get(suffix, "jsonl")
 
 
-def free_decoding_warnings(template: Template) -> list[str]:
-    """Fields decoded free through an adapter that puts little of P's mass on its list, and fields that ask
-    their adapter in words its card did not audit."""
-    from .card import free_decoding_warning
+def adapter_warnings(template: Template) -> list[str]:
+    """One line per field whose adapter will not sample what its card measured: decoded free through an
+    adapter that puts little of P's mass on its list, or asked in words its card did not audit."""
+    from pathlib import Path
 
-    from .card import unaudited_prompt_warning
+    from .card import free_decoding_warning_from, read_card, unaudited_prompt_warning_from
 
     out = []
     for f in template.fields:
-        if f.decode == "free" and f.adapter_path and (w := free_decoding_warning(f.adapter_path)):
+        card = read_card(f.adapter_path) if f.adapter_path else None
+        if card is None:
+            continue
+        name = Path(f.adapter_path).name
+        if f.decode == "free" and (w := free_decoding_warning_from(card, name)):
             out.append(f"field {f.name!r}: {w}")
-        if f.adapter_path and (w := unaudited_prompt_warning(f.adapter_path, f.prompt)):
+        if w := unaudited_prompt_warning_from(card, name, f.prompt):
             out.append(f"field {f.name!r}: {w}")
     return out
 

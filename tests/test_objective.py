@@ -29,7 +29,7 @@ def _card(tmp_path, mass, objective):
 def test_an_adapter_with_little_free_mass_is_not_used_silently_with_free_decoding(tmp_path):
     """An adapter trained for Q may put almost nothing of P on its list: free decoding through it
     gets a one-line warning naming the objective; one with its mass on the list gets none."""
-    from synthgen.runner import free_decoding_warnings
+    from synthgen.runner import adapter_warnings
     from synthgen.template import load_template
 
     low, high = _card(tmp_path, 0.004, "q"), _card(tmp_path, 0.8, "paper")
@@ -45,8 +45,8 @@ fields:
   - {{name: c, kind: choice, choices: [x, y], prompt: "C?", adapter: {high}, decode: free}}
 """)
     t = load_template(tpl)
-    assert [w.split(":")[0] for w in free_decoding_warnings(t)] == ["field 'b'"]  # a: constrained; c: mass on list
-    assert len(free_decoding_warnings(t.with_decode("free"))) == 2
+    assert [w.split(":")[0] for w in adapter_warnings(t)] == ["field 'b'"]  # a: constrained; c: mass on list
+    assert len(adapter_warnings(t.with_decode("free"))) == 2
 
 
 def test_training_off_a_terminal_prints_a_plain_line_and_summarises_many_lists(capsys):
@@ -120,7 +120,7 @@ def test_a_field_asking_its_adapter_in_words_its_card_did_not_audit_gets_a_warni
     """The card's KL is measured on its prompts; a template field asking in other words gets one line
     (placeholders match any text: a conditional adapter's audited prompts are filled-in forms)."""
     from synthgen.card import unaudited_prompt_warning
-    from synthgen.runner import free_decoding_warnings
+    from synthgen.runner import adapter_warnings
     from synthgen.template import load_template
 
     d = tmp_path / "a"
@@ -142,4 +142,4 @@ fields:
   - {{name: first, kind: choice, choices: [Ann, Bo], prompt: "Pick a random last name. Answer with the surname only.", adapter: {d}}}
   - {{name: last, kind: choice, choices: [Ann, Bo], prompt: "Pick a random last name for {{first}}.", adapter: {d}}}
 """)
-    assert [w.split(":")[0] for w in free_decoding_warnings(load_template(tpl))] == ["field 'last'"]
+    assert [w.split(":")[0] for w in adapter_warnings(load_template(tpl))] == ["field 'last'"]

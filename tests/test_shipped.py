@@ -92,9 +92,9 @@ def test_list_fields_ask_what_their_adapter_was_audited_on(template):
         assert f.render(record) in audited, f"{template}.{f.name}: {f.render(record)!r} is not {f.adapter}'s audited prompt"
         checked += 1
     assert checked >= 1
-    from synthgen.runner import free_decoding_warnings
+    from synthgen.runner import adapter_warnings
 
-    assert free_decoding_warnings(load_template(template)) == []  # nor does a run of it print a warning
+    assert adapter_warnings(load_template(template)) == []  # nor does a run of it print a warning
 
 
 def test_shipped_prompts_share_their_first_prefix_cache_block(model_dir):
