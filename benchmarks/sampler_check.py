@@ -40,20 +40,21 @@ def field_q(model, tok, t, f, rows, max_prompts: int, target: dict) -> tuple[lis
 
     cond = Conditional({"name": f.name, "choices": f.choices, "map": f.value_map, "given": list(f.given)}, t.path) \
         if f.given else None
-    keys = []
+    keys, first = [], {}  # first: group key -> a record of that group
     for r in rows:
         ok = isinstance(r.get(f.name), str) and all(r.get(d) is not None for d in f.requires)
         keys.append((f.render(r), f.condition(r)) if ok else None)
-    distinct = sorted({k for k in keys if k}, key=str)
-    if len(distinct) > max_prompts:
-        print(f"{f.name}: skipped: {len(distinct)} distinct prompts (> --max-prompts {max_prompts})")
+        if ok:
+            first.setdefault(keys[-1], r)
+    if len(first) > max_prompts:
+        print(f"{f.name}: skipped: {len(first)} distinct prompts (> --max-prompts {max_prompts})")
         return None
+    plain = {k.casefold(): v for k, v in target.items()}
     groups = {}
-    for key in distinct:
-        r = rows[keys.index(key)]
+    for key, r in first.items():
         items = f.items(r)
-        w = cond.weights(r) if cond else {k.casefold(): v for k, v in target.items()}
-        p = np.array([w.get(i, 0.0) if cond else w.get(i.casefold(), 0.0) for i in items], dtype=float)
+        w = cond.weights(r) if cond else None
+        p = np.array([w.get(i, 0.0) if cond else plain.get(i.casefold(), 0.0) for i in items], dtype=float)
         p = p if p.sum() > 0 else np.ones(len(items))  # a list without weights: uniform
         ids = T.encode_targets(tok, items)
         q = np.exp(constrained_logprobs(ids, score_paths(model, T.render_chat(tok, key[0], t.system), ids)))
@@ -106,15 +107,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("file")
     ap.add_argument("--fields", default=None, help="comma-separated field names (default: every list field with an adapter)")
-    ap.add_argument("--sims", type=int, default=100)
-    ap.add_argument("--max-prompts", type=int, default=40)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sims", type=int, default=100, help="simulated files drawn from Q and from the target (default 100)")
+    ap.add_argument("--max-prompts", type=int, default=40, help="skip a field whose prompt takes more distinct values (default 40)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the simulated draws")
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
     args = ap.parse_args()
     if not Path(args.file).is_file():
         ap.error(f"no such file: {args.file}")
-    if args.sims < 2:
-        ap.error("--sims must be >= 2")
+    if args.sims < 2 or args.max_prompts < 1:
+        ap.error("--sims must be >= 2 and --max-prompts >= 1")
 
     import torch
     from peft import PeftModel
@@ -160,8 +161,11 @@ def main():
               f"target itself {tg['kl_bits']:.3f} ± {tg['kl_sd']:.3f}, {tg['unique']:.0f} ± {tg['unique_sd']:.0f} | "
               f"z {row['z_log_q']:+.1f}", flush=True)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(out, indent=1, default=float))
+        dest = Path(args.out)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".tmp")  # written whole, then renamed: no half file
+        tmp.write_text(json.dumps(out, indent=1, default=float))
+        tmp.replace(dest)
 
 
 if __name__ == "__main__":

@@ -266,3 +266,6 @@ def test_sampler_check_flags_a_file_that_does_not_sample_the_adapters_q(model_di
     # log2 1/p("Smith") = 5.6 bits; 100 draws from Q score ~1 bit lower (most of it the floor at n = 100 of 1,000 names)
     assert row["file"]["kl_bits"] > row["q"]["kl_bits"] + 5 * row["q"]["kl_sd"] and row["z_log_q"] > 3
     assert row["q"]["unique"] > 60 and row["target"]["unique"] > 60  # 100 draws from ~1,000 surnames
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sampler_check.py"), str(out), "--sims", "1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--sims must be >= 2" in r.stderr.splitlines()[-1] and "Traceback" not in r.stderr
