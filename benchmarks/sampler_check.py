@@ -161,11 +161,11 @@ def main():
               f"target itself {tg['kl_bits']:.3f} ± {tg['kl_sd']:.3f}, {tg['unique']:.0f} ± {tg['unique_sd']:.0f} | "
               f"z {row['z_log_q']:+.1f}", flush=True)
     if args.out:
+        from synthgen.output import write_json_atomic
+
         dest = Path(args.out)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".tmp")  # written whole, then renamed: no half file
-        tmp.write_text(json.dumps(out, indent=1, default=float))
-        tmp.replace(dest)
+        write_json_atomic(dest, json.loads(json.dumps(out, default=float)))  # numpy numbers as plain floats
 
 
 if __name__ == "__main__":

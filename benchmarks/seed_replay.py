@@ -174,12 +174,12 @@ def main():
         print(f"paired, same seeds: {r['adapter']} - {res[0]['adapter']}: KL {d.mean():+.4f} ± {r['paired']['se']:.4f} (se), "
               f"lower in {r['paired']['lower_in']}/{len(d)} seeds")
     if args.out:
+        from synthgen.output import write_json_atomic
+
         dest = Path(args.out)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".tmp")  # written whole, then renamed: no half file
-        tmp.write_text(json.dumps({"file": args.file, "field": f.name, "file_kl_bits": file_kl, "file_unique": file_unique,
-                                   "adapters": res}, indent=1, default=float))
-        tmp.replace(dest)
+        result = {"file": args.file, "field": f.name, "file_kl_bits": file_kl, "file_unique": file_unique, "adapters": res}
+        write_json_atomic(dest, json.loads(json.dumps(result, default=float)))  # numpy numbers as plain floats
 
 
 if __name__ == "__main__":
