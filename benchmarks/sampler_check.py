@@ -36,10 +36,8 @@ def field_q(model, tok, t, f, rows, max_prompts: int, target: dict) -> tuple[lis
     report's target of a field whose list depends on nothing (item -> weight)."""
     from synthgen import targets as T
     from synthgen.audit import constrained_logprobs, score_paths
-    from synthgen.report.joints import Conditional
 
-    cond = Conditional({"name": f.name, "choices": f.choices, "map": f.value_map, "given": list(f.given)}, t.path) \
-        if f.given else None
+    target_p = target_of(f, t, target)
     keys, first = [], {}  # first: group key -> a record of that group
     for r in rows:
         ok = isinstance(r.get(f.name), str) and all(r.get(d) is not None for d in f.requires)
@@ -49,17 +47,30 @@ def field_q(model, tok, t, f, rows, max_prompts: int, target: dict) -> tuple[lis
     if len(first) > max_prompts:
         print(f"{f.name}: skipped: {len(first)} distinct prompts (> --max-prompts {max_prompts})")
         return None
-    plain = {k.casefold(): v for k, v in target.items()}
     groups = {}
     for key, r in first.items():
         items = f.items(r)
-        w = cond.weights(r) if cond else None
-        p = np.array([w.get(i, 0.0) if cond else plain.get(i.casefold(), 0.0) for i in items], dtype=float)
-        p = p if p.sum() > 0 else np.ones(len(items))  # a list without weights: uniform
         ids = T.encode_targets(tok, items)
         q = np.exp(constrained_logprobs(ids, score_paths(model, T.render_chat(tok, key[0], t.system), ids)))
-        groups[key] = (items, q / q.sum(), p / p.sum())
+        groups[key] = (items, q / q.sum(), target_p(r, items))
     return keys, groups
+
+
+def target_of(f, t, target: dict):
+    """(record, its list's items) -> p* over those items: the real joint's weights for a field whose list depends
+    on the record (sex, decade), else `target` (item -> weight); a list without weights: uniform."""
+    from synthgen.report.joints import Conditional
+
+    cond = Conditional({"name": f.name, "choices": f.choices, "map": f.value_map, "given": list(f.given)}, t.path) \
+        if f.given else None
+    plain = {k.casefold(): v for k, v in target.items()}
+
+    def p_of(r, items) -> np.ndarray:
+        w = cond.weights(r) if cond else None
+        p = np.array([w.get(i, 0.0) if cond else plain.get(i.casefold(), 0.0) for i in items], dtype=float)
+        p = p if p.sum() > 0 else np.ones(len(items))
+        return p / p.sum()
+    return p_of
 
 
 def score(ds, spec, rows, name, values):

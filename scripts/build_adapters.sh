@@ -40,13 +40,15 @@ FAST="--lr 0.003 --lr-schedule cosine --keep-weight 0.3 --objective q"
 lane_a() {
   run first_names "$OUT/first_names" adapters/first_names.yaml --steps 80 --max-targets 300 --gamma 0.008 $FAST $COMMON --seed 0
   # conditional: 14 lists (sex x decade) of 500 names, one adapter, from first_names; the lists in turn, one a
-  # step, 200 of its 500 names a step; stopped when the 14 lists' mean loss is within gamma of their mean H(p*)
+  # step, 300 of its 500 names a step; stopped when the 14 lists' mean loss is within gamma of their mean H(p*).
+  # The step loss falls as the cosine lr falls (one list a step: the noise sets its level), so the 800-step
+  # horizon is what lets it reach ~0.07 bits; the rule stops it near step 570 (benchmarks/seed_replay.py)
   run first_names_by_decade "$OUT/first_names_by_decade" adapters/first_names_by_decade.yaml --init "$OUT/first_names" \
-    --steps 600 --max-targets 200 --audit-prompts 1 --gamma 0.012 $FAST $COMMON --seed 0
-  run careers "$OUT/careers" adapters/careers.yaml --steps 120 --max-targets 300 --gamma 0.0085 $FAST $COMMON --seed 0
+    --steps 800 --max-targets 300 --audit-prompts 1 --gamma 0.011 $FAST $COMMON --seed 0
+  run surnames "$OUT/surnames" adapters/surnames.yaml --steps 80 --max-targets 300 --gamma 0.008 $FAST $COMMON --seed 0
 }
 lane_b() {
-  run surnames "$OUT/surnames" adapters/surnames.yaml --steps 80 --max-targets 300 --gamma 0.008 $FAST $COMMON --seed 0
+  run careers "$OUT/careers" adapters/careers.yaml --steps 120 --max-targets 300 --gamma 0.0085 $FAST $COMMON --seed 0
   run birth_places "$OUT/birth_places" adapters/birth_places.yaml --steps 120 --max-targets 200 --gamma 0.0085 $FAST $COMMON --seed 0
   # two items: an fp32-trained split moves by ~2 points in a bf16 engine (50.9 -> 53.1 % male), so the loss is
   # the mean of an fp32 and a bf16 pass (--precision both); gamma 0.0005 of 1 bit: a split within ~1.3 points
