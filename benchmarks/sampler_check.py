@@ -31,29 +31,34 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def field_q(model, tok, t, f, rows, max_prompts: int, target: dict) -> tuple[list, dict] | None:
-    """(per record: its group key, or None without a value) and group key -> (items, Q, p*); `target`: the
-    report's target of a field whose list depends on nothing (item -> weight)."""
+def groups_of(f, rows) -> dict:
+    """(prompt, condition) -> record positions that asked the field (with a value and every field it needs)."""
+    by = defaultdict(list)
+    for i, r in enumerate(rows):
+        if isinstance(r.get(f.name), str) and all(r.get(d) is not None for d in f.requires):
+            by[(f.render(r), f.condition(r))].append(i)
+    return by
+
+
+def field_q(model, tok, t, f, rows, max_prompts: int, target: dict) -> tuple[dict, dict] | None:
+    """groups_of(f, rows) and group key -> (items, Q, p*); `target`: the report's target of a field whose list
+    depends on nothing (item -> weight)."""
     from synthgen import targets as T
     from synthgen.audit import constrained_logprobs, score_paths
 
     target_p = target_of(f, t, target)
-    keys, first = [], {}  # first: group key -> a record of that group
-    for r in rows:
-        ok = isinstance(r.get(f.name), str) and all(r.get(d) is not None for d in f.requires)
-        keys.append((f.render(r), f.condition(r)) if ok else None)
-        if ok:
-            first.setdefault(keys[-1], r)
-    if len(first) > max_prompts:
-        print(f"{f.name}: skipped: {len(first)} distinct prompts (> --max-prompts {max_prompts})")
+    by = groups_of(f, rows)
+    if len(by) > max_prompts:
+        print(f"{f.name}: skipped: {len(by)} distinct prompts (> --max-prompts {max_prompts})")
         return None
     groups = {}
-    for key, r in first.items():
+    for key, idx in by.items():
+        r = rows[idx[0]]
         items = f.items(r)
         ids = T.encode_targets(tok, items)
         q = np.exp(constrained_logprobs(ids, score_paths(model, T.render_chat(tok, key[0], t.system), ids)))
         groups[key] = (items, q / q.sum(), target_p(r, items))
-    return keys, groups
+    return by, groups
 
 
 def target_of(f, t, target: dict):
@@ -83,12 +88,8 @@ def score(ds, spec, rows, name, values):
     return st.get("kl_to_target_bits"), st["unique"]
 
 
-def compare(ds, spec, rows, name, keys, groups, sims, rng) -> dict:
+def compare(ds, spec, rows, name, by_group, groups, sims, rng) -> dict:
     """The file against `sims` files drawn from Q and from the target (same records), and the z of its mean log Q."""
-    by_group = defaultdict(list)
-    for i, k in enumerate(keys):
-        if k:
-            by_group[k].append(i)
     res = {}
     for label, which in (("q", 1), ("target", 2)):
         runs = []
@@ -163,8 +164,8 @@ def main():
         base = model.unload()
         if got is None:
             continue
-        keys, groups = got
-        row = {"field": f.name, "adapter": f.adapter, **compare(ds, specs[f.name], rows, f.name, keys, groups, args.sims, rng)}
+        by, groups = got
+        row = {"field": f.name, "adapter": f.adapter, **compare(ds, specs[f.name], rows, f.name, by, groups, args.sims, rng)}
         out.append(row)
         q, tg, fl = row["q"], row["target"], row["file"]
         print(f"{f.name} ({f.adapter}, {row['prompts']} prompt(s), {row['records']} records): file KL {fl['kl_bits']:.3f}, "

