@@ -233,7 +233,7 @@ def ratio(x) -> str:
 
 
 def markdown(results: dict, n: int) -> str:
-    lines = [f"| system ({n} records each) | all 5 fields valid | requests | generated tokens | s |", "|---|---|---|---|---|"]
+    lines = [f"| system ({n} records each) | all {len(FIELDS)} fields valid | requests | generated tokens | s |", "|---|---|---|---|---|"]
     for system, h in results.items():
         lines.append(f"| {system} | {h['all_fields_valid']:.1%} | {h['requests']} | {h.get('tokens', '')} | {h['seconds']:.0f} |")
     for k in MEASURED:

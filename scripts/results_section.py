@@ -66,14 +66,17 @@ Measured on {cpu()}, vLLM {bj.get('dtype', 'float32')}.
 .venv/bin/python benchmarks/biographies.py --n {bj['n']}{'' if bj['retries'] is None else f" --retries {bj['retries']}"} --systems {systems}
 ```
 
-{bj['n']} records per system, same seed, same fields (gender, first name, last name, birth place,
-career), same validation; retries: {retries} for every free system except `synthgen_retry`
+{bj['n']} records per system, same seed, same fields (gender, birth date, first name, last name, birth
+place, career), same validation; retries: {retries} for every free system except `synthgen_retry`
 (the template's: 3, birth place 6, career 8). `synthgen` and `base_constrained` decode inside each
 list's token trie (no retries needed); the others decode free. Where an earlier field is invalid,
 later prompts use a shared skeleton value so every field is judged on its own. KL→target is
 KL(empirical ‖ target) in bits over the answers inside the adapter's target list ("off target":
 valid answers outside it, e.g. a small town of the 32,963 GeoNames cities); "per 1000 valid" is
-unique values per 1000 valid answers. Whole run {bj['seconds'] / 60:.0f} min.
+unique values per 1000 valid answers. The first name's target here is the unconditional SSA list
+(adapters/first_names.yaml); the template draws first names by sex and birth decade, and its fair
+measure is the realism table below (KL to the mixture of the records' own sex-and-decade lists).
+Whole run {bj['seconds'] / 60:.0f} min.
 
 {(bio / 'results.md').read_text().strip()}
 
