@@ -28,7 +28,8 @@ career, and the birth date the first name's list depends on (sex and birth decad
 it costs time and is not among the issue's measures).
 
 For each field: valid %, valid at the first try, unique valid values and unique per 1000 valid,
-entropy, KL(empirical || target) on the part inside the adapter's target list and the share
+entropy, KL(empirical || target) on the part inside the adapter's target list with its floor (the
+mean KL of samples of the same n drawn from the target itself: `synthgen report`'s) and the share
 outside it, the top values (unique counts alone reward junk: the constrained base model gives
 many unique but absurd values), and the exact-sampling ceiling: expected distinct values in
 that many draws from the target distribution itself. Ratios to base;
@@ -51,7 +52,8 @@ from synthgen.engine.base import Engine
 
 FIELDS = ["gender", "birth_date", "first_name", "last_name", "birth_place", "career"]
 SYSTEMS = ["base", "base_t1.5", "verbalized", "single", "base_constrained", "synthgen", "synthgen_free", "synthgen_retry"]
-TARGET_SPECS = {"first_name": "first_names", "birth_place": "birth_places", "career": "careers"}
+TARGETS_SAID = {"first_name": "the SSA names of each record's sex and birth decade, mixed over the records",
+                "birth_place": "adapters/birth_places.yaml", "career": "adapters/careers.yaml"}
 MEASURED = ("first_name", "birth_place", "career")
 TARGETS = {"first_name": 4.0, "birth_place": 3.0, "career": 1.5}  # unique valid vs base (issue #6)
 VS_SUFFIX = ("\nDo not answer with one choice. Give 5 different possible answers and how likely each is, "
@@ -106,7 +108,9 @@ class Verbalized(Engine):
         pass
 
 
-def headline(rep: dict, ceiling=None) -> dict:
+def headline(rep: dict) -> dict:
+    """The report's figures per field; its KL→target, floor and ceiling share one target: the adapter's list, or for a
+    field whose list depends on the record (first names: sex and decade) the mixture of the records' own lists."""
     f = {x["field"]: x for x in rep["fields"]}
     out = {}
     for name in ("first_name", "birth_place", "career", "last_name", "birth_date"):
@@ -116,23 +120,12 @@ def headline(rep: dict, ceiling=None) -> dict:
                          "unique_per_1000_valid": round(1000 * x["unique"] / x["valid"], 1) if x["valid"] else 0.0,
                          "entropy_bits": round(x["entropy_bits"], 2),
                          "kl_to_target_bits": None if x.get("kl_to_target_bits") is None else round(x["kl_to_target_bits"], 2),
+                         "kl_floor_bits": None if x.get("kl_floor_bits") is None else round(x["kl_floor_bits"], 2),
                          "off_target_share": None if x.get("off_target_share") is None else round(x["off_target_share"], 3),
                          "top": [v for v, _, _ in x["top"][:3]]}
-            if ceiling and name in ceiling:
-                out[name]["ceiling_unique"] = round(ceiling[name](x["valid"]), 1)
+            if x.get("expected_unique") is not None:
+                out[name]["ceiling_unique"] = round(x["expected_unique"], 1)
     return out
-
-
-def ceilings() -> dict:
-    """field -> (n -> expected distinct values in n draws from the adapter's target distribution)."""
-    from synthgen.lists import load_spec, load_targets
-
-    out = {}
-    for field, spec in TARGET_SPECS.items():
-        _, p = load_targets(load_spec(Path(__file__).resolve().parent.parent / "adapters" / f"{spec}.yaml"))
-        out[field] = lambda n, p=p: float((1 - (1 - p) ** n).sum())
-    return out
-
 
 
 def biography_template(use_adapters: bool, decode: str = "free"):
@@ -240,15 +233,17 @@ def markdown(results: dict, n: int) -> str:
         who = next((s for s in ("synthgen", "synthgen_retry", *results) if s in results
                     and "ceiling_unique" in results[s].get(k, {})), None)
         ceiling = results[who][k]["ceiling_unique"] if who else None
-        lines += ["", f"**{k}** (target: adapters/{TARGET_SPECS[k]}.yaml"
+        lines += ["", f"**{k}** (target: {TARGETS_SAID[k]}"
                   + (f"; sampling the target itself would give ~{ceiling:.0f} unique in the {who} system's "
                      f"{round(1000 * results[who][k]['unique'] / results[who][k]['unique_per_1000_valid'])} valid draws"
                      if ceiling is not None and results[who][k]["unique_per_1000_valid"] else "") + ")", "",
-                  "| system | valid | 1st try | unique | per 1000 valid | vs base | entropy bits | KL→target bits | off target | top 3 |",
+                  "| system | valid | 1st try | unique | per 1000 valid | vs base | entropy bits | KL→target bits (floor) | off target "
+                  "| top 3 |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for system, h in results.items():
             x = h[k]
-            kl = "–" if x.get("kl_to_target_bits") is None else f"{x['kl_to_target_bits']:.2f}"
+            kl = "–" if x.get("kl_to_target_bits") is None else f"{x['kl_to_target_bits']:.2f}" + (
+                f" ({x['kl_floor_bits']:.2f})" if x.get("kl_floor_bits") is not None else "")
             off = "–" if x.get("off_target_share") is None else f"{x['off_target_share']:.0%}"
             first = h.get("first_try_valid", {}).get(k)
             lines.append(f"| {system} | {x['valid']:.1%} | {'' if first is None else f'{first:.0%}'} | **{x['unique']}** "
@@ -325,7 +320,6 @@ def main():
     t_start = time.perf_counter()
     engine = VLLMEngine(max_loras=4)
     fallback = skeleton(biography_template(False), args.seed)
-    ceiling = ceilings()
     results, reports = {}, {}
     for system in systems:
         use_adapters = system.startswith("synthgen")
@@ -350,7 +344,7 @@ def main():
         seconds = time.perf_counter() - t0
         rows = read_jsonl(path)
         reports[system] = analyse(path)
-        h = headline(reports[system].summary, ceiling)
+        h = headline(reports[system].summary)
         h["tokens"] = None if system == "single" else s.tokens
         h["all_fields_valid"] = round(sum(all(r[f.name] is not None for f in t.fields) for r in rows) / len(rows), 3)
         h["first_try_valid"] = {k: round(v, 3) for k, v in first.items()}

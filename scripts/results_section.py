@@ -73,9 +73,9 @@ list's token trie (no retries needed); the others decode free. Where an earlier 
 later prompts use a shared skeleton value so every field is judged on its own. KL→target is
 KL(empirical ‖ target) in bits over the answers inside the adapter's target list ("off target":
 valid answers outside it, e.g. a small town of the 32,963 GeoNames cities); "per 1000 valid" is
-unique values per 1000 valid answers. The first name's target here is the unconditional SSA list
-(adapters/first_names.yaml); the template draws first names by sex and birth decade, and its fair
-measure is the realism table below (KL to the mixture of the records' own sex-and-decade lists).
+unique values per 1000 valid answers; in brackets the KL's floor, the mean KL of samples of the same
+n drawn from the target itself (`synthgen report`'s). The first name's target is the mixture of the
+records' own sex-and-decade lists; the realism part below adds the joints.
 Whole run {bj['seconds'] / 60:.0f} min.
 
 {(bio / 'results.md').read_text().strip()}

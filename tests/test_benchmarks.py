@@ -79,11 +79,20 @@ def test_constrained_systems_are_compared_on_realism_too():
     assert B.biography_template(False).field("first_name").decode == "free"
 
 
-def test_ceiling_is_the_expected_distinct_count_of_the_target_itself():
-    c = B.ceilings()
-    assert c["career"](1) == __import__("pytest").approx(1.0)
-    assert c["career"](10**6) == __import__("pytest").approx(1156, abs=0.5)  # uniform over 1156 careers
-    assert c["first_name"](500) < c["career"](500)  # frequency-weighted names repeat more
+def test_headline_takes_ceiling_and_floor_from_the_report_that_gives_the_kl():
+    """The ceiling (distinct values the target itself gives at this n) and the KL floor come from the same report
+    field as the KL, so a field whose list depends on the record (first names) is judged against one target."""
+    field = {"field": "first_name", "valid_share": 1.0, "valid": 1000, "unique": 474, "entropy_bits": 8.39,
+             "kl_to_target_bits": 0.927, "kl_floor_bits": 0.837, "expected_unique": 473.82, "off_target_share": 0.0,
+             "top": [["Michael", 20, 0.02], ["James", 18, 0.018], ["Robert", 15, 0.015]]}
+    h = B.headline({"fields": [field, {**field, "field": "career", "kl_to_target_bits": None, "kl_floor_bits": None}]})
+    assert h["first_name"]["ceiling_unique"] == 473.8 and h["first_name"]["kl_floor_bits"] == 0.84
+    assert h["career"]["kl_floor_bits"] is None
+    res = _results([10, 474], [0.5, 1.0], ["base", "synthgen"])
+    res["synthgen"]["first_name"] |= {"kl_floor_bits": 0.84, "ceiling_unique": 473.8}
+    md = B.markdown(res, 1000)
+    assert "| 0.50 (0.84) |" in md and "| 2.00 |" in md  # the floor beside the KL where the report gave one
+    assert "would give ~474 unique in the synthgen system's" in md
 
 
 def test_paper_task_families_name_shipped_specs_and_the_table_averages():
