@@ -9,7 +9,10 @@ For each biography JSONL: the first name against the real joint of SSA births by
     joint with the same genders and birth decades (mean ± sd of 20 draws: the same n, the same
     plug-in bias);
   - the share of records whose name is outside its sex and decade's list, KL to that list vs its floor;
-  - unique first names, the top 5, and `synthgen report`'s KL→target of each list field vs its floor.
+  - unique first names, the top 5, and `synthgen report`'s KL→target of each list field vs its floor;
+  - whether the free text agrees with its record: the share of achievements sentences that use the other
+    sex's pronouns (he/him/his/himself for a female record, she/her/hers/herself for a male one), that
+    use the record's own, that name the record's first name, and that say "born ... YYYY" with another year.
 A file made by today's template is judged by its own template's definition; an older file (first
 name not conditional) by the shipped template's, so before and after are scored the same way.
 
@@ -18,6 +21,7 @@ name not conditional) by the shipped template's, so before and after are scored 
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -36,6 +40,28 @@ def shipped_first_name() -> tuple[dict, str]:
     return meta, t.path
 
 
+PRONOUNS = {"male": re.compile(r"\b(he|him|his|himself)\b", re.I), "female": re.compile(r"\b(she|her|hers|herself)\b", re.I)}
+BORN_YEAR = re.compile(r"\bborn\b[^.]*?\b(1[89]\d\d|20\d\d)\b", re.I)
+
+
+def text_agreement(rows: list[dict], field: str = "achievements") -> dict | None:
+    """Shares of the records with a `field` text (and a gender) whose text contradicts or names the record."""
+    rows = [r for r in rows if r.get(field) and r.get("gender") in PRONOUNS]
+    if not rows:
+        return None
+    n = len(rows)
+
+    def share(test) -> float:
+        return sum(1 for r in rows if test(r, r[field])) / n
+
+    other = {"female": "male", "male": "female"}
+    return {"field": field, "records": n,
+            "other_sex_pronouns": share(lambda r, t: bool(PRONOUNS[other[r["gender"]]].search(t))),
+            "own_sex_pronouns": share(lambda r, t: bool(PRONOUNS[r["gender"]].search(t))),
+            "names_first_name": share(lambda r, t: bool(r.get("first_name")) and r["first_name"].lower() in t.lower()),
+            "other_birth_year": share(lambda r, t: any(m != str(r.get("birth_date", ""))[:4] for m in BORN_YEAR.findall(t)))}
+
+
 def score(path: str) -> dict:
     rep = analyse(path)
     meta_field, tpath = shipped_first_name()
@@ -46,7 +72,7 @@ def score(path: str) -> dict:
                                                   "kl_floor_bits", "off_target_share", "top")}
               for f in rep.summary["fields"] if f["kind"] == "categorical"}
     return {"file": path, "records": len(rows), "first_name": cond, "unique_first_names": len(names),
-            "top_first_names": names.most_common(5), "fields": fields}
+            "top_first_names": names.most_common(5), "fields": fields, "text": text_agreement(rows)}
 
 
 def table(results: list[dict]) -> str:
@@ -71,6 +97,9 @@ def table(results: list[dict]) -> str:
         if name not in ("gender", "birth_date", "first_name"):
             rows.append((f"{name}: top 3", [", ".join(f"{v} {c}" for v, c, _ in (r["fields"].get(name) or {}).get("top", [])[:3])
                                             for r in results]))
+    for key, label in (("other_sex_pronouns", "the other sex's pronouns"), ("own_sex_pronouns", "its own sex's pronouns"),
+                       ("names_first_name", "names the first name"), ("other_birth_year", "\"born ... YYYY\" with another year")):
+        rows.append((f"achievements: {label}", [f"{r['text'][key]:.1%}" if r.get("text") else "-" for r in results]))
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join([k, *v]) + " |" for k, v in rows]
     return "\n".join(lines)

@@ -95,6 +95,22 @@ def test_headline_takes_ceiling_and_floor_from_the_report_that_gives_the_kl():
     assert "would give ~474 unique in the synthgen system's" in md
 
 
+def test_realism_counts_achievements_that_contradict_their_record():
+    import realism as R
+
+    rows = [{"gender": "female", "first_name": "Ann", "birth_date": "1950-01-02", "achievements": "Ann, born in 1950, led her team."},
+            {"gender": "female", "first_name": "Mary", "birth_date": "1960-03-04", "achievements": "She was born in 1961; his work lasts."},
+            {"gender": "male", "first_name": "Joe", "birth_date": "1970-05-06", "achievements": "Their herbs ship worldwide."},
+            {"gender": "male", "first_name": "Al", "birth_date": "1980-07-08", "achievements": None}]
+    t = R.text_agreement(rows)
+    assert t["records"] == 3  # no text: not counted
+    assert t["other_sex_pronouns"] == pytest.approx(1 / 3)  # "his" for Mary; "herbs" and "Their" are not pronouns of a sex
+    assert t["own_sex_pronouns"] == pytest.approx(2 / 3)
+    assert t["names_first_name"] == pytest.approx(1 / 3)
+    assert t["other_birth_year"] == pytest.approx(1 / 3)  # Mary: 1961
+    assert R.text_agreement([{"gender": "female", "first_name": "Ann"}]) is None
+
+
 def test_paper_task_families_name_shipped_specs_and_the_table_averages():
     specs = P.specs_by_name()
     assert sum(len(v) for v in P.FAMILIES.values()) == len(specs) >= 15
