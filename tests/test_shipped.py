@@ -113,3 +113,16 @@ def test_shipped_prompts_share_their_first_prefix_cache_block(model_dir):
         a = render_chat(tok, f.render(fill("Mary Smith")), t.system)
         b = render_chat(tok, f.render(fill("Zyx, Qwv")), t.system)
         assert a[:32] == b[:32], f"{f.name}: the first 32 tokens depend on a placeholder"
+
+
+def test_biography_text_is_told_every_field_it_must_agree_with():
+    """The achievements sentence is asked with the record's gender as well as its name, career, date and place: without it
+    the model guessed the sex from the name, and 7.8 % of 1,000 sentences used the other sex's pronouns (2.8 % with it;
+    README, "Records whose fields fit together")."""
+    from synthgen.template import load_template
+
+    text = next(f for f in load_template("biography").fields if f.name == "achievements")
+    record = {"gender": "female", "birth_date": "1985-04-02", "first_name": "Mary", "last_name": "Smith", "career": "Nurse",
+              "birth_place": "Lima, Peru"}
+    assert set(text.depends) == {"gender", "birth_date", "first_name", "last_name", "career", "birth_place"}
+    assert all(v in text.render(record) for v in record.values())
