@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from synthgen.report import analyse  # noqa: E402
+from synthgen.report.load import load_dataset  # noqa: E402
 from synthgen.report.joints import conditional_stats  # noqa: E402
 from synthgen.template import load_template  # noqa: E402
 
@@ -65,13 +66,15 @@ def text_agreement(rows: list[dict], field: str = "achievements") -> dict | None
 def score(path: str) -> dict:
     rep = analyse(path)
     meta_field, tpath = shipped_first_name()
-    rows = [json.loads(line) for line in open(path) if line.strip()]
+    ds = load_dataset(path)
+    rows = ds.rows
     cond = conditional_stats(rows, meta_field, tpath)
     names = Counter(r["first_name"] for r in rows if r.get("first_name"))
     fields = {f["field"]: {k: f.get(k) for k in ("valid_share", "unique", "expected_unique", "kl_to_target_bits",
                                                   "kl_floor_bits", "off_target_share", "top")}
               for f in rep.summary["fields"] if f["kind"] == "categorical"}
-    return {"file": path, "records": len(rows), "first_name": cond, "unique_first_names": len(names),
+    dtype = ((ds.meta or {}).get("settings") or {}).get("dtype")  # the engine's, as the run recorded it
+    return {"file": path, "dtype": dtype, "records": len(rows), "first_name": cond, "unique_first_names": len(names),
             "top_first_names": names.most_common(5), "fields": fields, "text": text_agreement(rows)}
 
 
@@ -99,7 +102,8 @@ def table(results: list[dict]) -> str:
                                             for r in results]))
     for key, label in (("other_sex_pronouns", "the other sex's pronouns"), ("own_sex_pronouns", "its own sex's pronouns"),
                        ("names_first_name", "names the first name"), ("other_birth_year", "\"born ... YYYY\" with another year")):
-        rows.append((f"achievements: {label}", [f"{r['text'][key]:.1%}" if r.get("text") else "-" for r in results]))
+        text = next((r["text"]["field"] for r in results if r.get("text")), "text")
+        rows.append((f"{text}: {label}", [f"{r['text'][key]:.1%}" if r.get("text") else "-" for r in results]))
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join([k, *v]) + " |" for k, v in rows]
     return "\n".join(lines)

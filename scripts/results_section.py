@@ -192,11 +192,10 @@ def throughput_verdict(tj: dict) -> str:
 def realism_part(c: Path) -> str:
     cj = json.loads((c / "results.json").read_text())
     files = " ".join(r["file"] for r in cj["files"])
-    metas = [Path(r["file"] + ".meta.json") for r in cj["files"]]
-    dtypes = sorted({json.loads(m.read_text()).get("settings", {}).get("dtype") or "?" for m in metas if m.is_file()}) or ["?"]
+    dtypes = sorted({r.get("dtype") or "?" for r in cj["files"]})  # benchmarks/realism.py: each file's meta
     return f"""### Records whose fields fit together (`benchmarks/realism.py`)
 
-Measured on {cpu()}, vLLM {' / '.join(dtypes)} (the files' own meta). {cj.get('note', '')}
+Measured on {cpu()}, vLLM {' / '.join(dtypes)} (the files' own meta; ? where a file has none). {cj.get('note', '')}
 
 ```
 .venv/bin/python benchmarks/realism.py {files}
