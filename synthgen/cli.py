@@ -369,15 +369,16 @@ def biographies(**kw):
               help="Validate FIELD against a builtin list or a list spec YAML (repeatable), e.g. first_name=first_names.")
 @click.option("--geo", multiple=True, metavar="FIELD", help="Geocode FIELD as City, Country "
               "(default: template place fields, or names like *place*/*city*).")
+@click.option("--checks", multiple=True, metavar="FIELD=CHECKS", help="What text FIELD must agree with in its record, "
+              "as a template's checks: (YAML, repeatable), e.g. 'bio={mentions: [name], pronouns: sex}'.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def report(dataset, compare_with, out, fields, lists, geo, as_json):
+def report(dataset, compare_with, out, fields, lists, geo, checks, as_json):
     """Audit the diversity of DATASET (JSONL or Parquet, ours or anyone's).
 
-    Per categorical field: valid %, unique valid values (an off-format answer is invalid, not a
-    new value), unique ratio, entropy, coverage of its list, KL to the target distribution, top
-    10, rarefaction curve. Free text: distinct-1/2/3, compression ratio, exact and near
-    duplicates, n-gram Vendi score. Mutual information between fields, and birth places geocoded
-    offline (GeoNames) with a world map.
+    Categorical fields: valid %, unique values, entropy, coverage, KL to the target, top 10,
+    rarefaction. Free text: distinct-n, duplicates, n-gram and semantic Vendi, non-English words,
+    top 3-grams, and per check (the template's `checks:`, or --checks; a --compare file gets the
+    same) the share of texts that fit their record. Mutual information; places on a world map.
 
     \b
     Examples:
@@ -385,13 +386,12 @@ def report(dataset, compare_with, out, fields, lists, geo, as_json):
       synthgen report bios.jsonl --compare base.jsonl --out report/
       synthgen report bios.jsonl --json
       synthgen report other.jsonl --fields name,city --list name=first_names --geo city
+      synthgen report other.jsonl --checks 'bio={mentions: [name], pronouns: sex, profanity: true}'
     """
     from .render import render_report
-    from .report import analyse, document, parse_list_options, write_outputs
+    from .report import analyse_pair, document, write_outputs
 
-    args = ([f.strip() for f in fields.split(",") if f.strip()] if fields else None, parse_list_options(lists), list(geo) or None)
-    main = analyse(dataset, *args)
-    other = analyse(compare_with, *args) if compare_with else None
+    main, other = analyse_pair(dataset, compare_with, fields, lists, geo, checks)
     written = write_outputs(main, out, other) if out else []
     if as_json:
         return click.echo(json.dumps(document(main, other), indent=2, ensure_ascii=False))

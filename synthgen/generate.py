@@ -48,8 +48,12 @@ class Stats:
     cached_prompt_tokens: int = 0  # prefix-cache hits: prompt tokens not computed
     attempted: dict[str, int] = field(default_factory=dict)  # field -> records that asked it (first attempts)
     first_valid: dict[str, int] = field(default_factory=dict)  # field -> ... valid at the first attempt
+    rejected: dict[str, int] = field(default_factory=dict)  # "field: why" -> answers rejected (retried or null)
 
-    def count(self, out, field_name: str, attempt: int, valid: bool) -> None:
+    def count(self, out, field_name: str, attempt: int, valid: bool, reason: str | None = None) -> None:
+        if reason:
+            key = f"{field_name}: {reason_kind(reason)}"
+            self.rejected[key] = self.rejected.get(key, 0) + 1
         self.requests += 1
         self.tokens += out.n_tokens
         self.prompt_tokens += out.prompt_tokens
@@ -84,6 +88,13 @@ class Stats:
         return self.prompt_tokens - self.cached_prompt_tokens
 
 
+def reason_kind(reason: str) -> str:
+    """What kind of rejection a parse reason is: a text check's name ("pronouns: 'his' in a female
+    record" -> "pronouns"), else the reason without its detail ("matches reject pattern '...'")."""
+    head = reason.split(":", 1)[0]
+    return head.split(" '", 1)[0].split(' "', 1)[0]
+
+
 @dataclass
 class Summary:
     records: int  # complete records in the output
@@ -103,6 +114,7 @@ class Summary:
     skipped: dict[str, int] | None = None  # field -> records not asked: a field its prompt uses ended null
     utilisation: float | None = None  # time of the computed tokens at the machine's ceiling / seconds (roofline.py)
     duplicates: int = 0  # records made twice (a Ray shard retried after a lost worker), written once
+    rejected: dict[str, int] | None = None  # "field: why" -> answers rejected (each retried, or the field left null)
 
     @property
     def computed_tokens(self) -> int:
@@ -325,7 +337,7 @@ class _Pipeline:
             missing = [d for d in f.requires if ctx.get(d) is None]
             if not missing:
                 req = Request(prompt=f.render(ctx), max_tokens=f.max_tokens, temperature=f.temperature, top_p=f.top_p,
-                              seed=derive_seed(self.recs[k]["seed"], f.name, self.attempt[k]),
+                              min_p=f.min_p, prefill=f.opening(ctx), seed=derive_seed(self.recs[k]["seed"], f.name, self.attempt[k]),
                               adapter=f.adapter_path if self.fill.use_adapters else None, system=self.template.system,
                               trie=trie_for(self.tries, f, ctx))
                 self.inflight[self.eng.submit(req)] = k
@@ -345,7 +357,7 @@ class _Pipeline:
         """Record k's answer: parse it, retry or store it, and move on."""
         f, attempt = self.fields[self.pos[k]], self.attempt[k]
         value, reason = f.parse(o.text, o.finish_reason, self.context(k))
-        self.stats.count(o, f.name, attempt, value is not None)
+        self.stats.count(o, f.name, attempt, value is not None, reason)
         self.attempts[k][f.name] = attempt + 1
         if value is None and attempt < self.max_retries[self.pos[k]]:
             self.attempt[k] += 1
@@ -421,6 +433,7 @@ def _summary(template: Template, engine: Engine, stats: Stats, writer: OrderedWr
     summary = Summary(new_records=writer.new, seconds=seconds, first_try_valid=first, requests=stats.requests,
                       tokens=stats.tokens, prompt_tokens=stats.prompt_tokens,
                       cached_prompt_tokens=stats.cached_prompt_tokens, recomputed=writer.recomputed,
+                      rejected=dict(sorted(stats.rejected.items(), key=lambda kv: -kv[1])) or None,
                       recomputed_mismatch=writer.mismatch, duplicates=writer.duplicates, **known)
     ceiling = load_ceiling(engine.model, engine.dtype)
     if ceiling is not None and seconds > 0:

@@ -112,6 +112,9 @@ def render_summary(s, template):
     console.print(table)
     console.print("valid: of all records in the file; valid at 1st try: of this run's records that asked the field; "
                   "skipped: not asked, because a field its prompt uses ended null")
+    if s.rejected:
+        console.print("rejected answers (each retried with the next seed, or the field left null): "
+                      + ", ".join(f"{k} {v}" for k, v in s.rejected.items()), markup=False, highlight=False)
     start = f" + engine start {s.engine_start_seconds:.0f}s" if s.engine_start_seconds is not None else ""
     per = max(s.new_records, 1)
     console.print(f"time {s.seconds:.1f}s{start}   {s.records_per_s:.2f} records/s   {s.requests} requests "
@@ -175,17 +178,7 @@ def render_report(rep, other):
             console.print(f"  [bold]{f['field']}[/] top: " + ", ".join(f"{v} {s:.1%}" for v, _, s in f["top"][:5])
                           + ("   [dim]invalid: " + ", ".join(f"{k} {v}" for k, v in f["invalid_reasons"].items())
                              + "[/]" if f["invalid"] else ""))
-    texts = [f for f in rep["fields"] if f["kind"] == "text"]
-    if texts:
-        t = Table(title="free text")
-        for col in ("field", "valid", "distinct-1", "distinct-2", "distinct-3", "compression", "exact dups", "near dups", "n-gram Vendi"):
-            t.add_column(col, justify="left" if col == "field" else "right")
-        for f in texts:
-            g = lambda k, fmt="{:.3f}": "-" if f.get(k) is None else fmt.format(f[k])  # noqa: E731
-            t.add_row(f["field"], f"{f['valid_share']:.1%}", g("distinct_1"), g("distinct_2"), g("distinct_3"),
-                      g("compression_ratio", "{:.2f}"), g("exact_duplicates", "{}"),
-                      f"{f.get('near_duplicates', '-')}/{f.get('near_duplicate_sample', '-')}", g("ngram_vendi", "{:.1f}"))
-        console.print(t)
+    _render_texts(console, [f for f in rep["fields"] if f["kind"] == "text"])
     if rep["mutual_information"]:
         t = Table(title="mutual information (bits; shuffled = same values re-paired at random)")
         for col in ("fields", "records", "MI", "shuffled", "excess", "normalized"):
@@ -208,6 +201,34 @@ def render_report(rep, other):
             f = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
             t.add_row(r["field"], r["metric"], f(r["value"]), f(r["compare"]), "-" if r["ratio"] is None else f"{r['ratio']:.2f}x")
         console.print(t)
+
+
+def _render_texts(console, texts: list[dict]) -> None:
+    """The report's free-text table, each field's checks and most repeated 3-grams under it."""
+    from rich.table import Table
+
+    if texts:
+        t = Table(title="free text")
+        for col in ("field", "valid", "distinct-1", "distinct-2", "distinct-3", "compression", "exact dups", "near dups", "n-gram Vendi",
+                    "semantic Vendi", "non-words", "every check"):
+            t.add_column(col, justify="left" if col == "field" else "right")
+        for f in texts:
+            g = lambda k, fmt="{:.3f}": "-" if f.get(k) is None else fmt.format(f[k])  # noqa: E731
+            t.add_row(f["field"], f"{f['valid_share']:.1%}", g("distinct_1"), g("distinct_2"), g("distinct_3"),
+                      g("compression_ratio", "{:.2f}"), g("exact_duplicates", "{}"),
+                      f"{f.get('near_duplicates', '-')}/{f.get('near_duplicate_sample', '-')}", g("ngram_vendi", "{:.1f}"),
+                      g("semantic_vendi", "{:.1f}"), g("nonword_share", "{:.2%}"), g("checks_all", "{:.1%}"))
+        console.print(t)
+        console.print("non-words: share of words not in an English word list (wordfreq), the record's own values left out; "
+                      "semantic Vendi: the effective number of different meanings (all-MiniLM-L6-v2 embeddings)")
+        for f in texts:
+            if f.get("checks"):
+                console.print(f"  [bold]{f['field']}[/] checks passed: " + ", ".join(f"{k} {v:.1%}" for k, v in f["checks"].items()))
+            if f.get("top_3grams"):
+                console.print(f"  [bold]{f['field']}[/] most repeated 3-grams (share of texts): "
+                              + ", ".join(f"{g!r} {s:.1%}" for g, s in f["top_3grams"]), highlight=False)
+            if f.get("semantic_vendi_note"):
+                console.print(f"  [dim]{f['field']}: {f['semantic_vendi_note']}[/]")
 
 
 class LineProgress:

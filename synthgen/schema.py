@@ -50,8 +50,9 @@ class _FieldBase(_Strict):
     decode: Literal["constrained", "free"] | None = None
     adapter: NonEmpty | None = None
     max_tokens: Annotated[int, Field(ge=1, le=4096)] | None = None
-    temperature: Annotated[float, Field(ge=0, le=10)] = 1.0
-    top_p: Annotated[float, Field(ge=0.0001, le=1)] = 1.0
+    temperature: Annotated[float, Field(ge=0, le=10)] | None = None  # None: template.SAMPLING for the kind
+    top_p: Annotated[float, Field(ge=0.0001, le=1)] | None = None
+    min_p: Annotated[float, Field(ge=0, le=1)] | None = None
     retries: Annotated[int, Field(ge=0, le=100)] | None = None
     hints: ClassVar[dict[str, str]] = {"name": "an identifier (letters, digits, _)", "prompt": "a non-empty string",
                                        "adapter": "an adapter name or path"}
@@ -80,8 +81,29 @@ class DateField(_FieldBase):
     max: IsoDate = None
 
 
+class YearsCheck(_Strict):
+    field: NonEmpty
+    until: Annotated[int, Field(ge=1, le=9999)] | None = None
+
+
+class TextChecks(_Strict):
+    """What a text must agree with in its record (synthgen/checks.py)."""
+    mentions: list[NonEmpty] = []
+    pronouns: NonEmpty | None = None
+    years: NonEmpty | YearsCheck | None = None
+    other_names: bool = False
+    profanity: bool = False
+    max_nonwords: Annotated[float, Field(ge=0, le=1)] | None = None
+    hints: ClassVar[dict[str, str]] = {"mentions": "a list of earlier fields' names", "pronouns": "a field name (female/male values)",
+                                       "years": "a date field's name, or {field: NAME, until: YEAR}",
+                                       "other_names": "true or false", "profanity": "true or false",
+                                       "max_nonwords": "a share between 0 and 1"}
+
+
 class TextField(_FieldBase):
     kind: Literal["text"]
+    start: NonEmpty | None = None  # the answer's opening, rendered from the record; the model continues it
+    checks: TextChecks | None = None
     min_words: Annotated[int, Field(ge=0)] = 1
     max_words: Annotated[int, Field(ge=1)] | None = None
     sentences: Annotated[int, Field(ge=1)] | None = None
@@ -108,6 +130,7 @@ class TextField(_FieldBase):
 
 
 FIELD_MODELS = {"choice": ChoiceField, "date": DateField, "text": TextField}
+NESTED = {"checks": TextChecks}
 
 
 class TemplateFile(_Strict):
@@ -165,6 +188,11 @@ def _one_line(model, data: dict, errors: list[dict], where: str) -> str:
     extra = [e for e in errors if e["type"] == "extra_forbidden"]
     if extra:
         sub, at, n = place(extra[0]["loc"])
+        loc = extra[0]["loc"]
+        if len(loc) > n + 1 and loc[n] in NESTED:  # inside a key's own model: checks: {typo: ...}
+            inner = NESTED[loc[n]]
+            keys = [str(e["loc"][n + 1]) for e in extra if e["loc"][:n + 1] == loc[:n + 1]]
+            return f"{at}: unknown key(s) {', '.join(keys)} in `{loc[n]}` (allowed: {', '.join(sorted(inner.model_fields))})"
         keys = [str(e["loc"][n]) for e in extra if e["loc"][:n] == extra[0]["loc"][:n]]
         others = {k: kind for kind, m in FIELD_MODELS.items() if m is not sub for k in m.model_fields
                   if sub in FIELD_MODELS.values() and k not in sub.model_fields}
@@ -189,6 +217,9 @@ def _one_line(model, data: dict, errors: list[dict], where: str) -> str:
         label, value = f"{key}.{e['loc'][n + 1]}", value[e["loc"][n + 1]]
     if e["type"] == "value_error":
         return f"{at}: `{label}` {e['msg'].removeprefix('Value error, ')}"
+    inner = NESTED.get(key)  # a key whose value is a model of its own (a text field's checks)
+    if inner is not None and label != key and e["loc"][n + 1] in inner.hints:
+        return f"{at}: `{label}` must be {inner.hints[e['loc'][n + 1]]}, got {value!r}"
     return f"{at}: `{label}` must be {_what(sub, key, e)}, got {value!r}"
 
 

@@ -39,6 +39,23 @@ Unknown keys are errors. Parsing and validation per kind:
   (ISO dates); stored as ISO.
 - text: the first `sentences` sentences (default: all), `min_words`..`max_words` words, none of
   the `reject` regexes; an answer cut off at max_tokens keeps only its complete sentences.
+  `start: "{first_name} {last_name}"` forces the answer's opening (rendered from the record; the
+  model continues it, and the stored value is the whole text). `checks:` say what the text must
+  agree with in its record (synthgen/checks.py: mentions, pronouns, years, other_names,
+  profanity, max_nonwords); a text that fails one is retried with the next seed, then null with
+  the failing check as its reason:
+
+      - name: achievements
+        kind: text
+        prompt: "Write one sentence about the life achievements of {first_name} {last_name}, ..."
+        start: "{first_name} {last_name}"
+        checks: {mentions: [first_name, last_name], pronouns: gender,
+                 years: {field: birth_date, until: 2026}, other_names: true, profanity: true,
+                 max_nonwords: 0.05}
+
+Sampling: `temperature`, `top_p`, `min_p` per field; left out, SAMPLING's default for the kind
+(choices and dates sample the adapter's distribution as trained: 1.0, 1.0, 0; text: chosen by
+benchmarks/text_sampling.py, see SAMPLING).
 """
 
 from __future__ import annotations
@@ -51,6 +68,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+from .checks import Checks, from_spec as checks_from_spec
 from .choices import choice_lookup, conditional_lookups, templated, clean_answer
 from . import schema
 from .errors import InputError, parse_yaml
@@ -58,6 +76,12 @@ from .paths import find_template, resolve_adapter
 
 DECODES = ("constrained", "free")
 _DEFAULT_MAX_TOKENS = {"choice": 12, "date": 16, "text": 80}
+# sampling when a field does not say: list fields sample their adapter's distribution as trained (T 1);
+# free text samples a trimmed distribution, chosen by measurement (benchmarks/text_sampling.py, README
+# "Free text"): raw T-1 sampling from a small model writes non-words and contradicts its record.
+SAMPLING = {"choice": {"temperature": 1.0, "top_p": 1.0, "min_p": 0.0},
+            "date": {"temperature": 1.0, "top_p": 1.0, "min_p": 0.0},
+            "text": {"temperature": 1.0, "top_p": 1.0, "min_p": 0.0}}
 
 
 @dataclass
@@ -72,6 +96,7 @@ class Field:
     max_tokens: int = 0
     temperature: float = 1.0
     top_p: float = 1.0
+    min_p: float = 0.0
     retries: int | None = None  # None: the template's
     min: str | None = None
     max: str | None = None
@@ -79,6 +104,8 @@ class Field:
     max_words: int | None = None
     sentences: int | None = None
     reject: list[str] = field(default_factory=list)
+    start: str | None = None  # text: the answer's opening, rendered from the record; the model continues it
+    checks: Checks | None = None  # text: what it must agree with in its record (checks.py)
     description: str = ""
     value_map: dict = field(default_factory=dict)  # `map`: field -> {its value: the source's spelling}
     # resolved at load time
@@ -92,6 +119,10 @@ class Field:
 
     def render(self, record: dict) -> str:
         return self.prompt.format(**{k: record[k] for k in self.depends})
+
+    def opening(self, record: dict) -> str | None:
+        """The text's forced opening for this record (`start`), None without one."""
+        return self.start.format(**{k: record[k] for k in self.depends}) if self.start else None
 
     @property
     def requires(self) -> tuple[str, ...]:
@@ -127,6 +158,8 @@ class Field:
         """(value, None) for a valid answer, (None, reason) otherwise; `record` picks a conditional list."""
         if self.kind == "choice":
             return _parse_choice(self, text, finish_reason, self.lookup(record))
+        if self.kind == "text":
+            return _parse_text(self, text, finish_reason, record or {})
         return _PARSERS[self.kind](self, text, finish_reason)
 
 
@@ -178,6 +211,9 @@ class Template:
                             "depends": list(f.depends), "given": list(f.given),
                             "map": f.value_map or None,
                             "retries": self.retries_for(f),
+                            "sampling": {"temperature": f.temperature, "top_p": f.top_p, "min_p": f.min_p},
+                            "start": f.start if f.kind == "text" else None,
+                            "checks": f.checks.describe() if f.checks else None,
                             "choices": f.choices if f.kind == "choice" else None,
                             "match": f.match if f.kind == "choice" else None} for f in self.fields]}
 
@@ -249,7 +285,11 @@ def _parse_date(f: Field, text: str, finish: str):
 _SENTENCE = re.compile(r"[^.!?]*[.!?]+(?=\s|$)")
 
 
-def _parse_text(f: Field, text: str, finish: str):
+def _parse_text(f: Field, text: str, finish: str, record: dict | None = None):
+    """The text (after its forced opening, if the field has one) cut to whole sentences and checked:
+    words, `reject` patterns, then the field's `checks` against `record`."""
+    if f.start and record is not None:
+        text = f.opening(record) + text
     s = re.sub(r"\s+", " ", text.strip())
     if finish != "stop" or f.sentences:
         sentences = [m.group(0).strip() for m in _SENTENCE.finditer(s)]
@@ -269,6 +309,10 @@ def _parse_text(f: Field, text: str, finish: str):
     for rx in f._reject_re:
         if rx.search(s):
             return None, f"matches reject pattern {rx.pattern!r}"
+    if f.checks and record is not None:
+        why = f.checks.failure(s, record)
+        if why:
+            return None, why
     return s, None
 
 
@@ -303,21 +347,23 @@ def _field_head(fm, fields: list[Field], fields_raw: list, fwhere: str) -> Field
     """A field's name, kind, prompt (its placeholders: earlier fields only) and sampling numbers."""
     if any(f.name == fm.name for f in fields):
         raise InputError(f"{fwhere}: duplicate field name")
-    try:
-        refs = [r for _, r, _, _ in string.Formatter().parse(fm.prompt) if r is not None]
-    except ValueError as e:
-        raise InputError(f"{fwhere}: bad placeholder in prompt ({e}); write {{{{ and }}}} for literal braces") from None
+    refs = []
+    for key, text in (("prompt", fm.prompt), ("start", getattr(fm, "start", None))):
+        try:
+            refs += [r for _, r, _, _ in string.Formatter().parse(text or "") if r is not None]
+        except ValueError as e:
+            raise InputError(f"{fwhere}: bad placeholder in {key} ({e}); write {{{{ and }}}} for literal braces") from None
     earlier = [f.name for f in fields]
     for r in refs:
         if r not in earlier:
             later = any(isinstance(x, dict) and x.get("name") == r for x in fields_raw)
-            raise InputError(f"{fwhere}: prompt refers to {{{r}}}, which is "
+            raise InputError(f"{fwhere}: {'prompt' if r in fm.prompt else 'start'} refers to {{{r}}}, which is "
                              + ("a later field: fields are filled in order" if later else "not a field")
                              + (f" (earlier fields: {', '.join(earlier)})" if earlier else ""))
     return Field(name=fm.name, kind=fm.kind, prompt=fm.prompt, depends=tuple(dict.fromkeys(refs)),
                  choices=getattr(fm, "choices", None), description=fm.description,
-                 max_tokens=fm.max_tokens or _DEFAULT_MAX_TOKENS[fm.kind], temperature=fm.temperature,
-                 top_p=fm.top_p, retries=fm.retries)
+                 max_tokens=fm.max_tokens or _DEFAULT_MAX_TOKENS[fm.kind], retries=fm.retries,
+                 **{k: v if (v := getattr(fm, k)) is not None else SAMPLING[fm.kind][k] for k in ("temperature", "top_p", "min_p")})
 
 
 def _field_kind(f: Field, fm, fwhere: str, path: Path, fields: list[Field]) -> None:
@@ -339,6 +385,9 @@ def _field_kind(f: Field, fm, fwhere: str, path: Path, fields: list[Field]) -> N
     else:
         f.min_words, f.max_words, f.sentences, f.reject = fm.min_words, fm.max_words, fm.sentences, fm.reject
         f._reject_re = [re.compile(r, re.IGNORECASE) for r in fm.reject]
+        f.start = fm.start
+        if fm.checks is not None:
+            f.checks = checks_from_spec(fm.checks, fwhere, [x.name for x in fields])
 
 
 def _field_decode(f: Field, fm, fwhere: str, path: Path, use_adapters: bool) -> None:

@@ -37,7 +37,12 @@ def test_biographies_are_valid_and_more_diverse_than_the_base_model(vllm_engine,
     for f in t.fields:  # valid by construction: every choice/date field valid at the first try
         if f.kind != "text":
             assert f.decode == "constrained" and s.valid[f.name] == 1.0 and s.first_try_valid[f.name] == 1.0, f.name
-    assert s.valid["achievements"] > 0.9 and s.requests < 8 * n  # 7 fields + a few text retries
+    # 7 fields + text retries (a text that fails a check is written again: about one in four at the first try)
+    assert s.valid["achievements"] > 0.9 and s.requests < 9 * n
+    text = t.fields[-1]
+    for r in rows:  # the forced opening is the record's name; every stored text passes the field's checks
+        if r["achievements"] is not None:
+            assert r["achievements"].startswith(f"{r['first_name']} {r['last_name']}") and text.checks.failure(r["achievements"], r) is None
     # what was computed: every request's prompt counted; the shared system prompt + instructions hit the prefix cache
     assert s.prompt_tokens > 40 * s.requests and 0 < s.cached_prompt_tokens < s.prompt_tokens
     assert s.computed_tokens == s.prompt_tokens - s.cached_prompt_tokens + s.tokens

@@ -71,6 +71,18 @@ def test_openai_engine_matches_in_process_vllm(server, vllm_engine, random_adapt
     assert remote[0] != remote[1] or remote[2] != remote[3]  # the LoRA module really answers
 
 
+def test_openai_engine_continues_a_forced_opening_like_in_process_vllm(server, vllm_engine):
+    """Request.prefill over HTTP (a final assistant message the server continues): the same greedy
+    completion as the in-process engine's prefill, and not what the model says without it."""
+    eng = OpenAIEngine([server])
+    reqs = [Request("Write one sentence about the life of Ada Byrne, a female engineer.", max_tokens=16, temperature=0.0,
+                    prefill=p) for p in ("Ada Byrne", None)]
+    remote = [c.text for c in eng.generate(reqs)]
+    local = [c.text for c in vllm_engine.generate(reqs)]
+    assert remote == local and remote[0] != remote[1]
+    assert not remote[0].lstrip().startswith("Ada Byrne")  # the completion goes on from the opening
+
+
 def test_openai_engine_seeds_are_reproducible(server):
     eng = OpenAIEngine([server, server])  # two "endpoints": requests are sharded across them
     reqs = [Request(PROMPTS[0], max_tokens=6, seed=i) for i in range(12)]

@@ -321,3 +321,55 @@ def test_auto_and_path_adapters_get_their_target_from_the_runs_metadata_and_list
     fields = {f["field"]: f for f in analyse(str(out), lists={"color": str(spec)}).summary["fields"]}
     assert fields["color"]["valid_share"] == 1.0  # blue was valid in this run: still valid
     assert dict((v, p) for v, p in fields["color"]["target_top"]) == pytest.approx({"red": 0.5, "green": 0.5})
+
+
+def bios_with_faults():
+    """40 records whose texts each break at most one thing, known in advance."""
+    rows = []
+    for i in range(40):
+        name, sex = ("Ann", "female") if i % 2 == 0 else ("Bob", "male")
+        own = "her" if sex == "female" else "his"
+        bio = f"{name} Lee finished {own} degree in {1990 + i % 20} and built bridges over rivers number {i}."
+        if i == 3:
+            bio = f"{name} Lee finished her degree and built bridges."  # Bob with "her"
+        if i == 4:
+            bio = "Ann finished her degree and built bridges."  # no surname
+        if i == 6:
+            bio = "Ann Lee finished her flurbique degree and built zorbatic bridges."  # two non-words of 10
+        rows.append({"index": i, "first_name": name, "last_name": "Lee", "gender": sex, "birth_date": "1970-01-01",
+                     "bio": bio})
+    return rows
+
+
+def test_text_fit_measures_checks_nonwords_phrases_and_meaning(tmp_path):
+    a = write_jsonl(tmp_path / "a.jsonl", bios_with_faults())
+    r = invoke("report", a, "--checks", "bio={mentions: [first_name, last_name], pronouns: gender}", "--json")
+    assert r.exit_code == 0, r.output
+    bio = {f["field"]: f for f in json.loads(r.output)["report"]["fields"]}["bio"]
+    assert bio["checks"] == {"mentions": 39 / 40, "pronouns": 39 / 40} and bio["checks_all"] == 38 / 40
+    assert bio["texts_with_nonwords"] == 1 / 40 and 0 < bio["nonword_share"] < 0.01  # 2 of ~600 words
+    assert bio["top_3grams"][0] == ["and built bridges", 39 / 40]  # every text but the one with "zorbatic bridges"
+    assert 1 < bio["semantic_vendi"] < 40  # near-identical sentences: far fewer meanings than texts
+    # the terminal: the glance line with its verdict, and the checks under the table
+    r = invoke("report", a, "--checks", "bio={mentions: [first_name, last_name], pronouns: gender}")
+    assert "bio: passes every check 95.0% (mentions 97.5%, pronouns 97.5%)" in r.output, r.output
+    assert "5.0% of texts fail a check" in r.output and "repetitive" in r.output
+    # without checks the glance says none are declared; a file with a bad field name is one line
+    r = invoke("report", a)
+    assert "no checks declared" in r.output
+    for flag, message in [("bio={mentions: [nope]}", "checks.mentions names 'nope'"), ("bio=[1", "not YAML"),
+                          ("bio={pronoun: gender}", "unknown key"), ("bio", "use FIELD=CHECKS"),
+                          ("first_name={profanity: true}", "not a text field")]:
+        r = invoke("report", a, "--checks", flag)
+        assert r.exit_code == 1 and message in r.output and r.output.count("\n") == 1, (flag, r.output)
+
+
+def test_compare_file_is_measured_with_the_main_files_checks(tmp_path):
+    rows = bios_with_faults()
+    a = write_jsonl(tmp_path / "a.jsonl", rows)
+    b = write_jsonl(tmp_path / "b.jsonl", [{**r, "bio": r["bio"].replace("Lee ", "")} for r in rows])  # no surnames
+    r = invoke("report", a, "--compare", b, "--checks", "bio={mentions: [last_name]}", "--json")
+    doc = json.loads(r.output)
+    other = {f["field"]: f for f in doc["compare"]["fields"]}["bio"]
+    assert other["checks"] == {"mentions": 0.0}
+    assert {"field": "bio", "metric": "checks_all", "value": 39 / 40, "compare": 0.0, "ratio": None} in doc["comparison"]

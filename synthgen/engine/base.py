@@ -25,6 +25,7 @@ class Request:
     max_tokens: int = 16
     temperature: float = 1.0
     top_p: float = 1.0
+    min_p: float = 0.0  # drop tokens under min_p x the top token's probability (0: off)
     seed: int | None = None
     adapter: str | None = None  # path to a peft LoRA directory, or None for the base model
     system: str | None = None  # None: the chat template's default system prompt

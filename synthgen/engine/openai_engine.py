@@ -90,6 +90,8 @@ class OpenAIEngine(Engine):
         if req.prefill:  # vLLM's chat API continues a final assistant message
             messages.append({"role": "assistant", "content": req.prefill})
             extra |= {"continue_final_message": True, "add_generation_prompt": False}
+        if req.min_p:
+            extra["min_p"] = req.min_p  # a vLLM sampling parameter beyond OpenAI's
         if req.trie is not None:  # the server must run synthgen's trie processor (--logits-processors)
             extra["vllm_xargs"] = {"synthgen_trie": req.trie}
         kwargs = dict(model=Path(req.adapter).name if req.adapter else self.model, messages=messages,

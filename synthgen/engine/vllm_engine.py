@@ -123,7 +123,7 @@ class VLLMEngine(Engine):
 
         from .trie_processor import KEY
 
-        return SamplingParams(n=1, temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens, seed=r.seed,
+        return SamplingParams(n=1, temperature=r.temperature, top_p=r.top_p, min_p=r.min_p, max_tokens=r.max_tokens, seed=r.seed,
                               extra_args={KEY: r.trie} if r.trie else None, output_kind=RequestOutputKind.FINAL_ONLY)
 
     @staticmethod

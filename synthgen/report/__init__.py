@@ -23,10 +23,10 @@ from pathlib import Path
 from ..entropy import entropy_bits
 from ..errors import InputError
 from .joints import conditional_stats, mixture_target
-from .load import configure, load_dataset, parse_list_options
+from .load import configure, load_dataset, parse_check_options, parse_list_options
 from .metrics import categorical_stats, compare_table, geography, mutual_information, public, rarefaction, text_stats
 
-__all__ = ["Report", "analyse", "compare_table", "document", "entropy_bits", "load_dataset", "parse_list_options",
+__all__ = ["Report", "analyse", "analyse_pair", "compare_table", "document", "entropy_bits", "load_dataset", "parse_list_options",
            "rarefaction", "write_outputs"]
 
 
@@ -37,10 +37,23 @@ class Report:
     points: dict[str, Counter] = field(default_factory=dict)  # place field -> (lon, lat) -> records
 
 
-def analyse(path: str | Path, fields=None, lists=None, geo=None) -> Report:
+def analyse(path: str | Path, fields=None, lists=None, geo=None, checks=None, default_checks=None) -> Report:
+    """`checks`: {text field: checks} (as a template's `checks:`) that replace the template's;
+    `default_checks`: the same, for text fields with none of their own whose records have every
+    field the checks name (a --compare file measured with the main file's checks)."""
     t0 = time.perf_counter()
     ds = load_dataset(path)
     specs = configure(ds, fields, lists, geo)
+    texts = {s.name: s for s in specs if s.kind == "text"}
+    for name, c in (checks or {}).items():
+        if name not in texts:
+            raise InputError(f"--checks {name}: not a text field of {str(path)!r}"
+                             + (f" (text fields: {', '.join(texts)})" if texts else " (it has no text field)"))
+        texts[name].checks = c
+    have = set().union(*(r.keys() for r in ds.rows[:100])) if ds.rows else set()
+    for name, c in (default_checks or {}).items():
+        if name in texts and not texts[name].checks and _check_fields(c) <= have:
+            texts[name].checks = c
     rep = Report(summary={})
     per_field, geos = [], []
     tpath = ((ds.meta or {}).get("template") or {}).get("path")
@@ -66,6 +79,22 @@ def analyse(path: str | Path, fields=None, lists=None, geo=None) -> Report:
                    "fields": per_field, "mutual_information": mis, "geography": geos,
                    "seconds": time.perf_counter() - t0}
     return rep
+
+
+def analyse_pair(path, compare_with=None, fields=None, lists=(), geo=(), checks=()) -> tuple[Report, Report | None]:
+    """The CLI's options as given (--fields "a,b", --list F=L, --geo F, --checks F=YAML): the file, and
+    the --compare file measured with the same lists and the same checks (the main file's, where it
+    has none of its own)."""
+    args = ([f.strip() for f in fields.split(",") if f.strip()] if fields else None, parse_list_options(lists), list(geo) or None)
+    flag_checks = parse_check_options(checks)
+    main = analyse(path, *args, checks=flag_checks)
+    mine = {f["field"]: f["checks_spec"] for f in main.summary["fields"] if f.get("checks_spec")}
+    return main, analyse(compare_with, *args, checks=flag_checks, default_checks=mine) if compare_with else None
+
+
+def _check_fields(c: dict) -> set:
+    years = c.get("years")
+    return {*c.get("mentions", ()), *(x for x in (c.get("pronouns"), years.get("field") if isinstance(years, dict) else years) if x)}
 
 
 def document(main: Report, other: Report | None = None) -> dict:

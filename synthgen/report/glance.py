@@ -36,9 +36,36 @@ def joint_verdict(j: dict) -> str:
         "" if mi_ok else f": MI off by {j['mi_bits'] - j['real_mi_bits']:+.2f} bits")
 
 
+# free text: what a reader of the text notices (the thresholds issue #48 set for the biography)
+NONWORDS_OK = 0.01  # share of words that are not English (wordfreq; the record's own values left out)
+TOP_3GRAM_OK = 0.10  # share of texts that contain the most common word 3-gram
+CHECKS_OK = 0.97  # share of texts that pass every check the template declares
+
+
+def text_verdict(f: dict) -> str:
+    """A plain verdict on a text field: reads as English, fits its record, says different things."""
+    bad = []
+    if f.get("checks_all") is not None and f["checks_all"] < CHECKS_OK:
+        worst = min(f["checks"], key=f["checks"].get)
+        bad.append(f"{1 - f['checks_all']:.1%} of texts fail a check (most: {worst})")
+    if f["nonword_share"] > NONWORDS_OK:
+        bad.append(f"{f['nonword_share']:.1%} of words are not English")
+    if f["top_3grams"] and f["top_3grams"][0][1] > TOP_3GRAM_OK:
+        g, share = f["top_3grams"][0]
+        bad.append(f"repetitive ({g!r} in {share:.0%} of texts)")
+    if not bad:
+        return "reads as English" + (", fits its record" if f.get("checks_all") is not None else "") + ", no phrase dominates"
+    return "; ".join(bad)
+
+
 def glance(report: dict) -> dict:
-    """{fields: [...], joints: [...]}: one row per categorical field with a target, one per joint."""
+    """{fields: [...], joints: [...], texts: [...]}: one row per categorical field with a target, one
+    per joint, one per text field."""
     fields, joints = [], []
+    texts = [{"field": f["field"], **{k: f.get(k) for k in ("valid_share", "valid", "checks", "checks_all", "nonword_share",
+                                                             "texts_with_nonwords", "top_3grams", "semantic_vendi",
+                                                             "semantic_vendi_note", "vendi_sample")},
+              "verdict": text_verdict(f)} for f in report["fields"] if f["kind"] == "text" and "nonword_share" in f]
     for f in report["fields"]:
         if f["kind"] != "categorical":
             continue
@@ -59,7 +86,7 @@ def glance(report: dict) -> dict:
             for j in cond["joints"]:
                 joints.append({"pair": f"{j['field']} → {f['field']}", **j, "verdict": joint_verdict(j)})
         fields.append(row)
-    return {"fields": fields, "joints": joints}
+    return {"fields": fields, "joints": joints, "texts": texts}
 
 
 def lines(report: dict) -> list[str]:
@@ -83,4 +110,12 @@ def lines(report: dict) -> list[str]:
         out.append(f"{j['pair']}: {j['contradiction_share']:.1%} of records have a value given mostly under another "
                    f"{j['field']} (real joint: {j['real_contradiction_share']:.1%}); MI {j['mi_bits']:.3f} bits "
                    f"(real joint at this n: {j['real_mi_bits']:.3f} ± {j['real_mi_sd']:.3f}): {j['verdict']}")
+    for t in g["texts"]:
+        checks = (f"passes every check {t['checks_all']:.1%} (" + ", ".join(f"{k} {v:.1%}" for k, v in t["checks"].items())
+                  + "); ") if t.get("checks_all") is not None else "no checks declared (the template's checks: say what it must fit); "
+        top = ", ".join(f"{g!r} {s:.1%}" for g, s in t["top_3grams"][:3])
+        sem = (f"semantic Vendi {t['semantic_vendi']:.1f} of {t['vendi_sample']} texts" if t.get("semantic_vendi") is not None
+               else f"no semantic Vendi: {t.get('semantic_vendi_note')}")
+        out.append(f"{t['field']}: {checks}non-words {t['nonword_share']:.2%} of words (in {t['texts_with_nonwords']:.1%} "
+                   f"of texts); top 3-grams {top} of texts; {sem}: {t['verdict']}")
     return out

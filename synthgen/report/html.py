@@ -61,11 +61,18 @@ def to_html(report: dict, other: dict | None, pngs: dict[str, bytes]) -> str:
     if texts:
         parts.append("<h2>Free text</h2>" + _table(
             ["field", "valid %", "distinct-1", "distinct-2", "distinct-3", "compression ratio", "exact dups",
-             "near dups (sample)", "n-gram Vendi (sample)"],
+             "near dups (sample)", "n-gram Vendi (sample)", "semantic Vendi (sample)", "non-words %", "every check %"],
             [(f["field"], 100 * f["valid_share"], f.get("distinct_1"), f.get("distinct_2"), f.get("distinct_3"),
               f.get("compression_ratio"), f.get("exact_duplicates"),
-              f"{f.get('near_duplicates')} / {f.get('near_duplicate_sample')}", f.get("ngram_vendi"))
-             for f in texts]))
+              f"{f.get('near_duplicates')} / {f.get('near_duplicate_sample')}", f.get("ngram_vendi"), f.get("semantic_vendi"),
+              None if f.get("nonword_share") is None else 100 * f["nonword_share"],
+              None if f.get("checks_all") is None else 100 * f["checks_all"])
+             for f in texts])
+            + "".join(f"<p><small>{html.escape(f['field'])}: checks passed: "
+                      + html.escape(", ".join(f"{k} {v:.1%}" for k, v in (f.get("checks") or {}).items()) or "none declared")
+                      + "; most repeated 3-grams (share of texts): "
+                      + html.escape(", ".join(f"{g!r} {s:.1%}" for g, s in f.get("top_3grams") or []))
+                      + "</small></p>" for f in texts))
     if report["mutual_information"]:
         parts.append("<h2>Mutual information between fields</h2>" + _table(
             ["fields", "records", "MI bits", "shuffled MI bits", "excess bits", "normalized MI"],

@@ -84,6 +84,7 @@ class FieldSpec:
     source: str = "inferred"
     target_note: str | None = None  # why there is no target distribution (so no KL), when there is none
     conditional: dict | None = None  # the template's field when its list depends on earlier fields (joints.py)
+    checks: dict | None = None  # text: what the template says it must agree with in its record (synthgen/checks.py)
 
 
 def _target_from_adapter(name: str, template_path: str | None) -> dict | None:
@@ -160,7 +161,8 @@ def configure(ds: Dataset, fields: list[str] | None = None, lists: dict[str, str
         if m:
             kind = "text" if m["kind"] == "text" else "categorical"
             hint = any(h in name.lower() for h in PLACE_HINTS)
-            spec = FieldSpec(name, kind, source="template", place=m.get("match", "place" if hint else None) == "place")
+            spec = FieldSpec(name, kind, source="template", place=m.get("match", "place" if hint else None) == "place",
+                             checks=m.get("checks") if kind == "text" else None)
             if m["kind"] == "choice" and m.get("choices") is not None:
                 from ..choices import choice_lookup
                 from ..template import Field
@@ -204,6 +206,26 @@ def configure(ds: Dataset, fields: list[str] | None = None, lists: dict[str, str
         if g not in names:
             raise InputError(f"--geo {g}: not one of the reported fields ({', '.join(names)})")
     return specs
+
+
+def parse_check_options(items) -> dict[str, dict]:
+    """`--checks FIELD=YAML` options -> {field: checks} (a text field's `checks:` as a template writes
+    it, e.g. 'bio={mentions: [name], pronouns: sex}'); a malformed one is a one-line error."""
+    import yaml
+
+    from .. import schema
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"--checks {item!r}: use FIELD=CHECKS, e.g. 'bio={{mentions: [name], pronouns: sex}}'")
+        k, v = (x.strip() for x in item.split("=", 1))
+        try:
+            data = yaml.safe_load(v)
+        except yaml.YAMLError as e:
+            raise InputError(f"--checks {k}: not YAML ({str(e).splitlines()[0]})") from None
+        out[k] = schema.validate(schema.TextChecks, data, f"--checks {k}").model_dump(exclude_defaults=True)
+    return out
 
 
 def parse_list_options(items) -> dict[str, str]:

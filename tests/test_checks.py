@@ -1,0 +1,184 @@
+"""Text checks (synthgen/checks.py) on hand-written sentences, the forced opening and retries from checks
+on the fake engine, and a bad `checks:` in a template as one line."""
+
+import textwrap
+
+import pytest
+
+from synthgen.checks import Checks, nonwords
+from synthgen.engine import FakeEngine
+from synthgen.errors import InputError
+from synthgen.generate import Fill, plan_run, read_jsonl, run
+from synthgen.template import load_template
+
+JO = {"first_name": "Jo", "last_name": "Smith", "gender": "female", "birth_date": "1987-03-14",
+      "birth_place": "Kallakurichi, India", "career": "Registered nurse"}
+
+
+def fails(check: Checks, text: str, record=JO) -> str | None:
+    why = check.failure(text, record)
+    return why.split(":", 1)[0] if why else None
+
+
+@pytest.mark.parametrize("text, verdict", [
+    ("Jo Smith cared for patients in Kallakurichi.", None),
+    ("JO SMITH cared for patients.", None),  # any case
+    ("Jo cared for patients.", "mentions"),  # no surname
+    ("Jonas Smithson cared for patients.", "mentions"),  # names inside other words are not the record's
+    ("Joanne Smith cared for patients.", "mentions"),
+])
+def test_mentions_are_whole_words(text, verdict):
+    assert fails(Checks(mentions=("first_name", "last_name")), text) == verdict
+
+
+@pytest.mark.parametrize("text, gender, verdict", [
+    ("Jo Smith helped her patients herself.", "female", None),
+    ("Jo Smith helped his patients.", "female", "pronouns"),
+    ("Jo Smith said he would help.", "female", "pronouns"),
+    ("Jo Smith helped her patients.", "male", "pronouns"),
+    ("Jo Smith, the shepherd, helped others.", "female", None),  # "he" inside "shepherd", "her" inside "others"
+    ("Jo Smith's theory helped.", "female", None),
+    ("Jo Smith helped his patients.", "nonbinary", None),  # a value without pronouns to check
+])
+def test_pronouns_agree_with_the_gender_field(text, gender, verdict):
+    assert fails(Checks(pronouns="gender"), text, {**JO, "gender": gender}) == verdict
+
+
+@pytest.mark.parametrize("text, verdict", [
+    ("Jo Smith won a prize in 2010.", None),
+    ("Jo Smith was active in the 1980s.", None),  # the decade she was born in
+    ("Jo Smith was active in the 1970s.", "years"),
+    ("Jo Smith won a prize in 1975.", "years"),
+    ("Jo Smith will publish in 2031.", "years"),
+    ("Jo Smith, born in 1985, won a prize.", "years"),
+    ("Jo Smith, born on March 14, 1987, won a prize.", None),
+    ("Jo Smith, the 82-year-old nurse, retired.", "years"),
+    ("Jo Smith retired at the age of 38.", None),
+    ("Jo Smith retired at the age of 45.", "years"),
+    ("Jo Smith, born 1987-03-14, worked.", None),  # the ISO date's parts are not years
+    ("Jo Smith treated 2500 patients.", None),  # years are 1000-2099: 2500 is a count
+    ("Jo Smith treated 1200 patients.", "years"),  # ... and 1200 reads as a year, before 1987
+])
+def test_years_fit_the_birth_date_and_the_present(text, verdict):
+    assert fails(Checks(years="birth_date", until=2026), text) == verdict
+
+
+@pytest.mark.parametrize("text, verdict", [
+    ("Jo Smith met John at the hospital.", "other_names"),
+    ("Jo Smith studied with Mary Johnson.", "other_names"),
+    ("Jo Smith worked at the White House.", None),  # "the ...": a proper noun
+    ("Jo Smith won the Nobel Prize.", None),
+    ("Jo Smith lived in New York.", None),  # a run with a word that is no name: a place
+    ("Jo Smith studied at Harvard University.", None),
+    ("In 1999, Jo Smith moved to Kallakurichi.", None),  # a sentence's first word; the record's own place
+    ("Jo Smith was a Registered Nurse.", None),  # the record's own career
+    ("Jo Smith married Joseph.", "other_names"),
+    ("Jo Smith helped Johnsonville grow.", None),  # a name inside a longer word
+])
+def test_other_names_are_names_from_the_lists_that_are_not_the_records(text, verdict):
+    assert fails(Checks(other_names=True), text) == verdict
+
+
+def test_profanity_and_non_words():
+    assert fails(Checks(profanity=True), "Jo Smith was a fucking genius.") == "profanity"
+    assert fails(Checks(profanity=True), "Jo Smith won the Nobel Prize for her work on killer whales.") is None
+    assert nonwords("Jo Smith was a gamedekinesque nurse in Kallakurichi.", JO) == (4, ["gamedekinesque"])
+    assert nonwords("Jo Smith was a gamedekinesque nurse in Kallakurichi.") == (8, ["gamedekinesque", "Kallakurichi"])
+    assert fails(Checks(max_nonwords=0.2), "Jo Smith was a gamedekinesque nurse.") == "max_nonwords"  # 1 of 3
+    assert fails(Checks(max_nonwords=0.5), "Jo Smith was a gamedekinesque nurse.") is None
+
+
+def test_the_first_failing_check_is_the_reason_and_results_list_every_check():
+    c = Checks(mentions=("first_name",), pronouns="gender", years="birth_date", until=2026)
+    text = "Jo Smith helped his patients in 1950."
+    assert c.failure(text, JO) == "pronouns: 'his' in a female record"
+    assert c.results(text, JO) == {"mentions": None, "pronouns": "'his' in a female record",
+                                   "years": "1950 is before the birth year 1987"}
+    assert c.names() == ["mentions", "pronouns", "years"]
+
+
+BIO = """
+name: bio
+fields:
+  - name: gender
+    kind: choice
+    choices: [female, male]
+    decode: free
+    prompt: "Pick a gender."
+  - name: first_name
+    kind: choice
+    choices: [Jo, Sam]
+    decode: free
+    prompt: "Pick a name for a {gender} person."
+  - name: story
+    kind: text
+    sentences: 1
+    min_words: 3
+    retries: 4
+    prompt: "Write about {first_name}."
+    start: "{first_name}"
+    checks: {mentions: [first_name], pronouns: gender, max_nonwords: 0.3}
+"""
+
+
+def bio(tmp_path, text=BIO):
+    p = tmp_path / "bio.yaml"
+    p.write_text(textwrap.dedent(text))
+    return load_template(p)
+
+
+def answer(req):
+    if req.prompt.startswith("Pick a gender"):
+        return ["female", "male"][req.seed % 2]
+    if req.prompt.startswith("Pick a name"):
+        return ["Jo", "Sam"][req.seed % 2]
+    assert req.prefill in ("Jo", "Sam")  # the opening goes to the engine as the reply's start
+    return [" helped his friends.", " helped her friends.", " xqzt vbnm plok.", " was kind to everyone."][req.seed % 4]
+
+
+def test_forced_opening_is_stored_whole_and_failed_checks_are_retried_with_counted_reasons(tmp_path):
+    t = bio(tmp_path)
+    s = run(t, FakeEngine(responder=answer), plan_run(t, tmp_path / "a.jsonl", 60, seed=1), 60, 1)
+    rows = read_jsonl(tmp_path / "a.jsonl")
+    texts = [r for r in rows if r["story"]]
+    assert texts and all(r["story"].startswith(r["first_name"] + " ") for r in texts)
+    assert all(("his" not in r["story"].split()) if r["gender"] == "female" else ("her" not in r["story"].split())
+               for r in texts)
+    assert all("xqzt" not in r["story"] for r in texts)
+    assert s.rejected and set(k.split(": ")[1] for k in s.rejected if k.startswith("story")) <= {"pronouns", "max_nonwords"}
+    assert s.rejected.get("story: pronouns", 0) > 0 and s.rejected.get("story: max_nonwords", 0) > 0
+    retried = [r for r in rows if r["attempts"]["story"] > 1]
+    assert retried  # some texts were written again
+    # same seed => same file, retries from checks included
+    run(t, FakeEngine(responder=answer), plan_run(t, tmp_path / "b.jsonl", 60, seed=1), 60, 1)
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+def test_a_text_whose_retries_run_out_is_null_with_its_check_as_reason(tmp_path):
+    t = bio(tmp_path)
+    eng = FakeEngine(responder=lambda r: answer(r) if not r.prompt.startswith("Write") else " helped his friends.")
+    run(t, eng, plan_run(t, tmp_path / "o.jsonl", 10, seed=0), 10, 0, Fill())
+    women = [r for r in read_jsonl(tmp_path / "o.jsonl") if r["gender"] == "female"]
+    assert women and all(r["story"] is None and r["attempts"]["story"] == 5 for r in women)
+    assert women[0]["errors"]["story"].startswith("pronouns: 'his' in a female record")
+
+
+@pytest.mark.parametrize("checks, line", [
+    ("{mentions: [surname]}", "field 'story': checks.mentions names 'surname', which is not an earlier field "
+                              "(earlier fields: gender, first_name)"),
+    ("{pronouns: sex}", "field 'story': checks.pronouns names 'sex', which is not an earlier field"),
+    ("{years: {field: first_name, until: soon}}", "field 'story': `checks.years` must be a date field's name, "
+                                                  "or {field: NAME, until: YEAR}, got {'field': 'first_name', 'until': 'soon'}"),
+    ("{max_nonwords: 2}", "field 'story': `checks.max_nonwords` must be a share between 0 and 1, got 2"),
+    ("{mentions: first_name}", "field 'story': `checks.mentions` must be a list of earlier fields' names, got 'first_name'"),
+    ("{typo: true}", "unknown key(s) typo"),
+])
+def test_a_bad_check_is_one_line(tmp_path, checks, line):
+    with pytest.raises(InputError) as e:
+        bio(tmp_path, BIO.replace("{mentions: [first_name], pronouns: gender, max_nonwords: 0.3}", checks))
+    assert "\n" not in str(e.value) and line in str(e.value), str(e.value)
+
+
+def test_a_start_that_names_a_later_field_is_one_line(tmp_path):
+    with pytest.raises(InputError, match="start refers to {last_name}, which is not a field"):
+        bio(tmp_path, BIO.replace('start: "{first_name}"', 'start: "{first_name} {last_name}"'))
