@@ -143,6 +143,10 @@ class Checks:
             # a person's name is a run of names alone; "Nobel Prize", "Harvard University", "New York" are not
             if rest and all(w in names or w.lower() in own for w in words):
                 return f"names {' '.join(rest)!r}, not the record's"
+            # ... or a first name and then a surname or a rare word: "Tony Blair", "David Molesworth"
+            # ("Rose Garden", "Victoria Falls": the last word is a common English word, not a surname)
+            if len(rest) >= 2 and rest == words[-len(rest):] and _full_name(rest):
+                return f"names {' '.join(rest)!r}, not the record's"
         return None
 
     def _profanity(self, text: str, record: dict) -> str | None:
@@ -196,6 +200,36 @@ def person_names() -> frozenset[str]:
     from .lists.sources import builtin
 
     return frozenset(builtin("first_names")[0][:1000]) | frozenset(builtin("surnames")[0][:1000])
+
+
+# wordfreq Zipf values: after a first name, a word rarer than RARE_ZIPF reads as a surname ("Molesworth"
+# 2.1), and so does a Census surname rarer than COMMON_ZIPF ("Blair" 4.0, "Kelly" 4.4; not "Falls" 4.6,
+# "Garden" 4.8: "Victoria Falls", "Rose Garden")
+RARE_ZIPF, COMMON_ZIPF = 3.0, 4.5
+
+
+def _full_name(words: list[str]) -> bool:
+    first, last = words[0], words[-1]
+    if first not in all_first_names() or len(words) > 3:
+        return False
+    z = _zipf()(last.lower(), "en")
+    return z < RARE_ZIPF or (last in all_surnames() and z < COMMON_ZIPF)
+
+
+@lru_cache(maxsize=1)
+def all_first_names() -> frozenset[str]:
+    """Every first name of the shipped SSA list (5,000)."""
+    from .lists.sources import builtin
+
+    return frozenset(builtin("first_names")[0])
+
+
+@lru_cache(maxsize=1)
+def all_surnames() -> frozenset[str]:
+    """Every surname of the shipped Census list (5,000)."""
+    from .lists.sources import builtin
+
+    return frozenset(builtin("surnames")[0])
 
 
 # alt-profanity-check's own decision threshold (its `predict`). A classifier, not a word list: word

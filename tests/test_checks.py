@@ -74,6 +74,11 @@ def test_years_fit_the_birth_date_and_the_present(text, verdict):
     ("Jo Smith was a Registered Nurse.", None),  # the record's own career
     ("Jo Smith married Joseph.", "other_names"),
     ("Jo Smith helped Johnsonville grow.", None),  # a name inside a longer word
+    ("Jo Smith nursed Tony Blair.", "other_names"),  # a first name and a surname
+    ("Jo Smith worked with David Molesworth, a chemist.", "other_names"),  # a first name and a rare word
+    ("Jo Smith planted the Rose Garden.", None),
+    ("Jo Smith visited Victoria Falls.", None),  # a first name and a common English word: a place
+    ("Jo Smith won a Grace Hopper Award.", None),  # ... or a prize
 ])
 def test_other_names_are_names_from_the_lists_that_are_not_the_records(text, verdict):
     assert fails(Checks(other_names=True), text) == verdict
