@@ -327,3 +327,30 @@ def test_seed_replay_of_p_star_draws_p_star(model_dir):
             p = np.exp(lp)
             z = (got - p @ lp) / np.sqrt((p @ lp ** 2 - (p @ lp) ** 2) / len(idx))
             assert (abs(z) < 4) if sign == 0 else (z < -10), (sign, z)
+
+
+def test_text_sampling_stores_the_first_text_that_passes_with_the_generators_seeds():
+    """benchmarks/text_sampling.py's `sample`: attempt k uses the generator's seed for attempt k, the
+    first try is scored whole (failures included), the stored texts are the first that pass."""
+    import text_sampling as T
+
+    from synthgen.engine import FakeEngine
+    from synthgen.engine.base import derive_seed
+    from synthgen.template import load_template
+
+    field = load_template("biography").fields[-1]
+    rows = [{"index": i, "seed": 100 + i, "gender": "female", "first_name": "Ann", "last_name": "Lee", "birth_date": "1970-05-01",
+             "birth_place": "Lima, Peru", "career": "Potter"} for i in range(10)]
+    good = " shaped clay bowls for the village market."
+    bad = " shaped clay bowls for his village market."  # the other sex's pronoun: retried
+    # rows 0-4 fail at the first try, pass at the second; rows 5-9 pass at once
+    eng = FakeEngine(responder=lambda r: bad if r.seed in {derive_seed(100 + i, field.name, 0) for i in range(5)} else good)
+    first, kept = T.sample(eng, field, rows, (1.5, 1.0, 0.1), None, retries=3)
+    assert first["accepted"] == 0.5 and first["checks"]["pronouns"] == 0.5
+    assert kept["accepted"] == 1.0 and kept["requests_per_record"] == 1.5 and kept["checks"]["pronouns"] == 1.0
+    assert kept["rejected_by"] == {"pronouns": 5}
+    assert [r.seed for r in eng.history[10:]] == [derive_seed(100 + i, field.name, 1) for i in range(5)]
+    assert all(r.prefill == "Ann Lee" and r.min_p == 0.1 and r.temperature == 1.5 for r in eng.history)
+    assert "| 1.5 / 1 / 0.1 | 100.0% |" in T.table([{"setting": (1.5, 1.0, 0.1), **kept}], stored=True)
+    with pytest.raises(Exception, match="TEMPERATURE,TOP_P,MIN_P"):
+        T.parse_setting("1.0,0.9")
