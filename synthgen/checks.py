@@ -193,13 +193,19 @@ def _zipf():
     return zipf_frequency
 
 
+@lru_cache(maxsize=None)
+def shipped_names(source: str, top: int | None = None) -> frozenset[str]:
+    """A shipped name list (first_names: SSA, surnames: Census; 5,000 each), its `top` most common."""
+    from .lists.sources import builtin
+
+    return frozenset(builtin(source)[0][:top])
+
+
 @lru_cache(maxsize=1)
 def person_names() -> frozenset[str]:
     """The shipped lists' most common 1,000 first names (SSA) and surnames (Census), as spelled there.
     (All 5,000 of each hold words such as "New" and "Young": "New York" would be a person.)"""
-    from .lists.sources import builtin
-
-    return frozenset(builtin("first_names")[0][:1000]) | frozenset(builtin("surnames")[0][:1000])
+    return shipped_names("first_names", 1000) | shipped_names("surnames", 1000)
 
 
 # wordfreq Zipf values: after a first name, a word rarer than RARE_ZIPF reads as a surname ("Molesworth"
@@ -210,26 +216,10 @@ RARE_ZIPF, COMMON_ZIPF = 3.0, 4.5
 
 def _full_name(words: list[str]) -> bool:
     first, last = words[0], words[-1]
-    if first not in all_first_names() or len(words) > 3:
+    if first not in shipped_names("first_names") or len(words) > 3:
         return False
     z = _zipf()(last.lower(), "en")
-    return z < RARE_ZIPF or (last in all_surnames() and z < COMMON_ZIPF)
-
-
-@lru_cache(maxsize=1)
-def all_first_names() -> frozenset[str]:
-    """Every first name of the shipped SSA list (5,000)."""
-    from .lists.sources import builtin
-
-    return frozenset(builtin("first_names")[0])
-
-
-@lru_cache(maxsize=1)
-def all_surnames() -> frozenset[str]:
-    """Every surname of the shipped Census list (5,000)."""
-    from .lists.sources import builtin
-
-    return frozenset(builtin("surnames")[0])
+    return z < RARE_ZIPF or (last in shipped_names("surnames") and z < COMMON_ZIPF)
 
 
 # alt-profanity-check's own decision threshold (its `predict`). A classifier, not a word list: word

@@ -51,7 +51,7 @@ Unknown keys are errors. Parsing and validation per kind:
         start: "{first_name} {last_name}"
         checks: {mentions: [first_name, last_name], pronouns: gender,
                  years: {field: birth_date, until: 2026}, other_names: true, profanity: true,
-                 max_nonwords: 0.05}
+                 max_nonwords: 0}
 
 Sampling: `temperature`, `top_p`, `min_p` per field; left out, SAMPLING's default for the kind
 (choices and dates sample the adapter's distribution as trained: 1.0, 1.0, 0; text: 1.5, 1.0, 0.1,

@@ -177,6 +177,7 @@ def test_a_text_whose_retries_run_out_is_null_with_its_check_as_reason(tmp_path)
     ("{max_nonwords: 2}", "field 'story': `checks.max_nonwords` must be a share between 0 and 1, got 2"),
     ("{mentions: first_name}", "field 'story': `checks.mentions` must be a list of earlier fields' names, got 'first_name'"),
     ("{typo: true}", "unknown key(s) typo"),
+    ("{mentions: [first_name]}\n    min_p: 1.5", "field 'story': `min_p` must be"),
 ])
 def test_a_bad_check_is_one_line(tmp_path, checks, line):
     with pytest.raises(InputError) as e:
