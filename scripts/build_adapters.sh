@@ -3,6 +3,8 @@
 #   OUT=out/adapters bash scripts/build_adapters.sh           # build elsewhere (default: adapters/, the shipped ones)
 #   OUT=out/adapters KEEP=1 bash scripts/build_adapters.sh    # after an interruption: skip stages already built
 #   LANES=1 bash scripts/build_adapters.sh                    # one build-adapter call at a time (default: 2 lanes)
+#   WORLD=1 bash scripts/build_adapters.sh                    # also the world lists' careers and birth_places
+#                                                             # (shipped, used by no shipped template; +~11 min)
 # Every adapter is trained for the trie sampler (--objective q) and stopped by its own rule: the moving
 # average of the step loss within gamma x H(p*) of its floor, confirmed on the whole list in fp32. gamma is
 # set per list so that the confirmed gap, KL(p*||Q), is 0.07-0.09 bits (gamma = gap / H(p*) in bits); the
@@ -48,8 +50,16 @@ lane_a() {
   run surnames "$OUT/surnames" adapters/surnames.yaml --steps 80 --max-targets 300 --gamma 0.008 $FAST $COMMON --seed 0
 }
 lane_b() {
-  run careers "$OUT/careers" adapters/careers.yaml --steps 120 --max-targets 300 --gamma 0.0085 $FAST $COMMON --seed 0
-  run birth_places "$OUT/birth_places" adapters/birth_places.yaml --steps 120 --max-targets 200 --gamma 0.0085 $FAST $COMMON --seed 0
+  # the biography's population (US births): careers by sex (BLS CPS 2022), conditional like first_names_by_decade
+  # (2 lists of 534 titles, one a step in turn, the mean loss against the mean H(p*)); US cities by population
+  run careers_by_sex "$OUT/careers_by_sex" adapters/careers_by_sex.yaml --steps 300 --max-targets 300 --audit-prompts 1 \
+    --gamma 0.0095 $FAST $COMMON --seed 0
+  run us_birth_places "$OUT/us_birth_places" adapters/us_birth_places.yaml --steps 150 --max-targets 200 --gamma 0.0095 \
+    $FAST $COMMON --seed 0
+  if [ "${WORLD:-0}" = 1 ]; then
+    run careers "$OUT/careers" adapters/careers.yaml --steps 120 --max-targets 300 --gamma 0.0085 $FAST $COMMON --seed 0
+    run birth_places "$OUT/birth_places" adapters/birth_places.yaml --steps 120 --max-targets 200 --gamma 0.0085 $FAST $COMMON --seed 0
+  fi
   # two items: an fp32-trained split moves by ~2 points in a bf16 engine (50.9 -> 53.1 % male), so the loss is
   # the mean of an fp32 and a bf16 pass (--precision both); gamma 0.0005 of 1 bit: a split within ~1.3 points
   run gender "$OUT/gender" adapters/gender.yaml --steps 250 --lr 0.001 --gamma 0.0005 --precision both --objective q $COMMON --seed 0

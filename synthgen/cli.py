@@ -8,24 +8,11 @@ import sys
 
 import click
 
-from .errors import SynthgenError
+from .errors import OneLineErrors
 from .render import terminal
 
 
-class _Group(click.Group):
-    """Turns SynthgenError into one line on stderr and exit 1: users never see a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except SynthgenError as e:
-            raise click.ClickException(str(e)) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="synthgen")
 @click.option("--verbose", "-v", is_flag=True, help="Show what vLLM, torch and HF print at engine start (default: SYNTHGEN_HOME/logs/engine.log).")
 def cli(verbose):

@@ -1,5 +1,10 @@
 """The errors users see. The library raises these; the CLI turns them into one line and exit 1."""
 
+import os
+import sys
+
+import click
+
 
 class SynthgenError(Exception):
     """Base class: the message says what is wrong and what to do."""
@@ -40,3 +45,27 @@ def parse_yaml(raw: bytes, what: str):
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
         raise InputError(f"{what} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+
+
+# what Ctrl-C leaves behind, per command: the generators' files are append-only and resumable
+INTERRUPTED = {
+    "generate": "interrupted: the records written so far are kept; run the same command with --resume to continue",
+    "biographies": "interrupted: the records written so far are kept; run the same command with --resume to continue",
+}
+
+
+class OneLineErrors(click.Group):
+    """Turns SynthgenError into one line on stderr and exit 1: users never see a traceback. Ctrl-C says
+    what was kept (exit 130); a closed stdout pipe (`synthgen report X | head`) ends quietly with exit 0."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SynthgenError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo(INTERRUPTED.get(ctx.invoked_subcommand, "interrupted"), err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            sys.exit(0)

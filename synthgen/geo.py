@@ -7,6 +7,11 @@ with >= 15,000 people (synthgen/data/world_cities.csv.gz) and never touches the 
     >>> GeoNamesOffline().geocode("Bombay, India").point      # alias -> Mumbai
     >>> GeoNamesOffline().geocode("Springfield, USA").raw["population"]  # most populous match
 
+US places may also be written "City, State" (name or postal code: "Houston, Texas", "Houston, TX"):
+they resolve through the shipped table of US cities by state (us_birth_places.csv), and so does
+"City, USA", to the most populous city of that name in the country; such a row's `place` is "City,
+State" and its `world_place` "City, United States".
+
 Rules: the country part must resolve (name, ISO code or a common alias such as USA/UK), else
 None; among cities of that name (or alias) in that country the most populous wins. A bare city
 name resolves only when it is unambiguous (one city, or the largest is 10x the next): unresolved
@@ -72,6 +77,34 @@ def _tables():
     return by_name, countries
 
 
+@lru_cache(maxsize=1)
+def _us_tables():
+    """({(city, state code): row}, {city: rows, most populous first}, {state name or code: code})."""
+    path = resources.files("synthgen") / "data" / "us_birth_places.csv"
+    with open(str(path), newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    by_state, by_city, states = {}, {}, {}
+    for r in rows:
+        row = {"place": r["place"], "city": r["city"], "state": r["state"], "country": "United States", "iso": "US",
+               "continent": "North America", "population": int(r["population"]), "lat": float(r["lat"]),
+               "lon": float(r["lon"]), "world_place": f"{r['city']}, United States"}
+        by_state[(fold(r["city"]), r["state_code"])] = row
+        by_city.setdefault(fold(r["city"]), []).append(row)
+        states[fold(r["state"])] = states[fold(r["state_code"])] = r["state_code"]
+    for lst in by_city.values():
+        lst.sort(key=lambda r: -r["population"])
+    return by_state, by_city, states
+
+
+def lookup_us(city: str, state: str | None = None) -> dict | None:
+    """The US city row for ("Houston", "Texas"/"TX"), or the most populous "Houston" when state is None."""
+    by_state, by_city, states = _us_tables()
+    if state is None:
+        return (by_city.get(fold(city)) or [None])[0]
+    code = states.get(fold(state))
+    return by_state.get((fold(city), code)) if code else None
+
+
 def resolve_country(text: str) -> str | None:
     return _tables()[1].get(fold(text))
 
@@ -95,9 +128,14 @@ class GeoNamesOffline(Geocoder):
             if len(cands) == 1 or (len(cands) > 1 and cands[0]["population"] >= 10 * cands[1]["population"]):
                 return cands[0]
             return None
+        us = lookup_us(", ".join(parts[:-1]), parts[-1])  # "Atlanta, Georgia", "Atlanta, GA": the state first
+        if us is not None:
+            return us
         iso = resolve_country(parts[-1])
         if iso is None:
             return None
+        if iso == "US" and lookup_us(", ".join(parts[:-1])) is not None:
+            return lookup_us(", ".join(parts[:-1]))
         for city in (", ".join(parts[:-1]), parts[0]):  # "Springfield, Illinois, USA" -> Springfield
             for r in by_name.get(fold(city), []):
                 if r["iso"] == iso:

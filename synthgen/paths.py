@@ -59,9 +59,13 @@ def spec_file(name: str, template_path: Path | None) -> Path | None:
 
 def resolve_adapter(name: str, template_path: Path | None) -> str:
     p = Path(name).expanduser()
-    if "/" in name or name.startswith("."):
+    if "/" in name or name.startswith("."):  # a path: relative to the current directory
+        if p.is_file() and p.suffix in (".yaml", ".yml"):
+            raise InputError(f"adapter {name!r} is a list spec, not an adapter: train one with `synthgen build-adapter "
+                             f"{name} --out DIR` and give DIR, or write adapter: auto")
         if not p.is_dir():
-            raise InputError(f"adapter {name!r} does not exist")
+            raise InputError(f"adapter {name!r} does not exist (looked for {p.resolve()}; a relative path starts from "
+                             f"the current directory, {Path.cwd()})")
         return str(p.resolve())
     seen = []
     for d in adapter_dirs(template_path):

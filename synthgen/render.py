@@ -14,8 +14,12 @@ def terminal(stderr: bool = False):
     width instead of rich's 80 columns, so no column is cut ("KL→tar…")."""
     from rich.console import Console
 
+    class _Console(Console):
+        def on_broken_pipe(self):  # `synthgen report X | head`: the reader has what it wanted (rich: exit 1)
+            raise BrokenPipeError  # the CLI ends quietly with exit 0 (errors.OneLineErrors)
+
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() else 200)
+    return _Console(stderr=stderr, width=None if stream.isatty() else 200)
 
 
 def progress(total: int, label: str):
@@ -192,7 +196,9 @@ def render_report(rep, other):
     for g in rep["geography"]:
         console.print(f"[bold]{g['field']}[/]: {g['resolved']} geocoded, {g['unresolved']} unresolved, "
                       f"{g['countries']} countries (entropy {g['country_entropy_bits']:.2f} bits), "
-                      f"{g['continents']} continents: " + ", ".join(f"{k} {v}" for k, v in g["by_continent"].items()))
+                      f"{g['continents']} continents: " + ", ".join(f"{k} {v}" for k, v in g["by_continent"].items())
+                      + (f"; {g['us_states']} US states, top " + ", ".join(f"{k} {s:.1%}" for k, _, s in g["top_us_states"][:5])
+                         if g.get("us_states") else ""))
     if other:
         t = Table(title=f"side by side: {rep['file']} vs {other['file']}")
         for col in ("field", "metric", "this", "compare", "ratio"):

@@ -136,6 +136,7 @@ NESTED = {"checks": TextChecks}
 class TemplateFile(_Strict):
     name: NonEmpty
     description: str = ""
+    population: str = ""  # who the records are drawn from, in words: shown by the report
     system: str | None = None
     retries: Annotated[int, Field(ge=0, le=100)] = 3
     fields: Annotated[list[Annotated[Union[ChoiceField, DateField, TextField], Field(discriminator="kind")]],

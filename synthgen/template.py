@@ -177,6 +177,7 @@ class Template:
     system: str | None = None
     retries: int = 3
     description: str = ""
+    population: str = ""
     path: str | None = None
     digest: str = ""
 
@@ -214,6 +215,7 @@ class Template:
         """What a report needs to know about each field (kept in the run's metadata)."""
         # absolute: `synthgen report` may run from another directory and resolves lists and adapters from here
         return {"name": self.name, "path": str(Path(self.path).resolve()) if self.path else None, "digest": self.digest,
+                "population": self.population or None,
                 "fields": [{"name": f.name, "kind": f.kind, "decode": f.decode, "adapter": f.adapter,
                             "depends": list(f.depends), "given": list(f.given),
                             "map": f.value_map or None,
@@ -238,8 +240,9 @@ def _parse_choice(f: Field, text: str, finish: str, lookup: dict | None = None):
     if hit is None and f.match == "place" and "," in s:
         from .geo import geocoder
 
-        row = geocoder().lookup(s)  # "Bombay, India" -> "Mumbai, India"
-        hit = lookup.get(row["place"].casefold()) if row else None
+        row = geocoder().lookup(s)  # "Bombay, India" -> "Mumbai, India"; "Houston, TX" -> "Houston, Texas"
+        hit = next((lookup[k.casefold()] for k in (row["place"], row.get("world_place")) if k and k.casefold() in lookup),
+                   None) if row else None
         if hit is None:
             return None, "not a known City, Country"
     if hit is None:
@@ -347,7 +350,7 @@ def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Tem
         fields.append(f)
     digest = hashlib.sha256(raw).hexdigest()[:16]
     return Template(name=spec.name, fields=fields, system=spec.system, retries=spec.retries,
-                    description=spec.description, path=str(path), digest=digest)
+                    description=spec.description, population=spec.population, path=str(path), digest=digest)
 
 
 def _field_head(fm, fields: list[Field], fields_raw: list, fwhere: str) -> Field:

@@ -14,14 +14,14 @@ import paper_tasks as P  # noqa: E402
 
 
 def test_single_prompt_reply_is_split_into_fields_and_validated_like_the_template():
-    raw = B.parse_single("Gender: female\n**First name:** Ava\nLast name: Smith\nBirth place: Bombay, India\n"
+    raw = B.parse_single("Gender: female\n**First name:** Ava\nLast name: Smith\nBirth place: Houston, TX\n"
                          "Career: Nurse\nCareer: Pilot\nHobby: chess")
     assert raw == {"gender": " female", "first_name": "** Ava", "last_name": " Smith",
-                   "birth_place": " Bombay, India", "career": " Nurse"}  # first of a repeated label
+                   "birth_place": " Houston, TX", "career": " Nurse"}  # first of a repeated label
     t = B.biography_template(use_adapters=False)
     assert [f.name for f in t.fields] == B.FIELDS
     assert t.field("first_name").parse(raw["first_name"])[0] == "Ava"
-    assert t.field("birth_place").parse(raw["birth_place"])[0] == "Mumbai, India"
+    assert t.field("birth_place").parse(raw["birth_place"])[0] == "Houston, Texas"  # the biography's US places
 
 
 def test_skeleton_is_valid_and_the_same_for_every_system():

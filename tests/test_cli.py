@@ -135,3 +135,47 @@ def test_new_user_bad_inputs_are_one_line_errors(tmp_path, monkeypatch):
     data.write_text('{"index": 0, "f": "x"}\n')
     msg = _one_line_error(run("report", str(data), "--list", "f=nosuchlist", "--out", str(tmp_path / "r")))
     assert "nosuchlist" in msg and "first_names" in msg
+
+
+def test_ctrl_c_in_a_run_says_what_is_kept_and_how_to_resume(tmp_path, monkeypatch):
+    import synthgen.runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthgen.runner, "prepare", interrupted)
+    r = run("biographies", "--n", "2", "--out", str(tmp_path / "o.jsonl"))
+    assert r.exit_code == 130
+    assert r.output.strip().splitlines()[-1] == ("interrupted: the records written so far are kept; run the same "
+                                                 "command with --resume to continue")
+
+
+def test_a_closed_stdout_pipe_ends_quietly_with_exit_0(tmp_path):
+    """`synthgen report X | head -1`: the reader has what it asked for; rich alone would exit 1."""
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(f'{{"name": "n{i}", "city": "c{i % 7}"}}\n' for i in range(300)))
+    proc = subprocess.Popen([sys.executable, "-m", "synthgen", "report", str(data)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert proc.stderr.read() == b""
+
+
+def test_an_adapter_path_that_is_not_an_adapter_says_what_it_is_and_where_it_looked(tmp_path, monkeypatch):
+    from synthgen.errors import InputError
+    from synthgen.paths import resolve_adapter
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "careers.yaml").write_text("name: careers\n")
+    for name, message in [
+        ("./careers.yaml", "adapter './careers.yaml' is a list spec, not an adapter: train one with `synthgen "
+                           "build-adapter ./careers.yaml --out DIR` and give DIR, or write adapter: auto"),
+        ("../nowhere/careers", f"adapter '../nowhere/careers' does not exist (looked for {tmp_path.parent / 'nowhere' / 'careers'}; "
+                               f"a relative path starts from the current directory, {tmp_path})")]:
+        try:
+            resolve_adapter(name, None)
+        except InputError as e:
+            assert str(e) == message
+        else:
+            raise AssertionError(name)

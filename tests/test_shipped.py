@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from synthgen.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ["gender", "numbers_1_100", "first_names", "surnames", "birth_dates", "careers", "birth_places",
+SHIPPED = ["gender", "numbers_1_100", "first_names", "surnames", "birth_dates", "careers", "birth_places", "careers_by_sex",
+           "us_birth_places",
            "first_names_by_decade"]
 
 

@@ -2,7 +2,8 @@
 
 Shipped CSVs (synthgen/data/, derived by scripts/derive_lists.py; sources and licences there):
 SSA first names (public domain), Census 2010 surnames (public domain), GeoNames cities and
-countries (CC-BY-4.0, credit GeoNames), mimesis occupations (MIT) and BLS job titles (public domain).
+countries (CC-BY-4.0, credit GeoNames), US cities by state (GeoNames), mimesis occupations (MIT), BLS
+job titles and people employed per occupation and sex (BLS CPS 2022 table 11; public domain).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ BUILTINS = {
     "countries": ("countries.csv", "name", "population"),
     "world_cities": ("world_cities.csv.gz", "place", "population"),
     "careers": ("careers.csv", "career", None),
+    # people employed in the US per occupation and sex (BLS CPS 2022): column sex (F/M) for where: filters
+    "careers_by_sex": ("careers_by_sex.csv", "career", "count"),
+    "us_birth_places": ("us_birth_places.csv", "place", "population"),  # "City, State", GeoNames
+    "us_states": ("us_birth_places.csv", "state", "population"),
     "job_titles": ("job_titles.csv", "title", None),
 }
 

@@ -25,6 +25,7 @@ from ..errors import InputError
 from .joints import conditional_stats, mixture_target
 from .load import configure, load_dataset, parse_check_options, parse_list_options
 from .metrics import categorical_stats, compare_table, geography, mutual_information, public, rarefaction, text_stats
+from .population import names_fit_place
 
 __all__ = ["Report", "analyse", "analyse_pair", "compare_table", "document", "entropy_bits", "load_dataset", "parse_list_options",
            "rarefaction", "write_outputs"]
@@ -73,10 +74,13 @@ def analyse(path: str | Path, fields=None, lists=None, geo=None, checks=None, de
     cats = [s for s in specs if s.kind == "categorical"]
     mis = [mutual_information(ds, a, b, rep.counts[a.name], rep.counts[b.name])
            for i, a in enumerate(cats) for b in cats[i + 1:]]
+    place = next((s.name for s in specs if s.place), None)
+    tmeta = (ds.meta or {}).get("template") or {}
     rep.summary = {"file": str(path), "records": len(ds.rows), "malformed_lines": len(ds.bad_lines),
                    "malformed_examples": [{"line": ln, "problem": why} for ln, why in ds.bad_lines[:10]],
-                   "template": ((ds.meta or {}).get("template") or {}).get("name"),
+                   "template": tmeta.get("name"), "population": tmeta.get("population") or None,
                    "fields": per_field, "mutual_information": mis, "geography": geos,
+                   "names_fit_birth_country": names_fit_place(ds.rows, [s.name for s in specs], place),
                    "seconds": time.perf_counter() - t0}
     return rep
 

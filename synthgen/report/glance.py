@@ -40,6 +40,7 @@ def joint_verdict(j: dict) -> str:
 NONWORDS_OK = 0.01  # share of words that are not English (wordfreq; the record's own values left out)
 TOP_3GRAM_OK = 0.10  # share of texts that contain the most common word 3-gram
 CHECKS_OK = 0.97  # share of texts that pass every check the template declares
+NAMES_FIT_OK = 0.99  # share of records whose first and last name are in their birth country's name lists
 
 
 def text_verdict(f: dict) -> str:
@@ -89,6 +90,18 @@ def glance(report: dict) -> dict:
     return {"fields": fields, "joints": joints, "texts": texts}
 
 
+def population_line(nf: dict) -> str:
+    first, last, place = nf["fields"]
+    if not nf["checked"]:
+        return (f"{first} and {last} vs {place}: no name lists for any birth country here "
+                f"({nf['no_list_for_country']} records born where no list exists)")
+    verdict = "one population" if nf["fit_share"] >= NAMES_FIT_OK else "names from another population than the birth place"
+    worst = ", ".join(f"{c} {s:.0%} of {n}" for c, n, s in nf["countries"][:4])
+    return (f"{first} and {last} in the lists of the {place}'s country: {nf['fit_share']:.1%} of {nf['checked']} records "
+            f"(first {nf['first_in_lists']:.1%}, last {nf['last_in_lists']:.1%}; {worst}; "
+            f"{nf['no_list_for_country']} born where no list exists, {nf['unresolved_place']} places unresolved): {verdict}")
+
+
 def lines(report: dict) -> list[str]:
     """The first screen as plain lines (terminal and HTML share them)."""
     g = glance(report)
@@ -110,6 +123,10 @@ def lines(report: dict) -> list[str]:
         out.append(f"{j['pair']}: {j['contradiction_share']:.1%} of records have a value given mostly under another "
                    f"{j['field']} (real joint: {j['real_contradiction_share']:.1%}); MI {j['mi_bits']:.3f} bits "
                    f"(real joint at this n: {j['real_mi_bits']:.3f} ± {j['real_mi_sd']:.3f}): {j['verdict']}")
+    if report.get("population"):
+        out.insert(0, f"population: {report['population']} (the template says)")
+    if nf := report.get("names_fit_birth_country"):
+        out.append(population_line(nf))
     for t in g["texts"]:
         checks = (f"passes every check {t['checks_all']:.1%} (" + ", ".join(f"{k} {v:.1%}" for k, v in t["checks"].items())
                   + "); ") if t.get("checks_all") is not None else "no checks declared (the template's checks: say what it must fit); "

@@ -83,6 +83,8 @@ def to_html(report: dict, other: dict | None, pngs: dict[str, bytes]) -> str:
                      f"unresolved; {g['countries']} countries (entropy {g['country_entropy_bits']:.2f} bits), "
                      f"{g['continents']} continents</p>" + _table(
                          ["country", "records", "share"], g["top_countries"]))
+        if g.get("us_states"):
+            parts.append(f"<p>{g['us_states']} US states</p>" + _table(["US state", "records", "share"], g["top_us_states"]))
     for name, data in pngs.items():
         if name != "top_values.png" or not first:
             parts.append(_img(name, data))

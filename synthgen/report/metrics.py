@@ -301,7 +301,7 @@ def geography(name: str, counts: Counter) -> tuple[dict, Counter]:
     from ..geo import geocoder
 
     g = geocoder()
-    by_country, by_continent, points = Counter(), Counter(), Counter()
+    by_country, by_continent, by_state, points = Counter(), Counter(), Counter(), Counter()
     unresolved = Counter()
     for value, c in counts.items():
         row = g.lookup(value)
@@ -310,6 +310,8 @@ def geography(name: str, counts: Counter) -> tuple[dict, Counter]:
             continue
         by_country[row["country"]] += c
         by_continent[row["continent"]] += c
+        if row.get("state"):  # a US place given as "City, State"
+            by_state[row["state"]] += c
         points[(row["lon"], row["lat"])] += c
     resolved = sum(by_country.values())
     info = {"field": name, "resolved": resolved, "unresolved": sum(unresolved.values()),
@@ -319,6 +321,8 @@ def geography(name: str, counts: Counter) -> tuple[dict, Counter]:
             "continent_entropy_bits": entropy_bits(by_continent.values()),
             "top_countries": [(k, v, v / resolved) for k, v in by_country.most_common(10)] if resolved else [],
             "by_continent": dict(by_continent.most_common())}
+    if by_state:
+        info.update(us_states=len(by_state), top_us_states=[(k, v, v / resolved) for k, v in by_state.most_common(10)])
     return info, points
 
 
