@@ -53,7 +53,7 @@ lane_b() {
   # the biography's population (US births): careers by sex (BLS CPS 2022), conditional like first_names_by_decade
   # (2 lists of 534 titles, one a step in turn, the mean loss against the mean H(p*)); US cities by population
   run careers_by_sex "$OUT/careers_by_sex" adapters/careers_by_sex.yaml --steps 300 --max-targets 300 --audit-prompts 1 \
-    --gamma 0.0095 $FAST $COMMON --seed 0
+    --gamma 0.008 $FAST $COMMON --seed 0
   run us_birth_places "$OUT/us_birth_places" adapters/us_birth_places.yaml --steps 150 --max-targets 200 --gamma 0.0095 \
     $FAST $COMMON --seed 0
   if [ "${WORLD:-0}" = 1 ]; then

@@ -196,7 +196,8 @@ def configure(ds: Dataset, fields: list[str] | None = None, lists: dict[str, str
             valid, spec.target = _list_lookup(lists[name])
             spec.valid = valid if spec.valid is None else spec.valid
             spec.kind, spec.source, spec.target_note = "categorical", f"list {lists[name]}", None
-        if spec.kind == "categorical" and spec.target is None and spec.target_note is None:
+        if spec.kind == "categorical" and spec.target is None and spec.target_note is None and not spec.conditional:
+            # (a conditional field's target, the mixture of each record's own list, is set by report.analyse)
             spec.target_note = f"no KL: no adapter or --list {name}=LIST gives a target distribution"
         if (geo and name in geo) or (geo is None and not m and kind == "categorical"
                                      and any(h in name.lower() for h in PLACE_HINTS)):
