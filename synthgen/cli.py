@@ -279,8 +279,11 @@ def _run_generate(template_ref: str, kw: dict) -> None:
     if dtype:  # what the engine, the resume check and Ray actors read
         os.environ["SYNTHGEN_DTYPE"] = dtype
 
-    threads.configure(say=lambda line: click.echo(line, err=True))  # before torch loads: its OpenMP reads it once
+    notices: list[str] = []  # said after validation, so that a bad input's error is the first line
+    threads.configure(say=notices.append)  # before torch loads: its OpenMP reads it once
     prep = prepare(RunOptions.from_options(template_ref, kw))
+    for line in notices:
+        click.echo(line, err=True)
     if prep.todo == 0:
         return click.echo(f"{out}: already has {prep.plan.start} records (>= --n {n}); nothing to do", err=True)
     console = terminal(stderr=True)

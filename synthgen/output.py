@@ -272,15 +272,18 @@ FSYNC_SECONDS = 2.0  # finished records reach the disk at once (write + flush), 
 
 class RunFiles:
     """One run's files from its first write to its last: the metadata, the append-only stream and
-    the conversion. `--overwrite`: the old stream and metadata stay byte-identical until the new run
-    has its first record to write (a failed, interrupted or killed run before that leaves them as
-    they were); a Parquet or HF output stays until the conversion replaces it. A resume first drops
-    the torn line a kill left behind; the records of its recomputed block that are already on disk
+    the conversion. Nothing is written before the run has its first record: a fresh run that fails
+    before that leaves no file, and with `--overwrite` the old stream and metadata stay
+    byte-identical (a failed, interrupted or killed run before that leaves them as they were); a
+    Parquet or HF output stays until the conversion replaces it. A resume first drops the torn line
+    a kill left behind; the records of its recomputed block that are already on disk
     are compared, not written (`OrderedWriter`)."""
 
     def __init__(self, plan: Plan, meta: dict, block_size: int):
         self.plan, self.meta = plan, meta
-        self.pending = plan.overwrite and (plan.stream.exists() or plan.meta_path.exists())
+        # a run from record 0 (fresh, or --overwrite) writes nothing until its first record: one that fails or is
+        # stopped before it leaves no file behind (and an overwritten run's files as they were)
+        self.pending = plan.start == 0
         if plan.start and plan.stream.exists() and plan.stream.stat().st_size != plan.valid_bytes:
             with open(plan.stream, "r+b") as fh:
                 fh.truncate(plan.valid_bytes)

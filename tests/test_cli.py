@@ -179,3 +179,18 @@ def test_an_adapter_path_that_is_not_an_adapter_says_what_it_is_and_where_it_loo
             assert str(e) == message
         else:
             raise AssertionError(name)
+
+
+def test_a_bad_input_error_comes_before_the_wait_policy_notice(tmp_path, monkeypatch):
+    """On a busy machine the engine's threads are told to sleep, and a line says so; a bad input's error is still the
+    only line (it used to be the second, under that notice)."""
+    from synthgen.engine import threads
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.setattr(threads, "busy_cores", lambda *a, **k: 2.0)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)  # configure() acts only before torch is loaded
+    r = run("generate", str(tmp_path / "nope.yaml"), "--n", "2", "--out", str(tmp_path / "o.jsonl"))
+    assert r.exit_code == 1
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and "OMP_WAIT_POLICY" not in r.output

@@ -204,3 +204,16 @@ def test_train_and_plan_run_recover_a_swap_that_a_kill_interrupted(tmp_path):
     with pytest.raises(InputError, match="exists: add --resume"):
         plan_run(t, hf, 10, 1, fmt="hf")
     assert hf.is_dir()
+
+
+@pytest.mark.parametrize("error", [EngineError("The model 'birth_dates' does not exist"), KeyboardInterrupt()])
+def test_a_fresh_run_that_fails_before_its_first_record_leaves_no_file(tmp_path, error):
+    """A missing adapter on a server, a dead endpoint or Ctrl-C before the first record: nothing on disk, so the
+    same command runs again as a fresh run (it used to stop with "exists: add --resume or --overwrite")."""
+    t = load_template(write(tmp_path, TINY))
+    before = set(tmp_path.iterdir())
+    with pytest.raises(type(error)):
+        run(t, FailingEngine(0, error), plan_run(t, tmp_path / "f.jsonl", 10, 2), 10, 2, block_size=4)
+    assert set(tmp_path.iterdir()) == before
+    run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, tmp_path / "f.jsonl", 10, 2), 10, 2, block_size=4)
+    assert len((tmp_path / "f.jsonl").read_bytes().splitlines()) == 10
