@@ -136,3 +136,15 @@ def test_the_biography_names_its_population_and_the_report_shows_it(tmp_path):
     assert text.startswith("population: people born in the United States")
     assert "100.0% of 3 records" in text and "gender → career" in text
     assert rep["geography"][0]["top_us_states"][0][0] == "Illinois"
+
+
+def test_the_map_zooms_to_places_in_one_country_and_keeps_the_world_otherwise():
+    from collections import Counter
+
+    from synthgen.report.plots import _extent
+
+    us = Counter({(-118.2, 34.1): 3, (-74.0, 40.7): 2, (-149.9, 61.2): 1})  # Los Angeles, New York, Anchorage
+    (x0, x1), (y0, y1) = _extent([us])
+    assert (x0, x1, y0, y1) == pytest.approx((-155.9, -68.0, 28.1, 67.2))
+    world = us + Counter({(116.4, 39.9): 1})  # and Beijing
+    assert _extent([None, world]) == ((-180, 180), (-60, 85)) == _extent([None, None])

@@ -42,14 +42,31 @@ def world_map(points: Counter, title: str, other: Counter | None = None, other_l
         c = np.array(list(pts.values()), dtype=float)
         ax.scatter(xy[:, 0], xy[:, 1], s=6 + 40 * np.sqrt(c / c.max()), c=color, alpha=0.55, linewidths=0,
                    label=f"{label}: {len(pts)} places")
-    ax.set_xlim(-180, 180)
-    ax.set_ylim(-60, 85)
+    xlim, ylim = _extent([points, other])  # the world, or the region the places span (one country)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title)
     ax.legend(loc="lower left", fontsize=8)
     return _png(fig)
+
+
+WORLD = ((-180.0, 180.0), (-60.0, 85.0))  # lon, lat
+
+
+def _extent(point_sets, margin: float = 6.0) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(lon range, lat range): the world's, or the places' own with a margin when they span under a
+    third of the world's width (every birth place in one country: the US, not a dot cloud on a world map)."""
+    xy = [p for pts in point_sets if pts for p in pts]
+    if not xy:
+        return WORLD
+    out = []
+    for axis, (w0, w1) in enumerate(WORLD):
+        lo, hi = min(p[axis] for p in xy) - margin, max(p[axis] for p in xy) + margin
+        out.append((max(lo, w0), min(hi, w1)))
+    return WORLD if out[0][1] - out[0][0] > (WORLD[0][1] - WORLD[0][0]) / 3 else (out[0], out[1])
 
 
 def rarefaction_plot(report: dict, other: dict | None = None) -> bytes:
