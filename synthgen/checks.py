@@ -9,6 +9,8 @@
           years: {field: birth_date, until: 2026}   # no year before the birth year or after `until`, no age
                                               # older than until - birth year, "born ... YYYY" is the birth year
           other_names: true                   # no first name or surname of the shipped lists but the record's
+          nationality: birth_place            # no nationality but the birth place's country ("a Canadian
+                                              # physician" born in Boston; "Mexican-American" is heritage: passes)
           profanity: true                     # not offensive (alt-profanity-check's classifier, p < 0.5)
           max_nonwords: 0.05                  # at most this share of words that are not English (wordfreq)
 
@@ -30,7 +32,7 @@ from functools import lru_cache
 
 from .errors import InputError
 
-CHECKS = ("mentions", "pronouns", "years", "other_names", "profanity", "max_nonwords")
+CHECKS = ("mentions", "pronouns", "years", "other_names", "nationality", "profanity", "max_nonwords")
 
 WORD = re.compile(r"[^\W\d_]+")
 PRONOUNS = {"female": ("she", "her", "hers", "herself"), "male": ("he", "him", "his", "himself")}
@@ -40,6 +42,8 @@ _YEAR = re.compile(r"(?<![\d-])(1[0-9]\d\d|20\d\d)(?!\d)(?:s\b)?")  # 1987, 1990
 _BORN_YEAR = re.compile(r"\bborn\b[^.]*?\b(1[0-9]\d\d|20\d\d)\b", re.I)
 _AGE = re.compile(r"\b(?:at the age of|aged?)\s+(\d{1,3})\b|\b(\d{1,3})[- ]years?[- ]old\b", re.I)
 _CAPITALISED = re.compile(r"\b[A-Z][^\W\d_]*(?:\s+[A-Z][^\W\d_]*)*")  # a run of capitalised words
+_HERITAGE = re.compile(r"\s+(?:Americans?|immigrants?|descent|descendants?|origins?|heritage|ancestry|roots|parents?|father|"
+                       r"mother|family|grandparents?|grandfather|grandmother)\b", re.I)
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\"“(]\s*)$")
 
 
@@ -53,6 +57,7 @@ class Checks:
     years: str | None = None
     until: int | None = None
     other_names: bool = False
+    nationality: str | None = None  # a place field: the text may call the person only its country's demonym
     profanity: bool = False
     max_nonwords: float | None = None
     fields: tuple[str, ...] = field(default=(), compare=False)  # the record's fields the checks read
@@ -60,7 +65,8 @@ class Checks:
     def names(self) -> list[str]:
         """The checks this field has, by name (CHECKS order)."""
         on = {"mentions": bool(self.mentions), "pronouns": self.pronouns is not None, "years": self.years is not None,
-              "other_names": self.other_names, "profanity": self.profanity, "max_nonwords": self.max_nonwords is not None}
+              "other_names": self.other_names, "nationality": self.nationality is not None, "profanity": self.profanity,
+              "max_nonwords": self.max_nonwords is not None}
         return [c for c in CHECKS if on[c]]
 
     def describe(self) -> dict:
@@ -74,6 +80,8 @@ class Checks:
             out["years"] = {"field": self.years, "until": self.until}
         if self.other_names:
             out["other_names"] = True
+        if self.nationality:
+            out["nationality"] = self.nationality
         if self.profanity:
             out["profanity"] = True
         if self.max_nonwords is not None:
@@ -147,6 +155,21 @@ class Checks:
             # ("Rose Garden", "Victoria Falls": the last word is a common English word, not a surname)
             if len(rest) >= 2 and rest == words[-len(rest):] and _full_name(rest):
                 return f"names {' '.join(rest)!r}, not the record's"
+        return None
+
+    def _nationality(self, text: str, record: dict) -> str | None:
+        from .geo import geocoder
+
+        row = geocoder().lookup(str(record.get(self.nationality) or ""))
+        if row is None:
+            return None  # a place the geocoder does not know: nothing to compare with
+        table, own = demonyms(), _own_words(record)
+        for m in _demonym_re().finditer(text):
+            if row["iso"] in table[m.group(1)] or m.group(1).lower() in own:  # "Holly French": a surname
+                continue
+            if _HERITAGE.match(text, m.end()):  # "Chinese immigrants", "of Mexican origin": heritage, not nationality
+                continue
+            return f"calls the person {m.group(1)}, born in {row['country']}"
         return None
 
     def _profanity(self, text: str, record: dict) -> str | None:
@@ -242,6 +265,27 @@ def _profanity_model():
     return predict_prob
 
 
+@lru_cache(maxsize=1)
+def demonyms() -> dict[str, frozenset[str]]:
+    """Demonym -> the ISO codes of the countries whose people it names (synthgen/data/demonyms.csv,
+    from countryinfo: "Chinese" -> CN, HK, MO)."""
+    import csv
+    from importlib import resources
+
+    out: dict[str, set[str]] = {}
+    with open(str(resources.files("synthgen") / "data" / "demonyms.csv"), newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            out.setdefault(r["demonym"], set()).add(r["iso"])
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+@lru_cache(maxsize=1)
+def _demonym_re():
+    """A demonym as a whole word, not the first half of a hyphenated heritage ("Mexican-American")."""
+    names = sorted(demonyms(), key=len, reverse=True)
+    return re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, names)) + r")(?![\w-])")
+
+
 def from_spec(spec, fwhere: str, earlier: list[str]) -> Checks:
     """`checks:` of a text field (schema.TextChecks, or the JSON of `describe()`), its fields checked
     against the earlier fields: a one-line error naming the check."""
@@ -250,11 +294,12 @@ def from_spec(spec, fwhere: str, earlier: list[str]) -> Checks:
     years = get("years")
     years_field, until = (years.get("field"), years.get("until")) if isinstance(years, dict) else (
         (getattr(years, "field", years), getattr(years, "until", None)))
-    used = [*(("mentions", m) for m in mentions), ("pronouns", get("pronouns")), ("years", years_field)]
+    used = [*(("mentions", m) for m in mentions), ("pronouns", get("pronouns")), ("years", years_field),
+            ("nationality", get("nationality"))]
     for check, name in used:
         if name is not None and name not in earlier:
             raise InputError(f"{fwhere}: checks.{check} names {name!r}, which is not an earlier field"
                              + (f" (earlier fields: {', '.join(earlier)})" if earlier else ""))
     return Checks(mentions=mentions, pronouns=get("pronouns"), years=years_field, until=until,
-                  other_names=bool(get("other_names")), profanity=bool(get("profanity")),
+                  other_names=bool(get("other_names")), nationality=get("nationality"), profanity=bool(get("profanity")),
                   max_nonwords=get("max_nonwords"), fields=tuple(dict.fromkeys(n for _, n in used if n)))

@@ -92,11 +92,13 @@ class TextChecks(_Strict):
     pronouns: NonEmpty | None = None
     years: NonEmpty | YearsCheck | None = None
     other_names: bool = False
+    nationality: NonEmpty | None = None
     profanity: bool = False
     max_nonwords: Annotated[float, Field(ge=0, le=1)] | None = None
     hints: ClassVar[dict[str, str]] = {"mentions": "a list of earlier fields' names", "pronouns": "a field name (female/male values)",
                                        "years": "a date field's name, or {field: NAME, until: YEAR}",
                                        "other_names": "true or false", "profanity": "true or false",
+                                       "nationality": "a place field's name",
                                        "max_nonwords": "a share between 0 and 1"}
 
 

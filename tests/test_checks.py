@@ -188,3 +188,19 @@ def test_a_bad_check_is_one_line(tmp_path, checks, line):
 def test_a_start_that_names_a_later_field_is_one_line(tmp_path):
     with pytest.raises(InputError, match="start refers to {last_name}, which is not a field"):
         bio(tmp_path, BIO.replace('start: "{first_name}"', 'start: "{first_name} {last_name}"'))
+
+
+def test_nationality_is_the_birth_places_country_or_heritage():
+    """A text may call a person born in Boston American, African-American, of Mexican descent; not "a Canadian
+    physician". A demonym that is the record's own value (the surname French) is not a nationality."""
+    from synthgen.checks import Checks
+
+    c = Checks(nationality="birth_place")
+    boston = {"birth_place": "Boston, Massachusetts", "last_name": "Smith"}
+    assert c.failure("Ann Smith is a Canadian physician.", boston) == "nationality: calls the person Canadian, born in United States"
+    for ok in ("Ann Smith is an American hero.", "Ann Smith, an African-American nurse.", "Ann Smith, a Mexican American chef.",
+               "Ann Smith was born to Chinese immigrants.", "Ann Smith, of Italian descent."):
+        assert c.failure(ok, boston) is None, ok
+    assert c.failure("Holly French is a teacher.", {"birth_place": "Boston, Massachusetts", "last_name": "French"}) is None
+    assert c.failure("Li Wei is a Chinese engineer.", {"birth_place": "Beijing, China"}) is None
+    assert c.failure("Li Wei is a Chinese engineer.", {"birth_place": "Atlantis, Nowhere"}) is None  # unknown place
