@@ -274,7 +274,7 @@ def test_sampler_check_flags_a_file_that_does_not_sample_the_adapters_q(model_di
     from synthgen.template import load_template
 
     answers = {"gender": "female", "birth_date": "1985-04-02", "first_name": "Jennifer", "last_name": "Smith",
-               "birth_place": "London, United Kingdom", "career": "Nurse", "achievements": "She built a school in her town."}
+               "birth_place": "Houston, Texas", "career": "Registered nurse", "achievements": "She built a school in her town."}
     t = load_template("biography")
     prompts = {f.name: f.prompt.split("{")[0][:40] for f in t.fields}
 
