@@ -134,8 +134,8 @@ class GeoNamesOffline(Geocoder):
         iso = resolve_country(parts[-1])
         if iso is None:
             return None
-        if iso == "US" and lookup_us(", ".join(parts[:-1])) is not None:
-            return lookup_us(", ".join(parts[:-1]))
+        if iso == "US" and (us := lookup_us(", ".join(parts[:-1]))) is not None:  # "Houston, USA"
+            return us
         for city in (", ".join(parts[:-1]), parts[0]):  # "Springfield, Illinois, USA" -> Springfield
             for r in by_name.get(fold(city), []):
                 if r["iso"] == iso:

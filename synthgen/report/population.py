@@ -12,10 +12,8 @@ Records born where no list exists are counted apart, never guessed.
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from functools import lru_cache
-from importlib import resources
 
 FIRST_HINTS = ("first_name", "firstname", "given_name", "forename")
 LAST_HINTS = ("last_name", "lastname", "surname", "family_name")
@@ -25,16 +23,16 @@ def _field(names, hints) -> str | None:
     return next((n for n in names if n.lower() in hints), None)
 
 
-def _shipped(file: str, column: str) -> set[str]:
-    with open(str(resources.files("synthgen") / "data" / file), newline="", encoding="utf-8") as f:
-        return {r[column].casefold() for r in csv.DictReader(f)}
-
-
 @lru_cache(maxsize=1)
 def country_lists() -> dict[str, tuple[set[str], set[str], str]]:
     """ISO country code -> (first names, last names, source), casefolded."""
-    out = {"US": (_shipped("first_names.csv", "name") | _shipped("first_names_by_decade.csv", "name"),
-                  _shipped("surnames.csv", "name"), "SSA first names, Census 2010 surnames")}
+    from ..lists.sources import builtin
+
+    def shipped(*names):
+        return {item.casefold() for name in names for item in builtin(name)[0]}
+
+    out = {"US": (shipped("first_names", "first_names_by_decade"), shipped("surnames"),
+                  "SSA first names, Census 2010 surnames")}
     try:
         import importlib
 
