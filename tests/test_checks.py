@@ -204,3 +204,12 @@ def test_nationality_is_the_birth_places_country_or_heritage():
     assert c.failure("Holly French is a teacher.", {"birth_place": "Boston, Massachusetts", "last_name": "French"}) is None
     assert c.failure("Li Wei is a Chinese engineer.", {"birth_place": "Beijing, China"}) is None
     assert c.failure("Li Wei is a Chinese engineer.", {"birth_place": "Atlantis, Nowhere"}) is None  # unknown place
+
+
+def test_a_nationality_check_on_a_field_that_is_not_earlier_is_one_line():
+    from synthgen.checks import from_spec
+    from synthgen.errors import InputError
+
+    with pytest.raises(InputError, match=r"^t\.bio: checks\.nationality names 'born_in', which is not an earlier field "
+                                         r"\(earlier fields: name\)$"):
+        from_spec({"nationality": "born_in"}, "t.bio", ["name"])
