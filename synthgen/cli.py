@@ -10,6 +10,7 @@ import click
 
 from .errors import OneLineErrors
 from .render import terminal
+from .serve import serve
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -388,3 +389,6 @@ def report(dataset, compare_with, out, fields, lists, geo, checks, as_json):
     render_report(main.summary, other.summary if other else None)
     for w in written:
         click.echo(f"wrote {w}")
+
+
+cli.add_command(serve)

@@ -185,6 +185,12 @@ def execute(prep: Prepared, on_field: FieldProgress | None = None) -> Summary:
         started = time.perf_counter() - t0  # Ray's start; the actors' engines start inside the run
     else:
         eng, started = start_engine(o.engine, prep.model, **prep.engine_kwargs)
+        if not o.no_adapters:
+            try:
+                eng.check_adapters(list(prep.template.adapters().values()))  # a server that lacks one: before any record
+            except BaseException:
+                eng.close()
+                raise
     try:
         # tries None (a remote engine): `run` compiles them with the engine's tokenizer
         fill = Fill(use_adapters=not o.no_adapters, retries=o.retries, on_field=on_field, tries=prep.tries)

@@ -1,9 +1,7 @@
 """The OpenAI engine against a real vLLM OpenAI server on 127.0.0.1 (base model and a LoRA module)."""
 
-import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -12,6 +10,7 @@ import pytest
 
 from synthgen.engine import Request
 from synthgen.engine.openai_engine import OpenAIEngine
+from synthgen.serve import ServePlan
 
 from .conftest import PROMPTS
 
@@ -29,15 +28,11 @@ def free_port():
 def server(model_dir, random_adapter, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    env = os.environ | {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "0-1",
-                        "VLLM_LOGGING_LEVEL": "WARNING"}
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, "--host", "127.0.0.1",
-           "--port", str(port), "--dtype", "float32", "--max-model-len", "1024", "--enforce-eager",
-           "--no-enable-chunked-prefill", "--max-num-batched-tokens", "4096", "--enable-lora", "--max-lora-rank", "16",
-           "--block-size", "32", "--max-loras", "2",
-           "--logits-processors", "synthgen.engine.trie_processor:TrieLogitsProcessor",  # constrained decoding
-           "--lora-modules", f"random_lora={random_adapter}", f"gender={ROOT / 'adapters' / 'gender'}",
-           f"first_names={ROOT / 'adapters' / 'first_names'}"]
+    # the command `synthgen serve` runs (so its flags are proven to start a server), fp32 as the in-process tests
+    plan = ServePlan(model=model_dir, adapters={"random_lora": random_adapter, "gender": str(ROOT / "adapters" / "gender"),
+                                                "first_names": str(ROOT / "adapters" / "first_names")},
+                     host="127.0.0.1", port=port, dtype="float32", gpu=False)
+    cmd, env = plan.command(), plan.environment()
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -89,3 +84,18 @@ def test_openai_engine_seeds_are_reproducible(server):
     a = [c.text for c in eng.generate(reqs)]
     b = [c.text for c in eng.generate(reqs)]
     assert a == b and len(set(a)) > 1
+
+
+def test_a_run_learns_before_writing_anything_that_the_server_lacks_adapters(server, tmp_path):
+    """The biography needs six adapters; this server has two of them: one line names the other four, no file."""
+    from click.testing import CliRunner
+
+    from synthgen.cli import cli
+
+    out = tmp_path / "bios.jsonl"
+    res = CliRunner().invoke(cli, ["biographies", "--n", "2", "--out", str(out), "--engine", "openai", "--endpoint", server])
+    assert res.exit_code == 1, res.output
+    line = res.output.strip().splitlines()[-1]
+    for name in ("birth_dates", "first_names_by_decade", "surnames", "us_birth_places", "careers_by_sex"):
+        assert name in line, line
+    assert "synthgen serve" in line and not list(tmp_path.iterdir())

@@ -62,6 +62,10 @@ class Engine(Protocol):
     def reset_prefix_cache(self) -> None:
         """Forget cached prompt blocks between blocks (same batches from any start: generate.py)."""
 
+    def check_adapters(self, adapters: Sequence[str]) -> None:
+        """Raise EngineError naming, at once, every adapter (a directory) it cannot answer through.
+        An in-process engine loads any adapter directory: nothing to check."""
+
     def close(self) -> None:
         """Free what it holds."""
 

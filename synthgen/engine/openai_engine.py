@@ -82,6 +82,19 @@ class OpenAIEngine(Engine):
         base = [m.id for m in models if not getattr(m, "parent", None)]
         return (base or [models[0].id])[0]
 
+    def check_adapters(self, adapters: Sequence[str]) -> None:
+        """Every adapter is served (as its directory's name) by every endpoint, else one line naming
+        all that are missing, before anything is written."""
+        want = list(dict.fromkeys(Path(a).name for a in adapters))
+        for k, url in enumerate(self.endpoints):
+            client = self._clients[k].with_options(max_retries=1)
+            served = {m.id for m in self._guarded(k, lambda: list(client.models.list()))}
+            missing = [a for a in want if a not in served]
+            if missing:
+                raise EngineError(f"{url} does not serve the adapter(s) {', '.join(missing)} that the template needs "
+                                  f"(it serves {', '.join(sorted(served)) or 'nothing'}); start a server with all of "
+                                  f"them: synthgen serve TEMPLATE")
+
     def _one(self, i: int, req: Request) -> Completion:
         k = i % len(self.endpoints)
         messages = ([{"role": "system", "content": req.system}] if req.system is not None else []) + [

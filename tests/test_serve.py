@@ -1,0 +1,75 @@
+"""`synthgen serve`: which adapters a server gets and the flags it starts with; clients that find out,
+before writing anything, that a server lacks an adapter. (The server itself starts in
+tests/test_openai_server.py, from the same ServePlan.)"""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+from synthgen import serve
+from synthgen.cli import cli
+from synthgen.engine.openai_engine import OpenAIEngine
+from synthgen.errors import EngineError, InputError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_template_is_served_with_every_adapter_it_needs_named_by_directory():
+    adapters = serve.served_adapters([])  # no names: the biography
+    assert sorted(adapters) == ["birth_dates", "careers_by_sex", "first_names_by_decade", "gender", "surnames",
+                                "us_birth_places"]
+    assert all(Path(p).name == n and (Path(p) / "adapter_config.json").is_file() for n, p in adapters.items())
+    both = serve.served_adapters(["customer_profile", str(ROOT / "adapters" / "gender"), "numbers_1_100"])
+    assert sorted(both) == ["first_names", "gender", "numbers_1_100"]  # a template, a directory, a shipped name
+
+
+def test_a_name_that_is_neither_template_nor_adapter_is_one_line():
+    res = CliRunner().invoke(cli, ["serve", "no_such_thing", "--dry-run"])
+    assert res.exit_code == 1 and "'no_such_thing' is neither a template nor an adapter" in res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_two_adapters_with_one_name_are_refused(tmp_path):
+    other = tmp_path / "gender"
+    other.mkdir()
+    (other / "adapter_config.json").write_text('{"r": 8}')
+    with pytest.raises(InputError, match="two adapters would be served as 'gender'"):
+        serve.served_adapters(["biography", str(other)])
+
+
+def test_the_cpu_command_carries_the_flags_the_in_process_engine_uses_and_a_gpu_none():
+    adapters = {"gender": str(ROOT / "adapters" / "gender"), "surnames": str(ROOT / "adapters" / "surnames")}
+    cpu = serve.ServePlan(model="/m", adapters=adapters, host="127.0.0.1", port=8123, dtype="bfloat16", gpu=False)
+    cmd = cpu.command()
+    assert cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    joined = " ".join(cmd)
+    for flag in ("--model /m", "--port 8123", "--dtype bfloat16", "--enable-lora", "--max-loras 2",
+                 "--logits-processors synthgen.engine.trie_processor:TrieLogitsProcessor",
+                 f"gender={adapters['gender']}", "--no-enable-chunked-prefill", "--block-size 32", "--enforce-eager"):
+        assert flag in joined, flag
+    # vLLM refuses a batch budget below the model length (the README's old command did not start)
+    assert int(cmd[cmd.index("--max-num-batched-tokens") + 1]) >= int(cmd[cmd.index("--max-model-len") + 1])
+    gpu = serve.ServePlan(model="/m", adapters={}, host="0.0.0.0", port=1, dtype="bfloat16", gpu=True).command()
+    assert "--enforce-eager" not in gpu and "--enable-lora" not in gpu and "--block-size" not in gpu
+    assert cpu.environment()["VLLM_CPU_OMP_THREADS_BIND"].startswith("0")
+
+
+class _Models:
+    def __init__(self, ids):
+        self.models = SimpleNamespace(list=lambda: [SimpleNamespace(id=i) for i in ids])
+
+    def with_options(self, **_):
+        return self
+
+
+def test_a_client_names_every_adapter_the_server_lacks_at_once():
+    eng = OpenAIEngine.__new__(OpenAIEngine)  # without its start (which asks a server for its model)
+    eng.endpoints, eng.timeout, eng.max_retries = ["http://a:1/v1", "http://b:2/v1"], 1.0, 0
+    eng._clients = [_Models(["m", "gender", "surnames", "birth_dates"]), _Models(["m", "gender"])]
+    eng.check_adapters(["/x/gender"])
+    with pytest.raises(EngineError) as e:
+        eng.check_adapters(["/x/gender", "/y/surnames", "/z/birth_dates"])
+    assert str(e.value).startswith("http://b:2/v1 does not serve the adapter(s) surnames, birth_dates that the template")
+    assert "synthgen serve" in str(e.value)
