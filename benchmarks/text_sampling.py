@@ -73,6 +73,7 @@ def sample(eng, field, rows, setting, system, retries) -> tuple[dict, dict]:
     kept = score(field, [rows[i] for i in keep], [stored[i] for i in keep],
                  {"accepted": len(keep) / len(rows), "requests_per_record": requests / len(rows),
                   "tokens_per_text": tokens / len(rows), "rejected_by": dict(reasons)})
+    kept["texts"] = [stored.get(i) for i in range(len(rows))]  # what the field stores, record by record (null: none passed)
     kept["seconds"] = first["seconds"] = time.perf_counter() - t0
     return first, kept
 

@@ -41,6 +41,18 @@ _PRONOUN_RE = {sex: re.compile(r"\b(" + "|".join(words) + r")\b", re.I) for sex,
 _YEAR = re.compile(r"(?<![\d-])(1[0-9]\d\d|20\d\d)(?!\d)(?:s\b)?")  # 1987, 1990s; not a part of 1987-03-14
 _BORN_YEAR = re.compile(r"\bborn\b[^.]*?\b(1[0-9]\d\d|20\d\d)\b", re.I)
 _AGE = re.compile(r"\b(?:at the age of|aged?)\s+(\d{1,3})\b|\b(\d{1,3})[- ]years?[- ]old\b", re.I)
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december")
+_MONTH = r"(" + "|".join(m.capitalize() for m in _MONTHS) + r")"
+_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+# a calendar date in words or ISO: "December 17, 1965", "17th of December 1965", "1965-12-17" ("born on
+# December 17" without its year too); the groups give (month, day, year) in some order, see _dates
+_DATES = (re.compile(_MONTH + r"\s+" + _DAY + r"\b(?:,?\s+(\d{4}))?"),
+          re.compile(_DAY + r"\s+(?:of\s+)?" + _MONTH + r"\b(?:,?\s+(\d{4}))?"),
+          re.compile(r"(?<![\d-])(\d{4})-(\d{2})-(\d{2})(?![\d-])"))
+_SPAN = re.compile(r"\b(\d{1,3}(?:,\d{3})*)\+?\s+years\b", re.I)  # "over 30 years", "1,000 years" (not "30-year-old")
+_PRESENT = re.compile(r"\b(?:is|she's|he's|remains|now)\b", re.I)
+_PAST = re.compile(r"\b(?:was|were|became|had|in \d{4})\b", re.I)
 _CAPITALISED = re.compile(r"\b[A-Z][^\W\d_]*(?:\s+[A-Z][^\W\d_]*)*")  # a run of capitalised words
 _HERITAGE = re.compile(r"\s+(?:Americans?|immigrants?|descent|descendants?|origins?|heritage|ancestry|roots|parents?|father|"
                        r"mother|family|grandparents?|grandfather|grandmother)\b", re.I)
@@ -131,11 +143,21 @@ class Checks:
         for m in _BORN_YEAR.finditer(text):
             if int(m.group(1)) != born:
                 return f"says born in {m.group(1)}, the record {born}"
+        if (wrong := _wrong_birthday(text, str(record.get(self.years) or ""), born)):
+            return wrong
         if until is not None:
+            for m in _SPAN.finditer(text):  # "a career of over 40 years" for someone born 2001
+                if int(m.group(1).replace(",", "")) > until - born:
+                    return f"{m.group(0)!r}, but born in {born} (at most {until - born} years by {until})"
             for m in _AGE.finditer(text):
                 age = int(m.group(1) or m.group(2))
                 if age > until - born:
                     return f"age {age}, but born in {born} (at most {until - born} in {until})"
+                # "X is a 28-year-old chef": said in the present tense, the age is the one reached by `until`
+                before = text[:m.start()]
+                if m.group(2) and _PRESENT.search(before) and not _PAST.search(before) and \
+                        not until - born - 1 <= age <= until - born:
+                    return f"is {age} years old, but born in {born} ({until - born} in {until})"
         return None
 
     def _other_names(self, text: str, record: dict) -> str | None:
@@ -155,6 +177,9 @@ class Checks:
             # ("Rose Garden", "Victoria Falls": the last word is a common English word, not a surname)
             if len(rest) >= 2 and rest == words[-len(rest):] and _full_name(rest):
                 return f"names {' '.join(rest)!r}, not the record's"
+            # ... or a first name alone, even after a colon: "also known as Lance", "two daughters: Kiera, 28"
+            if len(m.group(0).split()) == 1 and _lone_first_name(m.group(0), own):
+                return f"names {m.group(0)!r}, not the record's"
         return None
 
     def _nationality(self, text: str, record: dict) -> str | None:
@@ -181,6 +206,27 @@ class Checks:
         if words and len(bad) / words > self.max_nonwords:
             return f"{len(bad)} of {words} words are not English ({', '.join(repr(b) for b in bad[:3])})"
         return None
+
+
+def _wrong_birthday(text: str, birth_date: str, born: int) -> str | None:
+    """A date in the birth year (or "born on <day and month>") that is not the record's birth date."""
+    m = re.fullmatch(r"\s*(\d{4})-(\d{2})-(\d{2}).*", birth_date)
+    if not m:
+        return None  # a birth date without month and day: nothing to compare with
+    want = (int(m.group(2)), int(m.group(3)))
+    for pattern in _DATES:
+        for d in pattern.finditer(text):
+            g = d.groups()
+            if pattern is _DATES[2]:
+                year, month, day = int(g[0]), int(g[1]), int(g[2])
+            else:
+                month_name, day_s = (g[0], g[1]) if pattern is _DATES[0] else (g[1], g[0])
+                month, day, year = _MONTHS.index(month_name.lower()) + 1, int(day_s), int(g[2]) if g[2] else None
+            about_birth = year == born or (year is None and re.search(r"\bborn\s+(?:on\s+)?(?:the\s+)?$",
+                                                                      text[max(0, d.start() - 16):d.start()], re.I))
+            if about_birth and (month, day) != want:
+                return f"says {d.group(0)!r}, but born on {birth_date[:10]}"
+    return None
 
 
 def _year_of(value) -> int | None:
@@ -243,6 +289,20 @@ def _full_name(words: list[str]) -> bool:
         return False
     z = _zipf()(last.lower(), "en")
     return z < RARE_ZIPF or (last in shipped_names("surnames") and z < COMMON_ZIPF)
+
+
+# a capitalised word alone is a person's first name when it is one of the SSA's and rare as an English
+# word: "Kiera" 2.4, "Lance" 3.9 (not "Grace" 4.6, "Will" 6.5, "Summer" 5.2), and not a place the
+# geocoder knows ("Savannah", "Memphis")
+LONE_ZIPF = 4.0
+
+
+def _lone_first_name(word: str, own: set[str]) -> bool:
+    if word.lower() in own or word not in shipped_names("first_names") or _zipf()(word.lower(), "en") >= LONE_ZIPF:
+        return False
+    from .geo import geocoder
+
+    return geocoder().lookup(word) is None
 
 
 # alt-profanity-check's own decision threshold (its `predict`). A classifier, not a word list: word

@@ -38,7 +38,8 @@ Unknown keys are errors. Parsing and validation per kind:
 - date: ISO (1987-03-14), "March 14, 1987", "14 March 1987" or 3/14/1987; optional `min`/`max`
   (ISO dates); stored as ISO.
 - text: the first `sentences` sentences (default: all), `min_words`..`max_words` words, none of
-  the `reject` regexes; an answer cut off at max_tokens keeps only its complete sentences.
+  the `reject` regexes (searched in what the model wrote, after any `start`); an answer cut off at
+  max_tokens keeps only its complete sentences.
   `start: "{first_name} {last_name}"` forces the answer's opening (rendered from the record; the
   model continues it, and the stored value is the whole text). `checks:` say what the text must
   agree with in its record (synthgen/checks.py: mentions, pronouns, years, other_names,
@@ -77,7 +78,7 @@ from .paths import find_template, resolve_adapter
 DECODES = ("constrained", "free")
 _DEFAULT_MAX_TOKENS = {"choice": 12, "date": 16, "text": 80}
 # sampling when a field does not say: list fields sample their adapter's distribution as trained (T 1);
-# free text samples a trimmed distribution, chosen by measurement (benchmarks/text_sampling.py, README
+# free text samples a trimmed distribution, chosen by measurement (benchmarks/text_sampling.py, docs/guide.md
 # "Free text"): raw T-1 sampling from a small model writes non-words and contradicts its record.
 SAMPLING = {"choice": {"temperature": 1.0, "top_p": 1.0, "min_p": 0.0},
             "date": {"temperature": 1.0, "top_p": 1.0, "min_p": 0.0},
@@ -86,9 +87,29 @@ SAMPLING = {"choice": {"temperature": 1.0, "top_p": 1.0, "min_p": 0.0},
             # (checks with retries): 1.0/1.0/0 keeps the most semantic diversity (Vendi 76) but reads as
             # nonsense ("a killer zebrafish"); truncation at temperature <= 1 (0.7/0.9, min_p 0.05-0.2) is
             # coherent but collapses onto stock phrases ("a testament to" in 16-26 % of texts, Vendi 63-65);
-            # 1.5/1.0/0.1: Vendi 69, the top 3-gram in 6 %, no non-words, 1.33 requests per text (README,
+            # 1.5/1.0/0.1: Vendi 69, the top 3-gram in 6 %, no non-words, 1.33 requests per text (docs/guide.md,
             # "Free text that fits its record")
             "text": {"temperature": 1.5, "top_p": 1.0, "min_p": 0.1}}
+
+
+class _Words(string.Formatter):
+    """str.format, plus two specs for a value used as a word inside a sentence:
+    `{career:lower}` -> "office clerk" (the first letter lowered, unless the value starts with an
+    acronym: "CEO"), `{career:a}` -> "an office clerk" (the same, with its indefinite article: "an"
+    before a vowel letter)."""
+
+    SPECS = ("lower", "a")
+
+    def format_field(self, value, format_spec):
+        if format_spec not in self.SPECS:
+            return super().format_field(value, format_spec)
+        s = str(value)
+        if s[:1].isupper() and not s[1:2].isupper():
+            s = s[0].lower() + s[1:]
+        return s if format_spec == "lower" else ("an " if s[:1].lower() in "aeiou" else "a ") + s
+
+
+WORDS = _Words()
 
 
 @dataclass
@@ -125,11 +146,11 @@ class Field:
     _reject_re: list = field(default_factory=list, repr=False)
 
     def render(self, record: dict) -> str:
-        return self.prompt.format(**{k: record[k] for k in self.depends})
+        return WORDS.vformat(self.prompt, (), {k: record[k] for k in self.depends})
 
     def opening(self, record: dict) -> str | None:
         """The text's forced opening for this record (`start`), None without one."""
-        return self.start.format(**{k: record[k] for k in self.depends}) if self.start else None
+        return WORDS.vformat(self.start, (), {k: record[k] for k in self.depends}) if self.start else None
 
     @property
     def requires(self) -> tuple[str, ...]:
@@ -298,7 +319,9 @@ _SENTENCE = re.compile(r"[^.!?]*[.!?]+(?=\s|$)")
 def _parse_text(f: Field, text: str, finish: str, record: dict | None = None):
     """The text (after its forced opening, if the field has one) cut to whole sentences and checked:
     words, `reject` patterns, then the field's `checks` against `record`."""
+    opening = ""
     if f.start and record is not None:
+        opening = re.sub(r"\s+", " ", f.opening(record).strip())
         text = f.opening(record) + text
     s = re.sub(r"\s+", " ", text.strip())
     if finish != "stop" or f.sentences:
@@ -316,8 +339,9 @@ def _parse_text(f: Field, text: str, finish: str, record: dict | None = None):
         return None, f"fewer than {f.min_words} words"
     if f.max_words is not None and words > f.max_words:
         return None, f"more than {f.max_words} words"
+    written = s[len(opening):] if s.startswith(opening) else s  # reject what the model wrote, not the record's values
     for rx in f._reject_re:
-        if rx.search(s):
+        if rx.search(written):
             return None, f"matches reject pattern {rx.pattern!r}"
     if f.checks and record is not None:
         why = f.checks.failure(s, record)
@@ -360,7 +384,11 @@ def _field_head(fm, fields: list[Field], fields_raw: list, fwhere: str) -> Field
     refs = []
     for key, text in (("prompt", fm.prompt), ("start", getattr(fm, "start", None))):
         try:
-            refs += [r for _, r, _, _ in string.Formatter().parse(text or "") if r is not None]
+            parsed = [(r, spec) for _, r, spec, _ in WORDS.parse(text or "") if r is not None]
+            for r, spec in parsed:  # a spec that str.format cannot apply to a string value
+                if spec not in WORDS.SPECS and not re.fullmatch(r"[<>^]?\d*(\.\d+)?s?", spec or ""):
+                    raise ValueError(f"{{{r}:{spec}}}: the specs are :.N (the first N characters), :lower, :a")
+            refs += [r for r, _ in parsed]
         except ValueError as e:
             raise InputError(f"{fwhere}: bad placeholder in {key} ({e}); write {{{{ and }}}} for literal braces") from None
     earlier = [f.name for f in fields]

@@ -58,6 +58,16 @@ def test_pronouns_agree_with_the_gender_field(text, gender, verdict):
     ("Jo Smith, born 1987-03-14, worked.", None),  # the ISO date's parts are not years
     ("Jo Smith treated 2500 patients.", None),  # years are 1000-2099: 2500 is a count
     ("Jo Smith treated 1200 patients.", "years"),  # ... and 1200 reads as a year, before 1987
+    ("Jo Smith, born on the 17th of December 1987, won.", "years"),  # the birth year, another day
+    ("Jo Smith, born on 14 March 1987, won.", None),
+    ("Jo Smith, born on March 15, won.", "years"),  # "born on" a day without its year
+    ("Jo Smith, born 1987-03-15, worked.", "years"),
+    ("Jo Smith won a prize on December 17, 2010.", None),  # a date in another year: an event
+    ("Jo Smith is a 28-year-old nurse.", "years"),  # said in the present: her age in 2026 (38 or 39)
+    ("Jo Smith is a 39-year-old nurse.", None),
+    ("Jo Smith was a 28-year-old nurse when she won.", None),  # in the past: any age she has reached
+    ("Jo Smith has nursed for over 40 years.", "years"),  # longer than her life
+    ("Jo Smith has nursed for 20 years.", None),
 ])
 def test_years_fit_the_birth_date_and_the_present(text, verdict):
     assert fails(Checks(years="birth_date", until=2026), text) == verdict
@@ -79,6 +89,9 @@ def test_years_fit_the_birth_date_and_the_present(text, verdict):
     ("Jo Smith planted the Rose Garden.", None),
     ("Jo Smith visited Victoria Falls.", None),  # a first name and a common English word: a place
     ("Jo Smith won a Grace Hopper Award.", None),  # ... or a prize
+    ("Jo Smith, also known as Lance, won.", "other_names"),  # a first name alone, rare as an English word
+    ("Jo Smith has two daughters: Kiera, 8, and Ann.", "other_names"),  # ... even after a colon
+    ("Jo Smith moved to Memphis.", None),  # a place the geocoder knows, though also a first name
 ])
 def test_other_names_are_names_from_the_lists_that_are_not_the_records(text, verdict):
     assert fails(Checks(other_names=True), text) == verdict
@@ -213,3 +226,24 @@ def test_a_nationality_check_on_a_field_that_is_not_earlier_is_one_line():
     with pytest.raises(InputError, match=r"^t\.bio: checks\.nationality names 'born_in', which is not an earlier field "
                                          r"\(earlier fields: name\)$"):
         from_spec({"nationality": "born_in"}, "t.bio", ["name"])
+
+
+def test_a_value_used_as_a_word_lowercased_and_with_its_article(tmp_path):
+    """`{x:lower}` and `{x:a}` put a list's capitalised value inside a sentence: "Registered nurse" ->
+    "a registered nurse", "Office clerk" -> "an office clerk"; an acronym keeps its capitals."""
+    t = bio(tmp_path, BIO.replace('start: "{first_name}"', 'start: "{first_name}, {gender:a} ({first_name:lower})"'))
+    story = t.fields[-1]
+    assert story.opening({"gender": "female", "first_name": "Jo"}) == "Jo, a female (jo)"
+    assert story.opening({"gender": "Office clerk", "first_name": "CEO"}) == "CEO, an office clerk (CEO)"
+    with pytest.raises(InputError) as e:
+        bio(tmp_path, BIO.replace('start: "{first_name}"', 'start: "{first_name:upper}"'))
+    assert "\n" not in str(e.value) and "{first_name:upper}: the specs are :.N" in str(e.value), str(e.value)
+
+
+def test_reject_patterns_read_what_the_model_wrote_not_the_opening(tmp_path):
+    """A record's value in the forced opening ("Walla Walla") cannot trip a reject pattern ("a word said twice")."""
+    t = bio(tmp_path, BIO.replace('start: "{first_name}"', 'start: "{first_name},"\n    reject: ["\\\\b(\\\\w+) \\\\1\\\\b"]'))
+    story, rec = t.fields[-1], {"gender": "female", "first_name": "Jo Jo"}
+    assert story.parse(" she won a prize.", "stop", rec) == ("Jo Jo, she won a prize.", None)
+    text, why = story.parse(" she won a prize prize.", "stop", rec)
+    assert text is None and why.startswith("matches reject pattern"), why
