@@ -350,8 +350,8 @@ def biographies(**kw):
 
 
 @cli.command()
-@click.argument("dataset", type=click.Path(dir_okay=False))
-@click.option("--compare", "compare_with", default=None, type=click.Path(dir_okay=False),
+@click.argument("dataset", type=click.Path())
+@click.option("--compare", "compare_with", default=None, type=click.Path(),
               help="A second dataset (e.g. the --no-adapters run): side by side with ratios.")
 @click.option("--out", "-o", default=None, type=click.Path(file_okay=False),
               help="Directory for report.html (self-contained), report.json and the PNGs.")
@@ -362,9 +362,10 @@ def biographies(**kw):
               "(default: template place fields, or names like *place*/*city*).")
 @click.option("--checks", multiple=True, metavar="FIELD=CHECKS", help="What text FIELD must agree with in its record, "
               "as a template's checks: (YAML, repeatable), e.g. 'bio={mentions: [name], pronouns: sex}'.")
+@click.option("--split", default=None, help="The split of a saved Hugging Face DatasetDict folder (e.g. train).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def report(dataset, compare_with, out, fields, lists, geo, checks, as_json):
-    """Audit the diversity of DATASET (JSONL or Parquet, ours or anyone's).
+def report(dataset, compare_with, out, fields, lists, geo, checks, split, as_json):
+    """Audit the diversity of DATASET: JSONL, JSON, CSV/TSV, Parquet or a saved HF dataset folder.
 
     Categorical fields: valid %, unique values, entropy, coverage, KL to the target, top 10,
     rarefaction. Free text: distinct-n, duplicates, n-gram and semantic Vendi, non-English words,
@@ -376,13 +377,14 @@ def report(dataset, compare_with, out, fields, lists, geo, checks, as_json):
       synthgen report bios.jsonl
       synthgen report bios.jsonl --compare base.jsonl --out report/
       synthgen report bios.jsonl --json
-      synthgen report other.jsonl --fields name,city --list name=first_names --geo city
+      synthgen report faker.csv --fields name,city --list name=first_names --geo city
+      synthgen report ./my_hf_dataset --split train
       synthgen report other.jsonl --checks 'bio={mentions: [name], pronouns: sex, profanity: true}'
     """
     from .render import render_report
     from .report import analyse_pair, document, write_outputs
 
-    main, other = analyse_pair(dataset, compare_with, fields, lists, geo, checks)
+    main, other = analyse_pair(dataset, compare_with, fields, lists, geo, checks, split)
     written = write_outputs(main, out, other) if out else []
     if as_json:
         return click.echo(json.dumps(document(main, other), indent=2, ensure_ascii=False))

@@ -31,7 +31,7 @@ from typing import Callable, Iterator
 
 from .engine.base import BlockEngine, Engine, Request, derive_seed, stepper
 from .errors import InputError
-from .output import FORMATS, OrderedWriter, Plan, RunFiles, plan_run, read_jsonl, run_identity, write_json_atomic
+from .output import FORMATS, OrderedWriter, Plan, RunFiles, plan_run, read_jsonl, resize, run_identity, write_json_atomic
 from .template import Template
 
 __all__ = ["FORMATS", "Fill", "OrderedWriter", "Plan", "Stats", "Summary", "check_settings", "compile_tries", "fill_records", "iter_records",
@@ -389,6 +389,7 @@ def run(template: Template, engine: Engine, plan: Plan, n: int, seed: int, fill:
     fill_blocks = engine.fill_blocks if blocks_engine else partial(local_fill_blocks, engine)
     if fill.tries is None and not blocks_engine and "constrained" in template.decodes().values():
         fill = replace(fill, tries=compile_tries(template, engine.tokenizer))
+    resize(plan, n, block_size)  # a resume with another --n (done already where the runner prepared the run)
     fill = replace(fill, window=fill.window or engine.max_num_seqs or (None if blocks_engine else DEFAULT_WINDOW),
                    count_from=plan.start)
     settings = run_settings(template, fill.retries, block_size, engine.dtype, fill.window)

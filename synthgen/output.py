@@ -40,6 +40,8 @@ class Plan:
     valid_bytes: int = 0  # resume: the stream's complete-line prefix
     overwrite: bool = False
     previous: dict | None = None  # resume: the existing run's settings (run_settings)
+    previous_n: int | None = None  # resume: the --n the existing run was made with
+    rewrite_from: int | None = None  # resume with a larger --n: the stream is cut here at the first new record (resize)
 
 
 def run_identity(template: Template, seed: int, model: str | None, use_adapters: bool) -> dict:
@@ -98,7 +100,7 @@ def plan_run(template: Template, out: str | Path, n: int, seed: int, *, fmt: str
                              "use the same settings, another --out, or --overwrite")
     if model is not None and theirs.get("model") not in (None, model):
         raise InputError(f"cannot resume {str(out)!r}: it was made with model {theirs.get('model')!r}, not {model!r}")
-    plan.previous = meta.get("settings")
+    plan.previous, plan.previous_n = meta.get("settings"), meta.get("n")
     if fmt != "jsonl" and out.exists() and meta.get("complete"):
         # already converted: read records back from the stream if it is still there, else nothing to do
         if not stream.exists():
@@ -106,6 +108,43 @@ def plan_run(template: Template, out: str | Path, n: int, seed: int, *, fmt: str
             return plan
     plan.start, plan.valid_bytes = _scan(stream)
     return plan
+
+
+def resize(plan: Plan, n: int, block_size: int) -> str | None:
+    """A resume with another --n than its run's, made to give the file a fresh run of n gives, or refused.
+
+    A block's last records are computed beside fewer neighbours when the run ends inside the block
+    (the batches thin out), so a run of 200 records and one of 300 differ near record 200 when a block
+    spans it. Extending (a larger n): the old run's last block, where it ended early, is truncated and
+    computed again as a run of n computes it (at most one block); the notice says so. A smaller n
+    is refused unless it ends on a block boundary the file has not passed. Returns the notice, or None."""
+    old = plan.previous_n
+    if not plan.start or old is None or n == old:
+        return None
+    last = old // block_size * block_size  # where the old run's last block starts
+    if n < old:
+        if n % block_size or plan.start > n:
+            raise InputError(f"cannot resume {str(plan.out)!r} with --n {n:,}: it is a {old:,}-record run with "
+                             f"{plan.start:,} written, and a smaller --n gives other records near its end (a block's "
+                             f"last records are computed beside the records after them); resume with --n {old:,}, "
+                             "or start again with --overwrite")
+        return None
+    if old % block_size == 0 or plan.start <= last:
+        return None  # every block written so far is the same in a run of n
+    written = plan.start
+    plan.start, plan.rewrite_from = last, _offset(plan.stream, last)  # cut when the first new record is written
+    return (f"extending a {old:,}-record run to {n:,}: records {last:,}-{written - 1:,} (its last block, which ended "
+            f"early at record {old:,}) are computed again as a {n:,}-record run computes them and written over, so "
+            f"the file is the one a fresh --n {n:,} run writes")
+
+
+def _offset(stream: Path, index: int) -> int:
+    """Byte offset where record `index` starts in a stream of records 0.. in order."""
+    pos = 0
+    with open(stream, "rb") as fh:
+        for _ in range(index):
+            pos += len(fh.readline())
+    return pos
 
 
 def _check_writable(path: Path) -> None:
@@ -297,6 +336,9 @@ class RunFiles:
         if self.pending:
             replace_files([self.plan.stream, self.plan.meta_path], lambda: write_json_atomic(self.plan.meta_path, self.meta))
             self.plan.stream.touch()
+        elif self.plan.rewrite_from is not None:  # an extended run's last block, computed again: written over
+            with open(self.plan.stream, "r+b") as fh:
+                fh.truncate(self.plan.rewrite_from)
         return open(self.plan.stream, "ab")
 
     def add(self, rec: dict) -> None:

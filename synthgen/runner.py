@@ -14,7 +14,7 @@ from typing import Callable
 
 from .errors import InputError
 from .generate import FieldProgress, Fill, Summary, check_settings, compile_tries, plan_run, run, run_settings
-from .output import Plan
+from .output import Plan, resize
 from .template import Template
 
 
@@ -120,6 +120,8 @@ def prepare(opts: RunOptions) -> Prepared:
     if plan.start:  # a resume with options that change records fails here, before the engine starts
         check_settings(plan, run_settings(template, opts.retries, opts.block_size, dtype))
     warnings = adapter_warnings(template)
+    if (notice := resize(plan, opts.n, opts.block_size)):  # a resume with another --n: refused here, or its last block redone
+        warnings.append(notice)
     if opts.resume and not (plan.stream.exists() or plan.meta_path.exists() or plan.out.exists()):
         warnings.append(f"--resume: {opts.out} does not exist yet: starting a new run at record 0")
     return Prepared(opts, template, plan, model, tries, kwargs, warnings)
@@ -156,7 +158,37 @@ def adapter_warnings(template: Template) -> list[str]:
             out.append(f"field {f.name!r}: {w}")
         if w := unaudited_prompt_warning_from(card, name, f.prompt):
             out.append(f"field {f.name!r}: {w}")
+        if w := _other_list_warning(f, f.adapter if f.adapter and f.adapter != "auto" else name, template):
+            out.append(f"field {f.name!r}: {w}")
     return out
+
+
+def _other_list_warning(f, name: str, template: Template) -> str | None:
+    """One line when a choice field's list is mostly outside the list its adapter was trained for
+    (`adapter: careers` on a product category): what the adapter samples there was never measured."""
+    from pathlib import Path
+
+    from .errors import InputError
+    from .lists import load_spec, load_targets
+    from .paths import spec_file
+
+    if f.kind != "choice" or f.given:
+        return None
+    path = spec_file(name, Path(template.path) if template.path else None)
+    if path is None:
+        return None  # no spec beside the adapter: nothing to compare with
+    try:
+        items, _ = load_targets(load_spec(path))
+    except InputError:
+        return None
+    theirs = {str(x).casefold() for x in items}
+    mine = list(f.lookup())
+    common = sum(str(v).casefold() in theirs for v in mine)
+    if common >= min(len(mine), len(theirs)) / 2:
+        return None  # the same list, or one holding the other (first names: the SSA's top 1,000 of its 4,678)
+    return (f"adapter {Path(name).name!r} was trained for another list ({common:,} of the field's {len(mine):,} values are "
+            f"among its {len(theirs):,} targets): what it samples over this list is unmeasured; give the field its own "
+            "adapter (adapter: auto) or the adapter's list (choices: {spec: NAME})")
 
 
 def build_auto(prep: Prepared, on_step=None, on_note: Callable[[str], None] | None = None) -> None:

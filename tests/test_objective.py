@@ -143,3 +143,24 @@ fields:
   - {{name: last, kind: choice, choices: [Ann, Bo], prompt: "Pick a random last name for {{first}}.", adapter: {d}}}
 """)
     assert [w.split(":")[0] for w in adapter_warnings(load_template(tpl))] == ["field 'last'"]
+
+
+def test_an_adapter_put_on_another_list_is_named_in_one_line(tmp_path):
+    """`adapter: careers` on a product-category field samples a distribution nobody measured: one line says so;
+    the shipped adapters on their own lists (or a list holding theirs: first names) say nothing."""
+    from synthgen.runner import adapter_warnings
+    from synthgen.template import load_template
+
+    tpl = tmp_path / "t.yaml"
+    tpl.write_text("""
+name: t
+fields:
+  - {name: category, kind: choice, choices: [books, toys, shoes], adapter: careers,
+     prompt: "Pick a random career. Answer with the job title only."}
+  - {name: name, kind: choice, choices: {builtin: first_names}, adapter: first_names,
+     prompt: "Pick a random first name. Answer with the name only."}
+""")
+    w = adapter_warnings(load_template(tpl))
+    assert len(w) == 1 and w[0].startswith("field 'category': adapter 'careers' was trained for another list "
+                                           "(0 of the field's 3 values are among its 1,156 targets)"), w
+    assert adapter_warnings(load_template("biography")) == [] and adapter_warnings(load_template("customer_profile")) == []

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from synthgen.engine import FakeEngine
-from synthgen.errors import EngineError
+from synthgen.errors import EngineError, InputError
 from synthgen.generate import plan_run, run
-from synthgen.output import replace_files, write_json_atomic
+from synthgen.output import replace_files, resize, write_json_atomic
 from synthgen.template import load_template
 
 from .test_generate import TINY, responder, write
@@ -217,3 +217,47 @@ def test_a_fresh_run_that_fails_before_its_first_record_leaves_no_file(tmp_path,
     assert set(tmp_path.iterdir()) == before
     run(t, FakeEngine(responder=responder, per_step=3), plan_run(t, tmp_path / "f.jsonl", 10, 2), 10, 2, block_size=4)
     assert len((tmp_path / "f.jsonl").read_bytes().splitlines()) == 10
+
+
+class NeighbourEngine(FakeEngine):
+    """Like vLLM on a CPU: an answer depends on the batch it ran in (here: the story says how many
+    requests were still waiting), so a block's last records differ when the run ends inside it."""
+
+    def __init__(self):
+        super().__init__(responder=responder, per_step=3)
+
+    def step(self):
+        batch, self._waiting = self._waiting[:3], self._waiting[3:]
+        out = []
+        for t, r in batch:
+            c = self._answer(r)
+            if r.prompt.startswith("Write about"):
+                c = type(c)(text=f"A thing beside {len(self._waiting)} waiting was seen.", finish_reason="stop", n_tokens=6)
+            out.append((t, c))
+        return out
+
+
+def test_resuming_with_a_larger_n_writes_what_a_fresh_run_of_that_n_writes(tmp_path):
+    """A 6-record run (blocks of 4: its last block ends early), resumed with --n 10, equals a fresh 10-record
+    run byte for byte: the last block is computed again as the longer run computes it."""
+    t = load_template(write(tmp_path, TINY))
+    ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
+    run(t, NeighbourEngine(), plan_run(t, ref, 10, 3), 10, 3, block_size=4)
+    run(t, NeighbourEngine(), plan_run(t, out, 6, 3), 6, 3, block_size=4)
+    short = out.read_bytes()
+    assert short.splitlines()[:4] == ref.read_bytes().splitlines()[:4]  # the full first block: the same
+    assert short.splitlines()[4:6] != ref.read_bytes().splitlines()[4:6]  # the block that ended early: not
+    plan = plan_run(t, out, 10, 3, existing="resume")
+    assert "records 4-5 (its last block, which ended early at record 6)" in resize(plan, 10, 4)
+    run(t, NeighbourEngine(), plan, 10, 3, block_size=4)
+    assert out.read_bytes() == ref.read_bytes()
+
+
+def test_resuming_with_a_smaller_n_inside_a_block_is_refused_in_one_line(tmp_path):
+    t = load_template(write(tmp_path, TINY))
+    out = tmp_path / "out.jsonl"
+    run(t, NeighbourEngine(), plan_run(t, out, 6, 3), 6, 3, block_size=4)
+    with pytest.raises(InputError, match="with --n 5: it is a 6-record run with 6 written") as e:
+        resize(plan_run(t, out, 5, 3, existing="resume"), 5, 4)
+    assert "\n" not in str(e.value)
+    assert resize(plan_run(t, out, 6, 3, existing="resume"), 6, 4) is None  # the same n: nothing to do

@@ -373,3 +373,49 @@ def test_compare_file_is_measured_with_the_main_files_checks(tmp_path):
     other = {f["field"]: f for f in doc["compare"]["fields"]}["bio"]
     assert other["checks"] == {"mentions": 0.0}
     assert {"field": "bio", "metric": "checks_all", "value": 39 / 40, "compare": 0.0, "ratio": None} in doc["comparison"]
+
+
+def test_csv_tsv_json_and_saved_hf_datasets_read_as_the_same_records(tmp_path):
+    """Another tool's file as it comes: CSV (values as strings, an empty cell missing), TSV, a JSON array, a
+    `save_to_disk` folder, and a DatasetDict folder with --split; each reports what the JSONL reports."""
+    import csv
+
+    import datasets
+
+    rows = [{"name": n, "city": c} for n, c in [("Mary", "Lima, Peru"), ("James", ""), ("Ann", "Oslo, Norway")] * 5]
+    for path, delim in ((tmp_path / "f.csv", ","), (tmp_path / "f.tsv", "\t")):
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, ["name", "city"], delimiter=delim)
+            w.writeheader()
+            w.writerows(rows)
+    (tmp_path / "f.json").write_text(json.dumps(rows))
+    ds = datasets.Dataset.from_list(rows)
+    ds.save_to_disk(str(tmp_path / "hf"))
+    datasets.DatasetDict({"train": ds, "test": ds.select(range(3))}).save_to_disk(str(tmp_path / "hfd"))
+    want = analyse(write_jsonl(tmp_path / "f.jsonl", rows), fields=["name"]).summary["fields"][0]
+    for name, split in (("f.csv", None), ("f.tsv", None), ("f.json", None), ("hf", None), ("hfd", "train")):
+        got = analyse(tmp_path / name, fields=["name"], split=split).summary["fields"][0]
+        assert (got["valid"], got["unique"], got["top"]) == (want["valid"], want["unique"], want["top"]), name
+    city = analyse(tmp_path / "f.csv", fields=["city"]).summary["fields"][0]
+    assert city["valid"] == 10  # the 5 empty cells are missing values, not a city named ""
+    r = invoke("report", tmp_path / "hfd")
+    assert r.exit_code == 1 and "holds the splits train, test: choose one with --split" in r.output, r.output
+    assert r.output.count("\n") == 1
+    r = invoke("report", tmp_path / "hfd", "--split", "dev")
+    assert r.exit_code == 1 and "has no split 'dev' (it has train, test)" in r.output, r.output
+    (tmp_path / "empty_dir").mkdir()
+    r = invoke("report", tmp_path / "empty_dir")
+    assert r.exit_code == 1 and "is a folder but not a saved Hugging Face dataset" in r.output and r.output.count("\n") == 1
+    r = invoke("report", tmp_path / "hfd", "--split", "train")
+    assert r.exit_code == 0, r.output
+
+
+def test_a_list_without_weights_is_a_uniform_target(tmp_path):
+    """`--list job=careers` (a built-in list with no frequencies) gives KL to uniform over it, next to its floor."""
+    from synthgen.lists.sources import builtin
+
+    items = builtin("careers")[0]
+    a = write_jsonl(tmp_path / "a.jsonl", [{"job": items[i % 7]} for i in range(70)])
+    f = analyse(a, lists={"job": "careers"}).summary["fields"][0]
+    assert f["kl_to_target_bits"] is not None and f["kl_to_target_bits"] > 5  # 7 of ~1,000 jobs: far from uniform
+    assert not f.get("target_note")

@@ -73,3 +73,24 @@ def test_a_client_names_every_adapter_the_server_lacks_at_once():
         eng.check_adapters(["/x/gender", "/y/surnames", "/z/birth_dates"])
     assert str(e.value).startswith("http://b:2/v1 does not serve the adapter(s) surnames, birth_dates that the template")
     assert "synthgen serve" in str(e.value)
+
+
+def test_a_missing_trie_on_the_server_is_named_with_its_path():
+    """vLLM may answer a missing trie file as HTTP 400 with the path redacted: the client names it."""
+    import httpx
+    import openai
+
+    from synthgen.engine import Request
+
+    class Chat:
+        def create(self, **_):
+            resp = httpx.Response(400, request=httpx.Request("POST", "http://a:1/v1/chat/completions"),
+                                  text='{"message": "synthgen_trie: trie file <path> does not exist on this server"}')
+            raise openai.BadRequestError("bad", response=resp, body=None)
+
+    eng = OpenAIEngine.__new__(OpenAIEngine)
+    eng.endpoints, eng.timeout, eng.max_retries, eng.model = ["http://a:1/v1"], 1.0, 0, "m"
+    eng._clients = [SimpleNamespace(chat=SimpleNamespace(completions=Chat()))]
+    with pytest.raises(EngineError) as e:
+        eng._one(0, Request("Pick one.", trie="/home/me/.cache/synthgen/tries/abc.trie"))
+    assert "answered HTTP 400" in str(e.value) and "the request's trie: /home/me/.cache/synthgen/tries/abc.trie" in str(e.value)

@@ -122,7 +122,14 @@ class OpenAIEngine(Engine):
                               prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                               cached_tokens=int(getattr(details, "cached_tokens", 0) or 0))
 
-        return self._guarded(k, call)
+        try:
+            return self._guarded(k, call)
+        except EngineError as e:
+            if req.trie is not None and " HTTP 400" in str(e) and "synthgen_trie" in str(e):
+                # vLLM may print the path as <path>: name it, and where the server must find it
+                raise EngineError(f"{e} (the request's trie: {req.trie}; the server reads it from its own disk: run it "
+                                  "on this machine with `synthgen serve`, or share SYNTHGEN_HOME/tries with it)") from None
+            raise
 
     def generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
         out: list[Completion | None] = [None] * len(requests)

@@ -1,4 +1,5 @@
-"""Load a dataset (JSONL, JSONL.gz or Parquet, ours or anyone's) and decide how to report each field.
+"""Load a dataset (JSONL, JSONL.gz, JSON, CSV/TSV, Parquet or a saved Hugging Face dataset folder, ours or
+anyone's) and decide how to report each field.
 
 Fields come from the run's `FILE.meta.json` (written by `synthgen generate`: kinds, valid lists,
 adapters and so target distributions), or `fields=[...]`, or are inferred (strings with a median
@@ -27,12 +28,11 @@ class Dataset:
     meta: dict | None = None
 
 
-def load_dataset(path: str | Path) -> Dataset:
+def load_dataset(path: str | Path, split: str | None = None) -> Dataset:
+    """`split`: which split of a saved DatasetDict (needed where it holds more than one)."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{str(path)!r} does not exist")
-    if p.is_dir():
-        raise InputError(f"{str(path)!r} is a directory: give a .jsonl or .parquet file")
     meta = None
     meta_path = Path(f"{p}.meta.json")
     if meta_path.is_file():
@@ -40,6 +40,13 @@ def load_dataset(path: str | Path) -> Dataset:
             meta = json.loads(meta_path.read_text())
         except ValueError:
             meta = None
+    if p.is_dir() or p.suffix.lower() in (".csv", ".tsv", ".json"):
+        rows = _hf_rows(p, split) if p.is_dir() else _csv_rows(p) if p.suffix.lower() != ".json" else _json_rows(p)
+        if not rows:
+            raise InputError(f"{str(path)!r} has no records")
+        return Dataset(str(p), rows, [], meta)
+    if split is not None:
+        raise InputError(f"--split {split}: {str(path)!r} is one file, not a dataset with splits")
     if p.suffix == ".parquet":
         try:
             import pyarrow.parquet as pq
@@ -72,6 +79,60 @@ def load_dataset(path: str | Path) -> Dataset:
         why = f" ({len(bad)} malformed line(s), first at line {bad[0][0]}: {bad[0][1]})" if bad else ""
         raise InputError(f"{str(path)!r} has no records{why}")
     return Dataset(str(p), rows, bad, meta)
+
+
+def _hf_rows(p: Path, split: str | None) -> list[dict]:
+    """A folder written by `datasets`' save_to_disk (synthgen's own --format hf output is one)."""
+    try:
+        import datasets
+    except ImportError:
+        raise InputError(f"{str(p)!r} is a folder: reading a saved Hugging Face dataset needs `pip install datasets`") from None
+    try:
+        ds = datasets.load_from_disk(str(p))
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise InputError(f"{str(p)!r} is a folder but not a saved Hugging Face dataset (datasets.load_from_disk: "
+                         f"{str(e).splitlines()[0][:200]})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        names = list(ds)
+        if split is None and len(names) != 1:
+            raise InputError(f"{str(p)!r} holds the splits {', '.join(names)}: choose one with --split")
+        if (split or names[0]) not in ds:
+            raise InputError(f"{str(p)!r} has no split {split!r} (it has {', '.join(names)})")
+        ds = ds[split or names[0]]
+    elif split is not None:
+        raise InputError(f"--split {split}: {str(p)!r} is one dataset, without splits")
+    return ds.to_list()
+
+
+def _csv_rows(p: Path) -> list[dict]:
+    """CSV or TSV with a header row; every value a string as the file has it (an empty cell: missing)."""
+    import csv
+
+    try:
+        with open(p, newline="", encoding="utf-8", errors="replace") as f:
+            reader = csv.DictReader(f, delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
+            if not reader.fieldnames:
+                return []
+            return [{k: (v if v != "" else None) for k, v in row.items() if k is not None} for row in reader]
+    except (OSError, csv.Error) as e:
+        raise InputError(f"cannot read {str(p)!r} as {p.suffix[1:].upper()}: {e}") from None
+
+
+def _json_rows(p: Path) -> list[dict]:
+    """A JSON array of objects (or JSON Lines saved as .json)."""
+    text = p.read_text(encoding="utf-8", errors="replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        try:
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError as e:
+            raise InputError(f"{str(p)!r} is neither a JSON array nor JSON Lines ({e})") from None
+    if isinstance(data, dict):
+        data = next((v for v in data.values() if isinstance(v, list)), [data])  # {"data": [...]}: the list inside
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise InputError(f"{str(p)!r}: expected a JSON array of objects (one per record)")
+    return data
 
 
 @dataclass
@@ -133,9 +194,9 @@ def _list_lookup(ref: str) -> tuple[dict, dict | None]:
 
     name = ref.split(":", 1)[1] if ref.startswith("builtin:") else ref
     if name in BUILTINS:
-        items, weights = builtin(name)  # a builtin with real frequencies is its own target
+        items, weights = builtin(name)  # a builtin with real frequencies is its own target; one without: uniform
         tot = sum(weights) if weights else 0
-        target = {i: w / tot for i, w in zip(items, weights)} if tot else None
+        target = {i: w / tot for i, w in zip(items, weights)} if tot else {i: 1 / len(items) for i in items}
     else:
         if not ref.endswith((".yaml", ".yml")) and not Path(ref).exists():
             raise InputError(f"--list: {ref!r} is neither a built-in list ({', '.join(BUILTINS)}) nor a list spec file")
