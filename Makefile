@@ -31,7 +31,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_biographies.py --n 1000
 
-# Issue #6: the paper's task suite and biographies each way, then the README's Results section
+# Issue #6: the paper's task suite and biographies each way, then docs/results.md's Results section
 # (about 1 h 15 min on a 2-core CPU at these sizes; --n 1000 doubles the biographies part)
 RESULTS_N ?= 500
 results: setup
@@ -39,7 +39,7 @@ results: setup
 	$(BIN)/python benchmarks/biographies.py --n $(RESULTS_N) --retries 0
 	$(BIN)/python scripts/results_section.py
 
-# Rebuild the default adapters shipped in adapters/ (about 20 min on a 2-core CPU: README, "Shipped adapters";
+# Rebuild the default adapters shipped in adapters/ (about 20 min on a 2-core CPU: docs/adapters.md, "Shipped adapters";
 # OUT=DIR builds elsewhere, KEEP=1 skips stages already built, LANES=1 runs one call at a time)
 adapters: setup
 	bash scripts/build_adapters.sh

@@ -33,7 +33,7 @@ mean KL of samples of the same n drawn from the target itself: `synthgen report`
 outside it, the top values (unique counts alone reward junk: the constrained base model gives
 many unique but absurd values), and the exact-sampling ceiling: expected distinct values in
 that many draws from the target distribution itself. Ratios to base;
-OUT/results.json, OUT/results.md (the README's tables), OUT/report_SYSTEM/ (`synthgen report`
+OUT/results.json, OUT/results.md (docs/results.md's tables), OUT/report_SYSTEM/ (`synthgen report`
 of each system against base, with the birth-place world map).
 
     .venv/bin/python benchmarks/biographies.py --n 1000 [--out out/biographies] [--systems base,synthgen]

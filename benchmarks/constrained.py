@@ -9,7 +9,7 @@ distortion  for every shipped adapter's list spec, exact audit on its first prom
             mass on valid, H(P|valid), H(Q), KL(Q || P(.|valid)) in nats, KL(Q || p*) in bits, expected
             distinct in 500 draws under Q. Target: KL(Q || P(.|valid)) <= 0.05 nats for adapters.
 
-Writes OUT/results.json and OUT/results.md (the README's tables).
+Writes OUT/results.json and OUT/results.md (docs/results.md's tables).
 
     .venv/bin/python benchmarks/constrained.py [--parts cost,distortion] [--n 256] [--rounds 2] [--out out/constrained]
 """

@@ -14,7 +14,7 @@ expectation sum_t 1-(1-P(t))^500) and sampled (500 draws of the task's first pro
 vLLM, T=1, answers matched like `synthgen generate` matches a choice field).
 
 Adapters are cached in OUT/adapters (reused when trained on the same tasks; delete one to retrain). Writes OUT/results.json and
-OUT/results.md (the README's table).
+OUT/results.md (docs/results.md's table).
 
     .venv/bin/python benchmarks/paper_tasks.py [--out out/paper_tasks] [--steps 40] [--samples 500]
 """

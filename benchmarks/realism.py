@@ -22,17 +22,15 @@ name not conditional) by the shipped template's, so before and after are scored 
 import argparse
 import json
 import re
-import sys
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from synthgen.report import analyse
+from synthgen.report.load import load_dataset
+from synthgen.report.joints import conditional_stats
+from synthgen.template import load_template
 
-from synthgen.report import analyse  # noqa: E402
-from synthgen.report.load import load_dataset  # noqa: E402
-from synthgen.report.joints import conditional_stats  # noqa: E402
-from synthgen.template import load_template  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def shipped_first_name() -> tuple[dict, str]:
@@ -112,7 +110,7 @@ def table(results: list[dict]) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+", help="biography JSONL files (synthgen biographies --out ...)")
-    ap.add_argument("--out", default="out/realism", help="results.json and results.md (the README's Results part) go here")
+    ap.add_argument("--out", default="out/realism", help="results.json and results.md (docs/results.md's part) go here")
     ap.add_argument("--note", default="", help="how the files were made (commands), written above the table")
     args = ap.parse_args()
     for f in args.files:

@@ -20,15 +20,14 @@ unless named with --fields (24,000 days: ~1 min per prompt).
 
 import argparse
 import json
-import sys
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def groups_of(f, rows) -> dict:

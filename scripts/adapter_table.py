@@ -1,4 +1,4 @@
-"""Print the README's table of shipped adapters from their cards (adapters/*/synthgen_adapter.json).
+"""Print docs/adapters.md's table of shipped adapters from their cards (adapters/*/synthgen_adapter.json).
 
     python scripts/adapter_table.py [DIR]     # DIR: another folder of adapters (default adapters/)
 

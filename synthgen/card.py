@@ -118,7 +118,7 @@ def adapter_readme(card: AdapterCard, name: str) -> str:
 
 def free_decoding_warning(adapter: str | Path) -> str | None:
     """One line when sampling through `adapter` without the trie would mostly miss its list: an
-    adapter trained for Q (--objective q) may put almost none of P's mass there (FACTS.md)."""
+    adapter trained for Q (--objective q) may put almost none of P's mass there (its card's audit says how much)."""
     card = read_card(adapter)
     return free_decoding_warning_from(card, Path(adapter).name) if card else None
 

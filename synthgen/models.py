@@ -156,7 +156,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
         gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16,
         quantization_config=GgufConfig(gguf_file=gguf.name, dequantize=True),
     )
-    # save_pretrained refuses a model that still looks quantized (FACTS.md: GGUF save gotcha)
+    # save_pretrained refuses a model that still looks quantized (transformers keeps the GGUF quantizer on a dequantized model)
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -214,7 +214,7 @@ def load_base(model_path: str):
     hf_logging.disable_progress_bar()
     try:
         tok = AutoTokenizer.from_pretrained(model_path)
-        # fp32: bf16 autocast was not faster on CPU and moved log-probs by up to 0.55 nats (FACTS.md)
+        # fp32: bf16 autocast was not faster on CPU and moved log-probs by up to 0.55 nats (measured on the embedded model)
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, attn_implementation="sdpa")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
         first = (str(e).strip().splitlines() or [e.__class__.__name__])[0]

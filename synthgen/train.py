@@ -52,7 +52,7 @@ ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj
 @dataclass
 class TrainConfig:
     steps: int = field(default=60, metadata={"help": "maximum optimiser steps"})
-    lr: float = field(default=5e-4, metadata={"help": "AdamW learning rate (1e-3 damaged the model, FACTS.md)"})
+    lr: float = field(default=5e-4, metadata={"help": "AdamW learning rate (docs/adapters.md measures 5e-4 to 2e-3)"})
     lr_schedule: str = field(default="constant", metadata={"help": "constant | cosine (from lr down to lr/10 at `steps`)"})
     rank: int = field(default=8, metadata={"help": "LoRA rank"})
     alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
@@ -100,7 +100,7 @@ class TrainConfig:
 
     def resolved_precision(self) -> str:
         """bf16 autocast measured 1.37-1.53x faster per step on an AMX Xeon with the loss within 0.005
-        nats and gradients at cosine >= 0.9998 (benchmarks/train_dtype.py); a CPU without bf16
+        nats and gradients at cosine >= 0.9998 (benchmarks/train_dtype.py, retired after commit fb4044b); a CPU without bf16
         units runs it emulated, so auto keeps fp32 there. The audit is fp32 either way."""
         if self.precision != "auto":
             return self.precision

@@ -15,19 +15,24 @@ SHIPPED = ["gender", "numbers_1_100", "first_names", "surnames", "birth_dates", 
            "first_names_by_decade"]
 
 
-def test_readme_commands_exist_with_their_options():
-    """Every `synthgen ...` line in the README names a real command and real options."""
-    blocks = re.findall(r"```[a-z]*\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
-    lines = [m.strip() for b in blocks for m in re.findall(r"^\s*(synthgen [^\n#]*)", b, flags=re.M)]
-    assert len(lines) >= 5
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("page", DOCS, ids=[p.name for p in DOCS])
+def test_doc_commands_exist_with_their_options(page):
+    """Every `synthgen ...` line in the README and docs/ names a real command and real options."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", page.read_text(), flags=re.S)
+    lines = [m.strip() for b in blocks for m in re.findall(r"^\s*(?:\$ )?(synthgen [^\n#]*)", b, flags=re.M)]
+    if page.name == "README.md":
+        assert len(lines) >= 5
     for line in lines:
         words = line.split()
         cmd = cli.commands.get(words[1])
-        assert cmd is not None, f"README uses unknown command: {line}"
+        assert cmd is not None, f"{page.name} uses unknown command: {line}"
         known = {o for p in cmd.params for o in getattr(p, "opts", []) + getattr(p, "secondary_opts", [])}
         for w in words[2:]:
             if w.startswith("--"):
-                assert w.split("=")[0] in known, f"README uses unknown option {w} in: {line}"
+                assert w.split("=")[0] in known, f"{page.name} uses unknown option {w} in: {line}"
 
 
 
@@ -119,11 +124,11 @@ def test_shipped_prompts_share_their_first_prefix_cache_block(model_dir):
 def test_biography_text_is_told_every_field_it_must_agree_with():
     """The achievements sentence is asked with the record's gender as well as its name, career, date and place: without it
     the model guessed the sex from the name, and 7.8 % of 1,000 sentences used the other sex's pronouns (2.8 % with it;
-    README, "Records whose fields fit together")."""
+    docs/results.md, "Records whose fields fit together")."""
     from synthgen.template import load_template
 
     text = next(f for f in load_template("biography").fields if f.name == "achievements")
     record = {"gender": "female", "birth_date": "1985-04-02", "first_name": "Mary", "last_name": "Smith", "career": "Nurse",
               "birth_place": "Lima, Peru"}
     assert set(text.depends) == {"gender", "birth_date", "first_name", "last_name", "career", "birth_place"}
-    assert all(v in text.render(record) for v in record.values())
+    assert all(v.lower() in text.render(record).lower() for v in record.values())  # the career in lower case

