@@ -363,8 +363,9 @@ def biographies(**kw):
 @click.option("--checks", multiple=True, metavar="FIELD=CHECKS", help="What text FIELD must agree with in its record, "
               "as a template's checks: (YAML, repeatable), e.g. 'bio={mentions: [name], pronouns: sex}'.")
 @click.option("--split", default=None, help="The split of a saved Hugging Face DatasetDict folder (e.g. train).")
+@click.option("--template", default=None, help="Read the file(s) as if made with this template (lists, targets, real joints, text checks).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def report(dataset, compare_with, out, fields, lists, geo, checks, split, as_json):
+def report(dataset, compare_with, out, fields, lists, geo, checks, split, template, as_json):
     """Audit the diversity of DATASET: JSONL, JSON, CSV/TSV, Parquet or a saved HF dataset folder.
 
     Categorical fields: valid %, unique values, entropy, coverage, KL to the target, top 10,
@@ -378,13 +379,13 @@ def report(dataset, compare_with, out, fields, lists, geo, checks, split, as_jso
       synthgen report bios.jsonl --compare base.jsonl --out report/
       synthgen report bios.jsonl --json
       synthgen report faker.csv --fields name,city --list name=first_names --geo city
-      synthgen report ./my_hf_dataset --split train
+      synthgen report faker.jsonl --template biography        # another tool's file, read as ours
       synthgen report other.jsonl --checks 'bio={mentions: [name], pronouns: sex, profanity: true}'
     """
     from .render import render_report
     from .report import analyse_pair, document, write_outputs
 
-    main, other = analyse_pair(dataset, compare_with, fields, lists, geo, checks, split)
+    main, other = analyse_pair(dataset, compare_with, fields, lists, geo, checks, split, template)
     written = write_outputs(main, out, other) if out else []
     if as_json:
         return click.echo(json.dumps(document(main, other), indent=2, ensure_ascii=False))

@@ -279,3 +279,26 @@ def test_text_sampling_stores_the_first_text_that_passes_with_the_generators_see
     assert "| 1.5 / 1 / 0.1 | 100.0% |" in T.table([{"setting": (1.5, 1.0, 0.1), **kept}], stored=True)
     with pytest.raises(Exception, match="TEMPERATURE,TOP_P,MIN_P"):
         T.parse_setting("1.0,0.9")
+
+
+def test_another_tools_file_read_with_a_template_gets_its_lists_joints_and_checks(tmp_path):
+    """`synthgen report faker.jsonl --template biography`: a file synthgen did not make is validated against the
+    template's lists, its first names against the SSA's joint with sex and decade, its text against the checks."""
+    import peers
+    from click.testing import CliRunner
+
+    from synthgen.cli import cli
+    from synthgen.report import analyse
+
+    path = tmp_path / "faker.jsonl"
+    peers.faker_biographies(60, 0, path)
+    plain = {f["field"]: f for f in analyse(path).summary["fields"]}
+    assert "conditional" not in plain["first_name"] and not plain["achievements"].get("checks")
+    rep = analyse(path, template="biography").summary
+    f = {x["field"]: x for x in rep["fields"]}
+    assert {j["field"] for j in f["first_name"]["conditional"]["joints"]} == {"gender", "birth_date"}
+    assert f["career"]["valid_share"] < 0.5  # Faker's jobs are mostly not BLS occupations
+    assert f["birth_place"]["valid_share"] < 0.2  # ... and its towns invented ("Sullivanport")
+    assert f["achievements"]["checks"]["mentions"] == 0  # a Faker sentence never names its person
+    r = CliRunner().invoke(cli, ["report", str(path), "--template", "no_such_template"])
+    assert r.exit_code == 1 and "unknown template 'no_such_template'" in r.output and r.output.count("\n") == 1

@@ -419,3 +419,4 @@ def test_a_list_without_weights_is_a_uniform_target(tmp_path):
     f = analyse(a, lists={"job": "careers"}).summary["fields"][0]
     assert f["kl_to_target_bits"] is not None and f["kl_to_target_bits"] > 5  # 7 of ~1,000 jobs: far from uniform
     assert not f.get("target_note")
+

@@ -38,12 +38,19 @@ class Report:
     points: dict[str, Counter] = field(default_factory=dict)  # place field -> (lon, lat) -> records
 
 
-def analyse(path: str | Path, fields=None, lists=None, geo=None, checks=None, default_checks=None, split=None) -> Report:
+def analyse(path: str | Path, fields=None, lists=None, geo=None, checks=None, default_checks=None, split=None,
+            template=None) -> Report:
     """`checks`: {text field: checks} (as a template's `checks:`) that replace the template's;
     `default_checks`: the same, for text fields with none of their own whose records have every
-    field the checks name (a --compare file measured with the main file's checks)."""
+    field the checks name (a --compare file measured with the main file's checks); `template`: a
+    template name or path whose fields (lists, targets, joints, checks) the file is read with, as
+    if synthgen had made it with that template (another tool's file)."""
     t0 = time.perf_counter()
     ds = load_dataset(path, split)
+    if template is not None:
+        from ..template import load_template
+
+        ds.meta = {**(ds.meta or {}), "template": load_template(template).describe()}
     specs = configure(ds, fields, lists, geo)
     texts = {s.name: s for s in specs if s.kind == "text"}
     for name, c in (checks or {}).items():
@@ -85,15 +92,17 @@ def analyse(path: str | Path, fields=None, lists=None, geo=None, checks=None, de
     return rep
 
 
-def analyse_pair(path, compare_with=None, fields=None, lists=(), geo=(), checks=(), split=None) -> tuple[Report, Report | None]:
+def analyse_pair(path, compare_with=None, fields=None, lists=(), geo=(), checks=(), split=None,
+                 template=None) -> tuple[Report, Report | None]:
     """The CLI's options as given (--fields "a,b", --list F=L, --geo F, --checks F=YAML): the file, and
     the --compare file measured with the same lists and the same checks (the main file's, where it
     has none of its own)."""
     args = ([f.strip() for f in fields.split(",") if f.strip()] if fields else None, parse_list_options(lists), list(geo) or None)
     flag_checks = parse_check_options(checks)
-    main = analyse(path, *args, checks=flag_checks, split=split)
+    main = analyse(path, *args, checks=flag_checks, split=split, template=template)
     mine = {f["field"]: f["checks_spec"] for f in main.summary["fields"] if f.get("checks_spec")}
-    return main, analyse(compare_with, *args, checks=flag_checks, default_checks=mine, split=split) if compare_with else None
+    return main, (analyse(compare_with, *args, checks=flag_checks, default_checks=mine, split=split, template=template)
+                  if compare_with else None)
 
 
 def _check_fields(c: dict) -> set:
