@@ -143,10 +143,9 @@ def base_audit(model, tokenizer, spec: ListSpec, model_path: str, *, prompts: li
     not cached."""
     import hashlib
     import json
-    import os
-    import tempfile
     from pathlib import Path
 
+    from .atomic import write_atomic
     from .models import synthgen_home
 
     weights = sorted(Path(model_path).glob("*.safetensors")) if Path(model_path).is_dir() else []
@@ -163,10 +162,7 @@ def base_audit(model, tokenizer, spec: ListSpec, model_path: str, *, prompts: li
         return out
     out = audit(model, tokenizer, spec, prompts=prompts, adapter_off=True, frozen=frozen, full=full).to_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(out, f)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(out))
     return out
 
 

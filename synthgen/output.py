@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .atomic import write_atomic
 from .errors import InputError
 from .template import Template
 
@@ -188,17 +188,8 @@ def _scan(stream: Path) -> tuple[int, int]:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    """Written to a unique temp file in the same directory, fsynced, then renamed over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(obj, indent=2, ensure_ascii=False))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(Path(tmp))
-        raise
+    """`obj` as indented JSON, written atomically (atomic.write_atomic: temp file, fsync, rename)."""
+    write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def _remove(path: Path) -> None:

@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import write_atomic
 from ..entropy import entropy_bits
 from ..errors import InputError
 from .joints import conditional_stats, mixture_target
@@ -132,12 +133,6 @@ def images(main: Report, other: Report | None = None) -> dict[str, bytes]:
     return out
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_outputs(main: Report, out_dir: str | Path, other: Report | None = None) -> list[str]:
     """report.html (self-contained), report.json and the PNGs into `out_dir`, each written atomically."""
     from .html import to_html
@@ -154,8 +149,8 @@ def write_outputs(main: Report, out_dir: str | Path, other: Report | None = None
     pngs = images(main, other)
     written = []
     for name, data in pngs.items():
-        _atomic_write(d / name, data)
+        write_atomic(d / name, data)
         written.append(str(d / name))
-    _atomic_write(d / "report.json", json.dumps(document(main, other), indent=2, ensure_ascii=False).encode())
-    _atomic_write(d / "report.html", to_html(main.summary, other.summary if other else None, pngs).encode())
+    write_atomic(d / "report.json", json.dumps(document(main, other), indent=2, ensure_ascii=False).encode())
+    write_atomic(d / "report.html", to_html(main.summary, other.summary if other else None, pngs).encode())
     return written + [str(d / "report.json"), str(d / "report.html")]
