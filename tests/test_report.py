@@ -420,3 +420,13 @@ def test_a_list_without_weights_is_a_uniform_target(tmp_path):
     assert f["kl_to_target_bits"] is not None and f["kl_to_target_bits"] > 5  # 7 of ~1,000 jobs: far from uniform
     assert not f.get("target_note")
 
+
+
+def test_a_file_without_a_template_says_what_it_could_not_check_and_which_flag_would():
+    from synthgen.report.glance import lines
+
+    rep = {"template": None, "fields": [{"field": "city", "kind": "categorical", "valid_share": 1.0, "unique": 2,
+                                         "top": [("Oslo", 1, 0.5)], "kl_to_target_bits": None, "target_note": "no KL"}]}
+    last = lines(rep)[-1]
+    assert last.startswith("read without a template: no target for city (--list FIELD=LIST)") and "--template NAME" in last
+    assert not any(x.startswith("read without a template") for x in lines({**rep, "template": "biography"}))

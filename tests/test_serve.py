@@ -94,3 +94,43 @@ def test_a_missing_trie_on_the_server_is_named_with_its_path():
     with pytest.raises(EngineError) as e:
         eng._one(0, Request("Pick one.", trie="/home/me/.cache/synthgen/tries/abc.trie"))
     assert "answered HTTP 400" in str(e.value) and "the request's trie: /home/me/.cache/synthgen/tries/abc.trie" in str(e.value)
+
+
+@pytest.mark.integration
+def test_serve_starts_says_where_and_stops_cleanly_on_ctrl_c(model_dir, tmp_path):
+    """`synthgen serve adapters/gender`: the server answers, lists the adapter under its name, the CLI prints the
+    endpoint and the command to use; SIGINT stops both, exit 0, nothing left listening."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "serve.log"
+    env = os.environ | {"SYNTHGEN_DTYPE": "float32"}
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "synthgen", "serve", str(ROOT / "adapters" / "gender"), "--port", str(port)],
+                                stdout=fh, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.time() + 300
+        while "stop it with Ctrl-C" not in log.read_text():
+            assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+            time.sleep(2)
+        text = log.read_text()
+        assert f"at http://127.0.0.1:{port}/v1 with adapters: gender" in text
+        assert f"--engine openai --endpoint http://127.0.0.1:{port}" in text
+        models = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=10))
+        assert "gender" in {m["id"] for m in models["data"]}
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0, log.read_text()[-3000:]
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -135,4 +135,9 @@ def lines(report: dict) -> list[str]:
                else f"no semantic Vendi: {t.get('semantic_vendi_note')}")
         out.append(f"{t['field']}: {checks}non-words {t['nonword_share']:.2%} of words (in {t['texts_with_nonwords']:.1%} "
                    f"of texts); top 3-grams {top} of texts; {sem}: {t['verdict']}")
+    if not report.get("template"):  # another tool's file: say what was not checked, and the flag that would
+        missing = [f["field"] for f in report["fields"] if f["kind"] == "categorical" and f.get("kl_to_target_bits") is None]
+        out.append("read without a template: " + (f"no target for {', '.join(missing)} (--list FIELD=LIST); " if missing else "")
+                   + "no real joints or text checks (--template NAME reads the file as that synthgen template's, e.g. "
+                   "--template biography; --checks FIELD=CHECKS for a text)")
     return out
