@@ -7,7 +7,6 @@ converted once and cached under SYNTHGEN_HOME (default ~/.cache/synthgen).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -107,14 +106,12 @@ def load_tokenizer(model_dir: str):
 
 @contextmanager
 def file_lock(path: Path):
-    """Exclusive among processes (flock on `path`, created with its folder)."""
+    """Exclusive among processes (filelock on `path`, created with its folder)."""
+    from filelock import FileLock
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with FileLock(str(path)):
+        yield
 
 
 def ensure_converted(name: str) -> Path:

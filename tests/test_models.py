@@ -68,3 +68,19 @@ def test_conversion_is_atomic(monkeypatch, tmp_path):
     assert (target / "config.json").is_file() and models.is_cached("smollm2-135m")
     models.ensure_converted("smollm2-135m")  # cached: no second conversion
     assert len(calls) == 1
+
+
+def test_file_lock_holds_other_processes_until_released(tmp_path):
+    """models.file_lock (filelock): a second process waits while the first holds the lock."""
+    import subprocess
+    import sys
+
+    from synthgen.models import file_lock
+
+    lock = tmp_path / "sub" / ".x.lock"
+    code = ("import sys, filelock; l = filelock.FileLock(sys.argv[1]);\n"
+            "try:\n    l.acquire(timeout=0.5); print('got')\nexcept filelock.Timeout:\n    print('waited')")
+    with file_lock(lock):
+        held = subprocess.run([sys.executable, "-c", code, str(lock)], capture_output=True, text=True, timeout=60).stdout
+    free = subprocess.run([sys.executable, "-c", code, str(lock)], capture_output=True, text=True, timeout=60).stdout
+    assert (held.strip(), free.strip()) == ("waited", "got")

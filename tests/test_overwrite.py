@@ -261,3 +261,4 @@ def test_resuming_with_a_smaller_n_inside_a_block_is_refused_in_one_line(tmp_pat
         resize(plan_run(t, out, 5, 3, existing="resume"), 5, 4)
     assert "\n" not in str(e.value)
     assert resize(plan_run(t, out, 6, 3, existing="resume"), 6, 4) is None  # the same n: nothing to do
+
