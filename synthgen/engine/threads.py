@@ -23,26 +23,20 @@ BUSY_CORES = 0.5
 
 def busy_cores(seconds: float = 0.25) -> float:
     """Cores' worth of CPU time other processes use right now on the cores this process may run on
-    (its affinity: /proc/stat's per-CPU lines), while this one sleeps."""
+    (its affinity; psutil's per-CPU times), while this one sleeps."""
+    import psutil
+
     mine = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
 
     def sample():
-        total = idle = 0
-        with open("/proc/stat") as f:
-            for line in f:
-                name, *fields = line.split()
-                if not (name.startswith("cpu") and name[3:].isdigit()) or (mine is not None and int(name[3:]) not in mine):
-                    continue
-                parts = [int(x) for x in fields]
-                total += sum(parts)
-                idle += parts[3] + (parts[4] if len(parts) > 4 else 0)
-        return total, idle
+        cpus = [t for i, t in enumerate(psutil.cpu_times(percpu=True)) if mine is None or i in mine]
+        return sum(sum(t) for t in cpus), sum(t.idle + getattr(t, "iowait", 0.0) for t in cpus)
 
     try:
         total0, idle0 = sample()
         time.sleep(seconds)
         total1, idle1 = sample()
-    except (OSError, ValueError, IndexError):
+    except (OSError, RuntimeError):
         return 0.0
     total = total1 - total0
     if total <= 0:
