@@ -430,3 +430,18 @@ def test_a_file_without_a_template_says_what_it_could_not_check_and_which_flag_w
     last = lines(rep)[-1]
     assert last.startswith("read without a template: no target for city (--list FIELD=LIST)") and "--template NAME" in last
     assert not any(x.startswith("read without a template") for x in lines({**rep, "template": "biography"}))
+
+
+def test_the_html_first_screen_is_coloured_by_verdict():
+    from synthgen.report.glance import severity
+    from synthgen.report.html import to_html
+
+    assert severity("first_name: 470 unique; KL→target 0.1 bits (floor 0.1): on target (within sampling noise)") == "ok"
+    assert severity("career: 103 unique; KL 3.2 bits: off target (19.4x the floor); collapsed (39% of …)") == "bad"
+    assert severity("gender: near the target (2.1x the floor); as diverse as the target") == "warn"
+    rep = {"file": "f.jsonl", "records": 2, "malformed_lines": 0, "template": None, "geography": [],
+           "fields": [{"field": "city", "kind": "categorical", "valid_share": 1.0, "unique": 2, "unique_ratio": 1.0,
+                       "entropy_bits": 1.0, "normalized_entropy": 1.0, "invalid": 0, "top": [("Oslo", 1, 0.5)],
+                       "kl_to_target_bits": None, "target_note": "no KL"}], "mutual_information": []}
+    page = to_html(rep, None, {})
+    assert "<li class='warn'>read without a template" in page

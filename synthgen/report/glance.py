@@ -141,3 +141,17 @@ def lines(report: dict) -> list[str]:
                    + "no real joints or text checks (--template NAME reads the file as that synthgen template's, e.g. "
                    "--template biography; --checks FIELD=CHECKS for a text)")
     return out
+
+
+# the words each verdict above uses, worst first: a first-screen line's colour in the HTML page
+BAD = ("off target", "collapsed", "does not fit", "repetitive", "are not English", "fail", "another population")
+WARN = ("near the target", "less diverse", "read without a template", "no target", "no KL", "no checks declared")
+
+
+def severity(line: str) -> str:
+    """"bad", "warn" or "ok" for one first-screen line, from the verdict words in it."""
+    low = line.lower()
+    if any(w in low for w in BAD):
+        return "bad"
+    return "warn" if any(w in low for w in WARN) else "ok"
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 
-from .glance import lines
+from .glance import lines, severity
 from .joints import FLOOR_NOTE
 from .metrics import COVERAGE_NOTE, compare_table
 
@@ -38,7 +38,8 @@ def to_html(report: dict, other: dict | None, pngs: dict[str, bytes]) -> str:
     first = lines(report)
     if first:
         parts.append("<h2 id='glance'>At a glance</h2><p>Each figure next to what a perfect sampler of the real-world "
-                     "target gives at the same n.</p><ul class='glance'>" + "".join(f"<li>{html.escape(x)}</li>" for x in first)
+                     "target gives at the same n.</p><ul class='glance'>"
+                     + "".join(f"<li class='{severity(x)}'>{html.escape(x)}</li>" for x in first)
                      + f"</ul><p><small>{html.escape(FLOOR_NOTE)}</small></p>")
         if "top_values.png" in pngs:
             parts.append(_img("top_values.png", pngs["top_values.png"]))
@@ -90,7 +91,9 @@ def to_html(report: dict, other: dict | None, pngs: dict[str, bytes]) -> str:
             parts.append(_img(name, data))
     css = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
            "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,"
-           "th:first-child{text-align:left}img{max-width:100%}")
+           "th:first-child{text-align:left}img{max-width:100%}ul.glance li{margin:.3em 0;padding:.2em .5em;"
+           "border-left:4px solid #2e7d32}ul.glance li.warn{border-color:#f9a825}ul.glance li.bad{border-color:#c62828;"
+           "background:#fdecea}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>synthgen report</title><style>{css}</style>"
             f"</head><body>{''.join(parts)}<p><small>Geocoding: GeoNames (CC-BY-4.0). Map: Natural Earth (public "
             f"domain).</small></p></body></html>")
