@@ -445,3 +445,15 @@ def test_the_html_first_screen_is_coloured_by_verdict():
                        "kl_to_target_bits": None, "target_note": "no KL"}], "mutual_information": []}
     page = to_html(rep, None, {})
     assert "<li class='warn'>read without a template" in page
+
+
+def test_the_first_screen_says_how_few_values_are_valid_before_their_figures():
+    """Faker's towns read with the biography template: 1 of 1,000 is a listed city; its line must not read "on target"."""
+    from synthgen.report.glance import lines, severity
+
+    f = {"field": "birth_place", "kind": "categorical", "valid_share": 0.001, "valid": 1, "unique": 1,
+         "invalid_examples": ["Melissachester, Maine"], "top": [("Port Charlotte, Florida", 1, 1.0)],
+         "kl_to_target_bits": None, "target_note": "no KL"}
+    line = lines({"template": "biography", "fields": [f]})[0]
+    assert "99.9% invalid (not in the field's list: 'Melissachester, Maine'); the figures are of the 1 valid" in line
+    assert severity(line) == "bad"

@@ -4,6 +4,7 @@ the real-world target gives at the same n, with a plain verdict. The long tables
 from __future__ import annotations
 
 
+VALID_OK = 0.95  # fewer valid values than this: the first screen says so before any figure of the valid ones
 OFF_TARGET = 0.05  # more valid values than this outside the target list: KL (computed inside it) is not the story
 
 
@@ -79,6 +80,10 @@ def glance(report: dict) -> dict:
                        + unique_verdict(f["unique"], f["expected_unique"]))
         else:
             row["verdict"] = f.get("target_note") or "no target distribution"
+        if f["valid_share"] < VALID_OK:  # the figures above are of the valid values only: say how few they are
+            row["verdict"] = (f"{1 - f['valid_share']:.1%} invalid (not in the field's list: "
+                              f"{', '.join(repr(x) for x in (f.get('invalid_examples') or [])[:2]) or '-'}); the figures "
+                              f"are of the {f['valid']:,} valid values: " + row["verdict"])
         cond = f.get("conditional")
         if cond and cond["kl_to_own_list_bits"] is not None:
             row["own_list"] = {"kl": cond["kl_to_own_list_bits"], "floor": cond["kl_floor_bits"],
@@ -144,7 +149,8 @@ def lines(report: dict) -> list[str]:
 
 
 # the words each verdict above uses, worst first: a first-screen line's colour in the HTML page
-BAD = ("off target", "collapsed", "does not fit", "repetitive", "are not English", "fail", "another population")
+BAD = ("off target", "collapsed", "does not fit", "repetitive", "are not English", "fail", "another population",
+       "invalid (not in")
 WARN = ("near the target", "less diverse", "read without a template", "no target", "no KL", "no checks declared")
 
 
