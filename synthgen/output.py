@@ -307,7 +307,8 @@ class RunFiles:
     byte-identical (a failed, interrupted or killed run before that leaves them as they were); a
     Parquet or HF output stays until the conversion replaces it. A resume first drops the torn line
     a kill left behind; the records of its recomputed block that are already on disk
-    are compared, not written (`OrderedWriter`)."""
+    are compared, not written (`OrderedWriter`); its metadata (its --n, its settings) replaces the
+    old one with its first new record, so a resume that fails before that leaves the metadata as it was."""
 
     def __init__(self, plan: Plan, meta: dict, block_size: int):
         self.plan, self.meta = plan, meta
@@ -317,8 +318,6 @@ class RunFiles:
         if plan.start and plan.stream.exists() and plan.stream.stat().st_size != plan.valid_bytes:
             with open(plan.stream, "r+b") as fh:
                 fh.truncate(plan.valid_bytes)
-        if not self.pending:
-            write_json_atomic(plan.meta_path, meta)
         block0 = plan.start // block_size * block_size
         on_disk = {r["index"]: r for r in read_jsonl(plan.stream)[block0:]} if plan.start > block0 else {}
         self.writer = OrderedWriter(self._open, plan.start, on_disk)
@@ -327,9 +326,11 @@ class RunFiles:
         if self.pending:
             replace_files([self.plan.stream, self.plan.meta_path], lambda: write_json_atomic(self.plan.meta_path, self.meta))
             self.plan.stream.touch()
-        elif self.plan.rewrite_from is not None:  # an extended run's last block, computed again: written over
-            with open(self.plan.stream, "r+b") as fh:
-                fh.truncate(self.plan.rewrite_from)
+        else:  # a resume: its metadata (its --n, settings) replaces the old one with its first new record
+            write_json_atomic(self.plan.meta_path, self.meta)
+            if self.plan.rewrite_from is not None:  # an extended run's last block, computed again: written over
+                with open(self.plan.stream, "r+b") as fh:
+                    fh.truncate(self.plan.rewrite_from)
         return open(self.plan.stream, "ab")
 
     def add(self, rec: dict) -> None:
@@ -337,7 +338,7 @@ class RunFiles:
 
     def save_meta(self) -> None:
         """The metadata changed before the run ended (settings learnt from an engine's first records)."""
-        if self.writer.fh is not None or not self.pending:
+        if self.writer.fh is not None:  # else the first record writes it (a run that fails before leaves the old one)
             write_json_atomic(self.plan.meta_path, self.meta)
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ checks, with the actors' code (BlockFiller) on FakeEngine. The real cluster runs
 import json
 import random
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -78,10 +79,10 @@ def test_resume_on_actors_with_another_dtype_is_refused_before_writing(tmp_path)
     t = load_template(write(tmp_path, TINY))
     out = tmp_path / "o.jsonl"
     run(t, LocalPool(), plan_run(t, out, 6, 1), 6, 1, block_size=4)
-    before = out.read_bytes()
+    before, meta = out.read_bytes(), Path(f"{out}.meta.json").read_bytes()
     with pytest.raises(InputError, match="different dtype"):
         run(t, LocalPool(dtype="bfloat16"), plan_run(t, out, 12, 1, existing="resume"), 12, 1, block_size=4)
-    assert out.read_bytes() == before
+    assert out.read_bytes() == before and Path(f"{out}.meta.json").read_bytes() == meta  # still a 6-record run
 
 
 def test_actors_running_different_engines_fail_the_run(tmp_path):
