@@ -19,11 +19,12 @@ OUT/results.md (docs/results.md's table).
     .venv/bin/python benchmarks/paper_tasks.py [--out out/paper_tasks] [--steps 40] [--samples 500]
 """
 
-import argparse
 import json
 import time
 from collections import Counter
 from pathlib import Path
+
+from synthgen import bench
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = {
@@ -45,7 +46,8 @@ def specs_by_name():
 
 def train_adapters(specs, out: Path, args) -> dict[str, Path]:
     from synthgen.models import resolve_model
-    from synthgen.train import TrainConfig, train
+    from synthgen.train import train
+    from synthgen.train_config import TrainConfig
 
     model = resolve_model(None)
     plan = {"all": [n for fam in FAMILIES.values() for n in fam]}
@@ -70,9 +72,9 @@ def train_adapters(specs, out: Path, args) -> dict[str, Path]:
 def exact(specs, adapters: dict[str, Path]) -> dict:
     """Audit every task: base, the all-task adapter, the adapter that never saw the task's family."""
     from peft import PeftModel
+
     from synthgen.audit import audit
-    from synthgen.models import resolve_model
-    from synthgen.train import load_base
+    from synthgen.models import load_base, resolve_model
 
     tok, base = load_base(resolve_model(None))
     model = PeftModel.from_pretrained(base, str(adapters["all"]), adapter_name="all")
@@ -167,8 +169,7 @@ def table(exact_rows: dict, sampled_rows: dict | None, n_samples: int = 500) -> 
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="out/paper_tasks")
+    ap = bench.parser(__doc__, out="out/paper_tasks")
     ap.add_argument("--steps", type=int, default=40, help="optimiser steps per adapter")
     ap.add_argument("--prompts-per-step", type=int, default=2)
     ap.add_argument("--samples", type=int, default=500, help="draws per task and system (0: exact audit only)")
@@ -194,10 +195,7 @@ def main():
                                 "train_seconds": c["train_seconds"],
                                 "perplexity_ratio": c["capability"]["perplexity_ratio"]} for k, c in cards.items()},
                "seconds": round(time.perf_counter() - t0, 1)}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    md = table(exact_rows, sampled_rows, args.samples)
-    (out / "results.md").write_text(md + "\n")
-    print(md)
+    bench.write_results(out, results, md=table(exact_rows, sampled_rows, args.samples))
     print(f"\ntotal {results['seconds']:.0f} s; adapters in {out / 'adapters'}")
 
 

@@ -1,23 +1,26 @@
-"""Peers side by side: the same biographies from Faker, from the base model and from synthgen, all scored by
-`synthgen report` read with the biography template (its lists, targets, real joints and text checks).
+"""Peers side by side: the same biographies from Faker, from one JSON prompt, from the base model and from synthgen, all
+scored by `synthgen report` read with the biography template (its lists, targets, real joints and text checks).
 
 Faker (seeded, en_US) fills the template's fields with its closest providers: a gender drawn 50/50,
 first_name_female/male, last_name, a date between 1940-01-01 and 2006-12-31, "City, State" from city()
 and state(), job(), and a sentence(). The model files are given: `synthgen biographies` runs of the same
-n and seed, with and without `--no-adapters`.
+n and seed, with and without `--no-adapters`. `--one-shot` adds what most users try first: the embedded model (no
+adapter, T=1, seeded per record) asked once per record for the whole record as one JSON object (the reply prefilled
+with '{"gender": "' so the 135M model keeps the format), its first JSON object parsed; a reply where it does not parse leaves every
+field null (one try: a retry would be a second system).
 
     synthgen biographies --n 1000 --seed 0 --out out/bios/bios.jsonl
     synthgen biographies --n 1000 --seed 0 --out out/bios_base/bios.jsonl --no-adapters
-    .venv/bin/python benchmarks/peers.py --n 1000 --file base=out/bios_base/bios.jsonl --file synthgen=out/bios/bios.jsonl
+    .venv/bin/python benchmarks/peers.py --n 1000 --file base=out/bios_base/bios.jsonl --file synthgen=out/bios/bios.jsonl --one-shot
 """
 
-import argparse
 import datetime as dt
 import json
 import random
 import time
 from pathlib import Path
 
+from synthgen import bench
 from synthgen.report import analyse
 
 LIST_FIELDS = ["gender", "birth_date", "first_name", "last_name", "birth_place", "career"]
@@ -41,6 +44,43 @@ def faker_biographies(n: int, seed: int, out: Path) -> float:
     rate = n / (time.perf_counter() - t0)
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rate
+
+
+ONE_SHOT = ("Invent a random fictional person. Reply with one JSON object and nothing else, with the keys "
+            '"gender" ("female" or "male"), "first_name", "last_name", "birth_date" (YYYY-MM-DD), "birth_place" '
+            '("City, State" for the USA, else "City, Country"), "career" (a job title) and "achievements" (one sentence '
+            "about the person's achievements).")
+ONE_SHOT_PREFILL = '{"gender": "'
+ONE_SHOT_KEYS = ["gender", "first_name", "last_name", "birth_date", "birth_place", "career", "achievements"]
+
+
+def parse_one_shot(text: str) -> dict:
+    """The reply's first JSON object (prefill included) -> the record's fields; {} where it does not parse."""
+    try:
+        got = json.JSONDecoder().raw_decode(text[text.index("{"):])[0]
+    except ValueError:  # no "{", or what follows it is not JSON
+        got = None
+    if not isinstance(got, dict):
+        return {}
+    return {k: str(got[k]).strip() if got.get(k) is not None else None for k in ONE_SHOT_KEYS}
+
+
+def one_shot_biographies(n: int, seed: int, out: Path) -> tuple[float, float]:
+    """n records from one prompt each on the embedded model, written as JSONL; returns (records/s, parsed share)."""
+    from synthgen.engine import Request, derive_seed, start_engine
+
+    eng, _ = start_engine()
+    try:
+        t0 = time.perf_counter()
+        outs = eng.generate([Request(prompt=ONE_SHOT, max_tokens=160, seed=derive_seed(seed, i), prefill=ONE_SHOT_PREFILL)
+                             for i in range(n)])
+        rate = n / (time.perf_counter() - t0)
+    finally:
+        eng.close()
+    rows = [{"index": i, **{k: None for k in ONE_SHOT_KEYS}, **parse_one_shot(ONE_SHOT_PREFILL + o.text)}
+            for i, o in enumerate(outs)]
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return rate, sum(r["first_name"] is not None for r in rows) / n
 
 
 def scores(path: Path) -> dict:
@@ -68,12 +108,11 @@ def scores(path: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n".join(__doc__.splitlines()[1:]))
+    ap = bench.parser(__doc__, out="out/peers")
     ap.add_argument("--n", type=int, default=1000, help="Faker records (the model files' n)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--file", action="append", default=[], metavar="NAME=PATH", help="a peer's file (repeatable)")
-    ap.add_argument("--out", default="out/peers", help="faker.jsonl, results.json and results.md go here")
+    ap.add_argument("--one-shot", action="store_true", help="also make n records from one JSON prompt each (~10 min per 1,000 here)")
     args = ap.parse_args()
     files = {}
     for item in args.file:
@@ -86,15 +125,17 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     speed = {"faker": faker_biographies(args.n, args.seed, out / "faker.jsonl")}
+    made = {"faker": out / "faker.jsonl"}
+    if args.one_shot:
+        speed["one_shot"], parsed = one_shot_biographies(args.n, args.seed, out / "one_shot.jsonl")
+        made["one_shot"] = out / "one_shot.jsonl"
+        print(f"one-shot JSON: {parsed:.1%} of replies parse, {speed['one_shot']:.2f} records/s", flush=True)
     for k, p in files.items():
         meta = Path(f"{p}.meta.json")
         speed[k] = json.loads(meta.read_text()).get("summary", {}).get("records_per_s") if meta.is_file() else None
-    rows = {k: scores(p) for k, p in {"faker": out / "faker.jsonl", **files}.items()}
-    (out / "results.json").write_text(json.dumps({"n": args.n, "seed": args.seed, "files": {k: str(v) for k, v in files.items()},
-                                                  "speed_records_per_s": speed, "rows": rows}, indent=2))
-    md = table(rows, speed)
-    (out / "results.md").write_text(md + "\n")
-    print(md)
+    rows = {k: scores(p) for k, p in {**made, **files}.items()}
+    bench.write_results(out, {"n": args.n, "seed": args.seed, "files": {k: str(v) for k, v in files.items()},
+                              "speed_records_per_s": speed, "rows": rows}, md=table(rows, speed))
 
 
 def _pct(x):

@@ -19,14 +19,13 @@ name not conditional) by the shipped template's, so before and after are scored 
     .venv/bin/python benchmarks/realism.py out/before/bios.jsonl out/after/bios.jsonl [--out out/realism] [--note "..."]
 """
 
-import argparse
-import json
 import re
 from collections import Counter
 from pathlib import Path
 
+from synthgen import bench
 from synthgen.report import analyse
-from synthgen.report.load import load_dataset
+from synthgen.report import load_dataset
 from synthgen.report.joints import conditional_stats
 from synthgen.template import load_template
 
@@ -108,21 +107,15 @@ def table(results: list[dict]) -> str:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = bench.parser(__doc__, out="out/realism")
     ap.add_argument("files", nargs="+", help="biography JSONL files (synthgen biographies --out ...)")
-    ap.add_argument("--out", default="out/realism", help="results.json and results.md (docs/results.md's part) go here")
     ap.add_argument("--note", default="", help="how the files were made (commands), written above the table")
     args = ap.parse_args()
     for f in args.files:
         if not Path(f).is_file():
             ap.error(f"{f}: no such file")
     results = [score(f) for f in args.files]
-    md = table(results)
-    print(md)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"note": args.note, "files": results}, indent=2))
-    (out / "results.md").write_text(md + "\n")
+    bench.write_results(args.out, {"note": args.note, "files": results}, md=table(results))
 
 
 if __name__ == "__main__":

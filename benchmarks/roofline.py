@@ -17,11 +17,10 @@ Writes OUT/results.json and stores the ceiling under SYNTHGEN_HOME/roofline.json
 later run on this machine finds it to report its utilisation. Prints what it measured.
 """
 
-import argparse
-import json
-import os
 import time
 from pathlib import Path
+
+from synthgen import bench
 
 
 def gflops(fn, flop: float, seconds: float = 0.6) -> float:
@@ -61,11 +60,10 @@ def flops_per_token(cfg, lora_rank: int, context: int) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench.parser(__doc__, out="out/roofline")
     ap.add_argument("--model", default=None, help="a model directory (default: the embedded SmolLM2)")
     ap.add_argument("--lora-rank", type=int, default=16)
     ap.add_argument("--context", type=int, default=96, help="typical tokens in context (prompt + answer)")
-    ap.add_argument("--out", default="out/roofline")
     args = ap.parse_args()
     if args.lora_rank < 0 or args.context < 1:
         ap.error("--lora-rank must be >= 0 and --context >= 1")
@@ -75,9 +73,10 @@ def main():
 
     from synthgen.engine import dtype as engine_dtypes
     from synthgen.models import resolve_model
-    from synthgen.roofline import locked, machine, save_ceiling
+    from synthgen.machine import cpu_name, locked, threads as cores
+    from synthgen.roofline import save_ceiling
 
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = cores()
     torch.set_num_threads(threads)
     cfg = AutoConfig.from_pretrained(resolve_model(args.model))
     s = shapes(cfg)
@@ -131,14 +130,13 @@ def main():
     else:
         engine_dtype = engine_dtypes.default_dtype(model)
     ceiling = ceilings.get(engine_dtype, ceilings["float32"])
-    doc = {"cpu": machine()["cpu"], "threads": threads, "torch": torch.__version__, "engine_dtype": engine_dtype,
+    doc = {"cpu": cpu_name(), "threads": threads, "torch": torch.__version__, "engine_dtype": engine_dtype,
            "model": {"layers": cfg.num_hidden_layers, "hidden": cfg.hidden_size, "vocab": cfg.vocab_size},
            "lora_rank": args.lora_rank, "context": args.context, "gflop_per_token": {k: v / 1e9 for k, v in fl.items()},
            "peak_gflops": peak, "ceiling": ceiling, "ceilings": ceilings, "dtype_measurement": measured,
            "measurements": rows}
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(doc, indent=2))
+    bench.write_results(out, doc)
     print(f"\n{doc['cpu']}, {threads} threads, engine dtype {engine_dtype}")
     print(f"GFLOP per token: prefill {fl['prefill'] / 1e9:.3f}, decode {fl['decode'] / 1e9:.3f} "
           f"(lm_head {fl['lm_head'] / 1e9:.3f}, LoRA r={args.lora_rank} {fl['lora'] / 1e9:.4f}, "

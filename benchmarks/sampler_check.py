@@ -18,13 +18,13 @@ unless named with --fields (24,000 days: ~1 min per prompt).
     .venv/bin/python benchmarks/sampler_check.py out/bios/bios.jsonl [--fields first_name,last_name] [--sims 100]
 """
 
-import argparse
-import json
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+
+from synthgen import bench
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,13 +115,13 @@ def compare(ds, spec, rows, name, by_group, groups, sims, rng) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = bench.parser(__doc__)
     ap.add_argument("file")
     ap.add_argument("--fields", default=None, help="comma-separated field names (default: every list field with an adapter)")
     ap.add_argument("--sims", type=int, default=100, help="simulated files drawn from Q and from the target (default 100)")
     ap.add_argument("--max-prompts", type=int, default=40, help="skip a field whose prompt takes more distinct values (default 40)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the simulated draws")
-    ap.add_argument("--out", default=None, help="also write the results as JSON here")
+    ap.add_argument("--out", default=None, help="also write OUT/results.json")
     args = ap.parse_args()
     if not Path(args.file).is_file():
         ap.error(f"no such file: {args.file}")
@@ -133,7 +133,8 @@ def main():
 
     from synthgen.models import load_base, resolve_model
     from synthgen.report.joints import mixture_target
-    from synthgen.report.load import configure, load_dataset
+    from synthgen.report import load_dataset
+    from synthgen.report.load import configure
     from synthgen.template import load_template
 
     ds = load_dataset(args.file)
@@ -172,11 +173,7 @@ def main():
               f"target itself {tg['kl_bits']:.3f} ± {tg['kl_sd']:.3f}, {tg['unique']:.0f} ± {tg['unique_sd']:.0f} | "
               f"z {row['z_log_q']:+.1f}", flush=True)
     if args.out:
-        from synthgen.output import write_json_atomic
-
-        dest = Path(args.out)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(dest, json.loads(json.dumps(out, default=float)))  # numpy numbers as plain floats
+        bench.write_results(args.out, {"file": args.file, "sims": args.sims, "seed": args.seed, "fields": out})
 
 
 if __name__ == "__main__":

@@ -24,12 +24,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from synthgen import bench
+
 SETTINGS = ["1.0,1.0,0", "0.7,0.9,0", "0.8,0.95,0", "1.0,1.0,0.05", "1.0,1.0,0.1", "0.9,1.0,0.1", "0.8,1.0,0.1",
             "0.7,1.0,0.2"]
 
 
 def requests_for(field, rows, setting, system=None, attempt=0):
-    from synthgen.engine.base import Request, derive_seed
+    from synthgen.engine import Request, derive_seed
 
     t, p, m = setting
     return [Request(prompt=field.render(r), prefill=field.opening(r), max_tokens=field.max_tokens, temperature=t, top_p=p,
@@ -104,8 +106,7 @@ def parse_setting(s: str) -> tuple[float, float, float]:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n".join(__doc__.splitlines()[1:]))
+    ap = bench.parser(__doc__, out="out/text_sampling")
     ap.add_argument("file", help="records whose other fields the text must fit (JSONL from synthgen generate/biographies)")
     ap.add_argument("--template", default="biography", help="the template whose text field is swept (default: biography)")
     ap.add_argument("--field", default=None, help="the text field (default: the template's first text field)")
@@ -114,12 +115,11 @@ def main():
                     "default: a sweep of " + "; ".join(SETTINGS) + ")")
     ap.add_argument("--retries", type=int, default=None, help="retries per text (default: the template's for the field)")
     ap.add_argument("--max-nonwords", type=float, default=None, help="replace the field's checks.max_nonwords")
-    ap.add_argument("--out", default="out/text_sampling", help="results.json and results.md go here")
     args = ap.parse_args()
     if args.records < 10:
         ap.error("--records must be >= 10")
     from synthgen.engine import start_engine
-    from synthgen.report.load import load_dataset
+    from synthgen.report import load_dataset
     from synthgen.template import load_template
 
     t = load_template(args.template)
@@ -128,7 +128,8 @@ def main():
         ap.error(f"template {t.name!r} has no text field {args.field or ''}".rstrip())
     field = texts[0]
     if args.max_nonwords is not None and field.checks:
-        field.checks = dataclasses.replace(field.checks, max_nonwords=args.max_nonwords)
+        t = t.with_changes({field.name: {"checks": dataclasses.replace(field.checks, max_nonwords=args.max_nonwords)}})
+        field = t.field(field.name)
     retries = t.retries_for(field) if args.retries is None else args.retries
     ds = load_dataset(args.file)
     rows = [{k: v for k, v in r.items() if k != field.name} for r in ds.rows
@@ -156,13 +157,8 @@ def main():
     checks = field.checks.describe() if field.checks else None
     md = (f"What the model writes (first try, every text scored; checks: {json.dumps(checks)}):\n\n{table(firsts)}\n\n"
           f"What the field stores (the first text that passes, up to {retries} retries):\n\n{table(kept, stored=True)}")
-    print(md)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"file": args.file, "records": len(rows), "field": field.name, "retries": retries,
-                                                  "checks": checks, "dtype": eng.dtype, "first_try": firsts, "stored": kept},
-                                                 indent=2))
-    (out / "results.md").write_text(md + "\n")
+    bench.write_results(args.out, {"file": args.file, "records": len(rows), "field": field.name, "retries": retries,
+                                   "checks": checks, "dtype": eng.dtype, "first_try": firsts, "stored": kept}, md=md)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ included), the report is of the whole file.
     .venv/bin/python benchmarks/throughput.py [--n 10000] [--out out/throughput] [--from-run out/bios10k.jsonl --wall-seconds S]
 """
 
-import argparse
 import json
 import resource
 import subprocess
@@ -23,14 +22,15 @@ import sys
 import time
 from pathlib import Path
 
+from synthgen import bench
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench.parser(__doc__, out="out/throughput")
     ap.add_argument("--n", type=int, default=10000)
-    ap.add_argument("--out", default="out/throughput")
     ap.add_argument("--from-run", default=None, help="an existing output of the same command: collect, do not rerun")
     ap.add_argument("--wall-seconds", type=float, default=None, help="with --from-run: its wall time, measured outside")
     ap.add_argument("--wall-note", default=None, help="with --from-run: how the wall time was measured (e.g. parts of a resumed run)")
@@ -76,7 +76,7 @@ def main():
     measured = summary["new_records"] + summary.get("recomputed", 0)  # the records this summary's tokens paid for
     prompt_computed = summary["prompt_tokens"] - summary["cached_prompt_tokens"]
     at_ceiling = prompt_computed / ceiling["prefill_tokens_per_s"] + summary["tokens"] / ceiling["decode_tokens_per_s"]
-    from synthgen.engine.dtype import cpu_flags, isa
+    from synthgen.machine import cpu_flags, isa
 
     doc = {"cpu": roof["cpu"], "isa": isa(cpu_flags()), "threads": roof["threads"], "dtype": roof["engine_dtype"], "n": n,
            "command": "synthgen biographies --n %d --seed 0 --out OUT --overwrite" % n,
@@ -90,7 +90,7 @@ def main():
                           "computed_tokens": summary["computed_tokens"] / measured},
            "peak_rss_gib_children": peak_children if not args.from_run else None,
            "report_seconds": report_seconds, "report": report}
-    (out / "results.json").write_text(json.dumps(doc, indent=2, default=str))
+    bench.write_results(out, doc, quiet=True)
     print(json.dumps({k: doc[k] for k in ("wall_seconds", "utilisation", "per_record")}, indent=2))
 
 

@@ -6,7 +6,7 @@ The same as `synthgen biographies --n N --out out/example/bios.jsonl --overwrite
 `synthgen report out/example/bios.jsonl`, through the same library path the CLI uses:
 `prepare` checks everything before an engine starts (template, adapters built for this model,
 decode tries, the output and its resume point), `execute` starts the engine, writes the records and
-closes it. The lower-level pieces (`synthgen.generate.plan_run` / `run` with an engine you create,
+closes it. The lower-level pieces (`synthgen.output.plan_run` / `synthgen.generate.run` with an engine you create,
 e.g. `create_engine("openai", endpoints=[...])`) are what `execute` calls.
 """
 

@@ -2,18 +2,13 @@
 
 Each part has its own markers (`<!-- results:NAME:start -->` ... `end`) inside the section and is
 rewritten from out/NAME/results.{md,json} when that output exists: paper_tasks
-(benchmarks/paper_tasks.py), biographies (benchmarks/biographies.py, also copies the birth-place
-map to docs/results/), constrained (benchmarks/constrained.py), throughput (benchmarks/throughput.py),
-realism (benchmarks/realism.py). Hardware is read
-from this machine.
+(benchmarks/paper_tasks.py), throughput (benchmarks/throughput.py), realism (benchmarks/realism.py).
+Hardware is read from this machine.
 
-    .venv/bin/python benchmarks/constrained.py && .venv/bin/python scripts/results_section.py
+    .venv/bin/python benchmarks/realism.py FILE... && .venv/bin/python scripts/results_section.py
 """
 
 import json
-import os
-import platform
-import shutil
 import sys
 from pathlib import Path
 
@@ -22,12 +17,9 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def cpu() -> str:
-    try:
-        name = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        name = platform.processor() or "unknown CPU"
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{name}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, no GPU"
+    from synthgen.machine import describe
+
+    return describe() + ", no GPU"
 
 
 def paper_tasks_part(pt: Path) -> str:
@@ -50,61 +42,8 @@ columns are {ptj['samples']} real draws of the first prompt through vLLM (covera
 {(pt / 'results.md').read_text().strip()}"""
 
 
-def biographies_part(bio: Path) -> str:
-    bj = json.loads((bio / "results.json").read_text())
-    retries = "the template's per field (3; birth place 6, career 8)" if bj["retries"] is None else bj["retries"]
-    systems = ",".join(bj["systems"])
-    docs = ROOT / "docs" / "results"
-    docs.mkdir(parents=True, exist_ok=True)
-    shown = "synthgen" if (bio / "report_synthgen").is_dir() else "synthgen_retry"
-    shutil.copy(bio / f"report_{shown}" / "map_birth_place.png", docs / "map_birth_place.png")
-    return f"""## Biographies each way (`benchmarks/biographies.py`)
-
-Measured on {cpu()}, vLLM {bj.get('dtype', 'float32')}.
-
-```
-.venv/bin/python benchmarks/biographies.py --n {bj['n']}{'' if bj['retries'] is None else f" --retries {bj['retries']}"} --systems {systems}
-```
-
-{bj['n']} records per system, same seed, same fields (gender, birth date, first name, last name, birth
-place, career), same validation; retries: {retries} for every free system except `synthgen_retry`
-(the template's: 3, birth place 6, career 8). `synthgen` and `base_constrained` decode inside each
-list's token trie (no retries needed); the others decode free. Where an earlier field is invalid,
-later prompts use a shared skeleton value so every field is judged on its own. KL→target is
-KL(empirical ‖ target) in bits over the answers inside the adapter's target list ("off target":
-valid answers outside it, e.g. a small town of the 32,963 GeoNames cities); "per 1000 valid" is
-unique values per 1000 valid answers; in brackets the KL's floor, the mean KL of samples of the same
-n drawn from the target itself (`synthgen report`'s). The first name's target is the mixture of the
-records' own sex-and-decade lists; the realism part below adds the joints.
-Whole run {bj['seconds'] / 60:.0f} min.
-
-{(bio / 'results.md').read_text().strip()}
-
-Birth places of the `{shown}` records (red) against the base model's (grey):
-
-![birth places](results/map_birth_place.png)"""
-
-
-def constrained_part(c: Path) -> str:
-    cj = json.loads((c / "results.json").read_text())
-    parts = ",".join(k for k in ("cost", "distortion") if k in cj)
-    return f"""## Constrained decoding: cost and distortion (`benchmarks/constrained.py`)
-
-Measured on {cpu()}, vLLM {cj.get('dtype', 'float32')} (the exact distortion figures use transformers in fp32).
-
-```
-.venv/bin/python benchmarks/constrained.py --parts {parts}
-```
-
-Cost: {cj['n']} seeded requests of one biography prompt through the field's adapter, free vs the trie
-processor vs vLLM's own `choice` structured output (best of the rounds). Distortion: exact, on
-each adapter spec's first prompt (Q = the model masked to the list and renormalised per step).
-
-{(c / 'results.md').read_text().strip()}"""
-
-
 def isa_here() -> str:
-    from synthgen.engine.dtype import cpu_flags, isa
+    from synthgen.machine import cpu_flags, isa
 
     return isa(cpu_flags())
 
@@ -128,15 +67,6 @@ def throughput_part(d: Path) -> str:
     part = f" (the last part: {measured:,} records)" if measured < tj["n"] else ""
     rate = tj.get("records_per_s", s["records_per_s"])
     timing = tj.get("wall_note") or f"{start:.0f} s engine start, {s['seconds'] / 60:.1f} min generating"
-    pipe = ""
-    if (d.parent / "pipeline" / "results.json").is_file():
-        pj = json.loads((d.parent / "pipeline" / "results.json").read_text())
-        best = {m: min(r["seconds"] for r in pj["rows"] if r["mode"] == m) for m in ("barrier", "pipelined")}
-        pipe = f"""
-
-Field barriers vs pipelining, the same {pj['n']} records on one engine, best of the rounds
-(`.venv/bin/python benchmarks/pipeline.py --n {pj['n']}`): barrier {best['barrier']:.1f} s, pipelined
-{best['pipelined']:.1f} s ({best['barrier'] / best['pipelined']:.2f}×)."""
     return f"""## {tj['n']:,} biographies against the roofline (`benchmarks/throughput.py`)
 
 Measured on {tj['cpu']} ({tj.get('isa') or isa_here()}), {tj['threads']} threads, vLLM {tj['dtype']}.
@@ -169,7 +99,7 @@ What it made (`synthgen report`: valid share, unique values, KL to the field's r
 |---|---|---|---|---|
 {chr(10).join(fig(f) for f in ("first_name", "last_name", "birth_place", "career", "birth_date"))}
 
-{throughput_verdict(tj)}{pipe}"""
+{throughput_verdict(tj)}"""
 
 
 def throughput_verdict(tj: dict) -> str:
@@ -210,8 +140,9 @@ same). KL figures are in bits, each next to its floor at that n.
 
 
 RESULTS = ROOT / "docs" / "results.md"
-PARTS = {"paper_tasks": paper_tasks_part, "biographies": biographies_part, "constrained": constrained_part,
-         "throughput": throughput_part, "realism": realism_part}
+# biographies (benchmarks/biographies.py) and constrained (benchmarks/constrained.py) were retired after commit
+# 616f476: their parts stay in the page as last measured.
+PARTS = {"paper_tasks": paper_tasks_part, "throughput": throughput_part, "realism": realism_part}
 
 
 def main(out: Path = ROOT / "out") -> None:

@@ -3,6 +3,7 @@ renamed over the target, so a reader (or a kill) sees the old file or the new on
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -20,3 +21,8 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: str | Path, obj) -> None:
+    """`obj` as indented JSON, written atomically."""
+    write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False))

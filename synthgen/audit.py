@@ -66,11 +66,6 @@ def score_paths(model, prompt_ids, token_ids: list[list[int]], max_nodes: int = 
     return out
 
 
-def score_targets(model, prompt_ids, token_ids: list[list[int]], max_nodes: int = 1024) -> np.ndarray:
-    """log P(t | prompt) for every target."""
-    return np.array([lp.sum() for lp in score_paths(model, prompt_ids, token_ids, max_nodes)])
-
-
 def constrained_logprobs(token_ids: list[list[int]], path_lps: list[np.ndarray]) -> np.ndarray:
     """log Q(t) of trie-constrained sampling at temperature 1: at each node the allowed tokens are
     its children, renormalised. Needs every target's path log-probs (score_paths)."""

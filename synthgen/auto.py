@@ -27,7 +27,7 @@ N_PROMPTS = 4
 
 
 def auto_config():
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     # sized for a 2-core CPU: a minute or two for a 1000-item list, once per list + prompt + model; LoRA on
     # the top 8 layers, as the shipped adapters (the layers below run once per trie node, not every step)
@@ -107,12 +107,14 @@ def auto_dir(spec, model_dir: str) -> Path:
 
 
 def ensure_auto_adapters(template: Template, model_dir: str, *,
-                         on_step: Callable | None = None, on_note: Callable[[str], None] | None = None) -> list[str]:
+                         on_step: Callable | None = None, on_note: Callable[[str], None] | None = None
+                         ) -> tuple[Template, list[str]]:
     """Resolve every `adapter: auto` field to a built adapter (training the missing ones).
-    Returns the fields it trained for."""
+    Returns the template with those adapters' paths (a new one; `template` is left as it is) and the
+    fields it trained for."""
     from .card import read_card
 
-    trained = []
+    trained, paths = [], {}
     for f in template.fields:
         if f.adapter != AUTO or f.adapter_path:
             continue
@@ -130,8 +132,8 @@ def ensure_auto_adapters(template: Template, model_dir: str, *,
             on_note(f"adapter: auto for {f.name!r}: KL(Q‖p*) {mean('base', 'kl_q_target_bits'):.2f} -> "
                     f"{mean('adapter', 'kl_q_target_bits'):.2f} bits, E[distinct in 500] under Q {e500('base'):.0f} -> "
                     f"{e500('adapter'):.0f} (Q: what constrained decoding samples; {out})")
-        f.adapter_path = str(out)
-    return trained
+        paths[f.name] = {"adapter_path": str(out)}
+    return template.with_changes(paths), trained
 
 
 def _build(model_dir: str, spec, out: Path, field: str, on_step, on_note) -> None:

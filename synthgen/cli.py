@@ -10,6 +10,7 @@ import click
 
 from .errors import OneLineErrors
 from .render import terminal
+from . import train_config
 from .serve import serve
 
 
@@ -144,26 +145,11 @@ def check_targets_cmd(specs, model):
 @_specs_argument
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Adapter directory to write.")
 @_model_option
-@click.option("--steps", default=60, show_default=True, help="Maximum optimiser steps.")
-@click.option("--lr", default=5e-4, show_default=True, help="AdamW learning rate.")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", help="cosine: --lr down to --lr/10 at --steps.")
-@click.option("--rank", default=8, show_default=True, help="LoRA rank.")
-@click.option("--layers", default=None, type=int, help="LoRA on the top N decoder layers only (default: all).")
-@click.option("--prompts-per-step", default=2, show_default=True, help="Packed prompt passes per step.")
-@click.option("--max-targets", default=1000, show_default=True, help="Targets per pass; bigger lists are subsampled.")
-@click.option("--gamma", default=0.02, show_default=True, help="Stop early when loss <= (1+gamma)·H(p*).")
-@click.option("--objective", type=click.Choice(["q", "mixed", "paper"]), default="q", show_default=True, help="q: for the trie-"
-              "constrained sampler's Q (generation's default decode); paper: for free sampling's P; mixed: Q + --mass-weight x P's mass term.")
-@click.option("--mass-weight", default=0.1, show_default=True, help="--objective mixed: weight of the term that keeps P's mass on the list.")
-@click.option("--keep-weight", default=0.0, show_default=True, help="Weight of KL(base || adapter) on general text: holds capability.")
-@click.option("--seed", default=0, show_default=True, help="Seeds LoRA init and prompt/target sampling.")
+@train_config.click_options  # --steps, --lr, --rank, ...: TrainConfig's settings, each declared once there
 @click.option("--threads", default=None, type=int, help="torch threads (default: all cores).")
-@click.option("--audit-prompts", default=None, type=int, help="Card audit and stop-rule check on the first N prompts (default all).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "both"]), default="auto", help="auto: bf16 on bf16 CPUs; both: fp32+bf16")
-@click.option("--init", "init_from", type=click.Path(file_okay=False), help="Start from this adapter's weights (e.g. more steps).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (OUT.partial).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter at OUT.")
-def build_adapter(specs, out, model, steps, rank, threads, resume, overwrite, **_):  # the rest: TrainConfig fields
+def build_adapter(specs, out, model, threads, resume, overwrite, **settings):  # settings: TrainConfig's
     """Train a diffuse LoRA adapter on one or more list SPECs.
 
     Minimises -Σ p*(t)·log Q(t) (--objective q: Q is what trie-constrained decoding samples; paper: P(t + end-of-turn | prompt))
@@ -180,15 +166,14 @@ def build_adapter(specs, out, model, steps, rank, threads, resume, overwrite, **
     from .models import DEFAULT_MODEL, EMBEDDED, resolve_model, set_torch_threads
     from .render import render_card, train_progress
     from .card import capability_line
-    from .train import TrainConfig, check_trainable, train
+    from .train import check_trainable, train
 
-    params = click.get_current_context().params  # every training option has its TrainConfig field's name
-    cfg = TrainConfig(alpha=2 * rank, **{k: params[k] for k in TrainConfig.__dataclass_fields__ if k in params})
+    cfg = train_config.TrainConfig(**settings)
     loaded = [load_spec(s) for s in specs]
     check_trainable(loaded)  # the lists load (and fail) before the model does
     model_dir = resolve_model(model)
     set_torch_threads(threads)
-    bar, on_step = train_progress(steps)
+    bar, on_step = train_progress(cfg.steps)
     try:
         with bar:
             card = train(model_dir, loaded, out, cfg, resume=resume, overwrite=overwrite, on_step=on_step,
@@ -271,15 +256,12 @@ def _generate_options(f):
 
 
 def _run_generate(template_ref: str, kw: dict) -> None:
-    """`generate`/`biographies`: their click options (names as RunOptions' fields, plus dtype and as_json) run."""
+    """`generate`/`biographies`: their click options (named as RunOptions' fields, plus as_json) run."""
     from .engine import quiet, threads
     from .render import field_progress, render_summary, train_progress
     from .runner import RunOptions, build_auto, execute, prepare
 
-    dtype, as_json, n, out, engine, ray = kw["dtype"], kw["as_json"], kw["n"], kw["out"], kw["engine"], kw["ray"]
-    if dtype:  # what the engine, the resume check and Ray actors read
-        os.environ["SYNTHGEN_DTYPE"] = dtype
-
+    as_json, n, out, engine, ray = kw["as_json"], kw["n"], kw["out"], kw["engine"], kw["ray"]
     notices: list[str] = []  # said after validation, so that a bad input's error is the first line
     threads.configure(say=notices.append)  # before torch loads: its OpenMP reads it once
     prep = prepare(RunOptions.from_options(template_ref, kw))
@@ -356,8 +338,10 @@ def biographies(**kw):
 @click.option("--out", "-o", default=None, type=click.Path(file_okay=False),
               help="Directory for report.html (self-contained), report.json and the PNGs.")
 @click.option("--fields", default=None, help="Comma-separated fields to report (default: the template's, else all).")
-@click.option("--list", "lists", multiple=True, metavar="FIELD=LIST",
-              help="Validate FIELD against a builtin list or a list spec YAML (repeatable), e.g. first_name=first_names.")
+@click.option("--target", "--list", "lists", multiple=True, metavar="FIELD=LIST", help="FIELD's list and target: a builtin "
+              "list (its real weights, else uniform) or a list spec YAML (repeatable), e.g. first_name=first_names: valid %, KL.")
+@click.option("--joint", "joints", multiple=True, metavar="GIVEN:FIELD", help="Judge FIELD against the shipped real joint "
+              "with GIVEN (repeatable): gender:first_name, birth_date:first_name (SSA), gender:career (BLS CPS).")
 @click.option("--geo", multiple=True, metavar="FIELD", help="Geocode FIELD as City, Country "
               "(default: template place fields, or names like *place*/*city*).")
 @click.option("--checks", multiple=True, metavar="FIELD=CHECKS", help="What text FIELD must agree with in its record, "
@@ -365,7 +349,7 @@ def biographies(**kw):
 @click.option("--split", default=None, help="The split of a saved Hugging Face DatasetDict folder (e.g. train).")
 @click.option("--template", default=None, help="Read the file(s) as if made with this template (lists, targets, real joints, text checks).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def report(dataset, compare_with, out, fields, lists, geo, checks, split, template, as_json):
+def report(dataset, compare_with, out, fields, lists, joints, geo, checks, split, template, as_json):
     """Audit the diversity of DATASET: JSONL, JSON, CSV/TSV, Parquet or a saved HF dataset folder.
 
     Categorical fields: valid %, unique values, entropy, coverage, KL to the target, top 10,
@@ -378,14 +362,17 @@ def report(dataset, compare_with, out, fields, lists, geo, checks, split, templa
       synthgen report bios.jsonl
       synthgen report bios.jsonl --compare base.jsonl --out report/
       synthgen report bios.jsonl --json
-      synthgen report faker.csv --fields name,city --list name=first_names --geo city
+      synthgen report faker.csv --fields name,city --target name=first_names --geo city
+      synthgen report faker.csv --target first_name=first_names --joint gender:first_name --joint birth_date:first_name
       synthgen report faker.jsonl --template biography        # another tool's file, read as ours
       synthgen report other.jsonl --checks 'bio={mentions: [name], pronouns: sex, profanity: true}'
     """
     from .render import render_report
     from .report import analyse_pair, document, write_outputs
 
-    main, other = analyse_pair(dataset, compare_with, fields, lists, geo, checks, split, template)
+    options = {"fields": fields, "lists": lists, "geo": geo, "checks": checks, "split": split, "template": template,
+               "joints": joints}
+    main, other = analyse_pair(dataset, compare_with, options)
     written = write_outputs(main, out, other) if out else []
     if as_json:
         return click.echo(json.dumps(document(main, other), indent=2, ensure_ascii=False))

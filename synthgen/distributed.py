@@ -55,9 +55,8 @@ def load_shipped(shipped: dict) -> Template:
     if t.digest != shipped["digest"]:
         raise EngineError(f"the template {shipped['path']!r} on this worker differs from the driver's: "
                           "give every node the same file")
-    for f in t.fields:
-        f.decode, f.adapter_path = shipped["decodes"][f.name], shipped["adapters"][f.name]
-    return t
+    return t.with_changes({f.name: {"decode": shipped["decodes"][f.name], "adapter_path": shipped["adapters"][f.name]}
+                           for f in t.fields})
 
 
 class BlockFiller:

@@ -31,11 +31,11 @@ from typing import Callable, Iterator
 
 from .engine.base import BlockEngine, Engine, Request, derive_seed, stepper
 from .errors import InputError
-from .output import FORMATS, OrderedWriter, Plan, RunFiles, plan_run, read_jsonl, resize, run_identity, write_json_atomic
+from .output import OrderedWriter, Plan, RunFiles, read_jsonl, resize
 from .template import Template
 
-__all__ = ["FORMATS", "Fill", "OrderedWriter", "Plan", "Stats", "Summary", "check_settings", "compile_tries", "fill_records", "iter_records",
-           "local_fill_blocks", "plan_run", "read_jsonl", "run", "run_identity", "run_settings", "write_json_atomic"]
+__all__ = ["Fill", "Stats", "Summary", "check_settings", "compile_tries", "fill_records", "iter_records", "local_fill_blocks",
+           "run", "run_settings"]
 
 
 @dataclass
@@ -179,7 +179,7 @@ def compile_tries(template: Template, tokenizer) -> dict[str, str | dict[str, st
         if f.decode != "constrained":
             continue
         if f.given:
-            tries[f.name] = {key: one(f, sorted(set(lookup.values()))) for key, lookup in f._lookups.items()}
+            tries[f.name] = {key: one(f, sorted(set(lookup.values()))) for key, lookup in f.lookups.items()}
         else:
             tries[f.name] = one(f, f.items())
     return tries

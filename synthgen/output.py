@@ -11,6 +11,7 @@ together, even when a field is null in every record of one of them.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .atomic import write_atomic
+from .atomic import write_json_atomic
 from .errors import InputError
 from .template import Template
 
@@ -187,11 +188,6 @@ def _scan(stream: Path) -> tuple[int, int]:
     return count, end
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    """`obj` as indented JSON, written atomically (atomic.write_atomic: temp file, fsync, rename)."""
-    write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False))
-
-
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -202,19 +198,13 @@ def _remove(path: Path) -> None:
 def recover(path: Path) -> None:
     """After a kill inside `replace_files`: the old copy renamed aside goes back where the new one
     never arrived; aside copies beside a path that is in place are deleted."""
-    aside = sorted(path.parent.glob(glob_escape(path.name) + ".old-*")) if path.parent.is_dir() else []
+    aside = sorted(path.parent.glob(glob.escape(path.name) + ".old-*")) if path.parent.is_dir() else []
     if not aside:
         return
     if not (path.exists() or path.is_symlink()):
         os.rename(aside.pop(), path)
     for q in aside:
         _remove(q)
-
-
-def glob_escape(name: str) -> str:
-    import glob
-
-    return glob.escape(name)
 
 
 def replace_files(paths: list[Path], write_new: Callable[[], None]) -> None:

@@ -8,69 +8,9 @@ ceiling of the dtype it ran). The dtype a machine runs (`engine/dtype.py`) is st
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import platform
 from pathlib import Path
 
-
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return {"cpu": cpu, "threads": threads}
-
-
-def _file() -> Path:
-    from .models import synthgen_home
-
-    return synthgen_home() / "roofline.json"
-
-
-def _key(model: str, dtype: str) -> str:
-    m = machine()
-    return f"{m['cpu']}|{m['threads']}|{Path(model).name}|{dtype}"
-
-
-def _read() -> dict:
-    try:
-        doc = json.loads(_file().read_text())
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-def save_entry(model: str, name: str, value: dict) -> Path:
-    """Store `value` under this machine, model and `name` (a dtype's ceiling, or "dtype"): atomic update."""
-    from .output import write_json_atomic
-
-    path = _file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = _read()
-    doc[_key(model, name)] = value
-    write_json_atomic(path, doc)
-    return path
-
-
-def load_entry(model: str, name: str) -> dict | None:
-    got = _read().get(_key(model, name))
-    return got if isinstance(got, dict) else None
-
-
-@contextlib.contextmanager
-def locked():
-    """Exclusive among processes sharing SYNTHGEN_HOME (a measurement must not run beside another)."""
-    from .models import file_lock
-
-    with file_lock(_file().with_suffix(".lock")):
-        yield
+from .machine import load_entry, save_entry
 
 
 def save_ceiling(model: str, dtype: str, ceiling: dict) -> Path:

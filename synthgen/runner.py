@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, fields
 from typing import Callable
 
 from .errors import InputError
-from .generate import FieldProgress, Fill, Summary, check_settings, compile_tries, plan_run, run, run_settings
+from .generate import FieldProgress, Fill, Summary, check_settings, compile_tries, run, run_settings
+from .output import plan_run
 from .output import Plan, resize
 from .template import Template
 
@@ -38,6 +39,7 @@ class RunOptions:
     actors: int | None = None
     cpus_per_actor: float | None = None
     gpus_per_actor: float | None = None
+    dtype: str | None = None  # the engine's; None: SYNTHGEN_DTYPE, else bf16 on a GPU, else measured on this CPU
 
     @classmethod
     def from_options(cls, template: str, options: dict) -> "RunOptions":
@@ -108,11 +110,11 @@ def prepare(opts: RunOptions) -> Prepared:
         # every field's adapter resident at once: pipelined records ask for all fields together, and
         # vLLM puts no more than max_loras adapters in one batch
         kwargs["max_loras"] = max(1, len(set(template.adapters().values())))
-        from .engine.vllm_engine import default_dtype
+        from .engine.dtype import default_dtype
 
-        dtype = default_dtype(model)  # measured here on a machine's first run, before any engine starts
-        if opts.ray is None:
-            kwargs["dtype"] = dtype  # Ray actors choose on their own machines
+        dtype = opts.dtype or default_dtype(model)  # measured here on a machine's first run, before any engine starts
+        if opts.ray is None or opts.dtype:
+            kwargs["dtype"] = dtype  # without --dtype, Ray actors choose on their own machines
     else:
         kwargs["endpoints"] = tuple(opts.endpoints)
     plan = plan_run(template, opts.out, opts.n, opts.seed, fmt=fmt, model=model if opts.engine == "vllm" else None,
@@ -197,7 +199,7 @@ def build_auto(prep: Prepared, on_step=None, on_note: Callable[[str], None] | No
         return
     from .auto import ensure_auto_adapters
 
-    ensure_auto_adapters(prep.template, prep.model, on_step=on_step, on_note=on_note)
+    prep.template, _ = ensure_auto_adapters(prep.template, prep.model, on_step=on_step, on_note=on_note)
 
 
 def execute(prep: Prepared, on_field: FieldProgress | None = None) -> Summary:

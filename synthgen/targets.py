@@ -7,7 +7,7 @@ targets are probabilities of disjoint events and their sum (the mass on the vali
 Packing: the prompt and the *trie* of all targets go into one sequence. Each trie node is one
 token; it attends to the prompt and its ancestors only (a 4-D mask) and sits at position
 len(prompt) + depth. Shared prefixes are computed once, with no padding: 20-100x faster than
-one row per target (benchmarks/bench_train.py; docs/development.md).
+one row per target (benchmarks/bench_train.py, retired after commit 616f476; docs/performance.md).
 """
 
 from __future__ import annotations

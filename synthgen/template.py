@@ -65,7 +65,8 @@ import datetime as dt
 import hashlib
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from pathlib import Path
 
 
@@ -112,8 +113,24 @@ class _Words(string.Formatter):
 WORDS = _Words()
 
 
-@dataclass
-class Field:
+class _Sealed:
+    """Read-only once `load_template` returns: a template never changes under the modules that share it.
+    A changed template is a new one (`Template.with_changes`, `with_decode`), the loaded one left as it was."""
+
+    def __setattr__(self, key, value):
+        if self.__dict__.get("_sealed"):
+            raise AttributeError(f"{type(self).__name__} {self.name!r} is read-only after loading: "
+                                 "make a changed copy (Template.with_changes)")
+        object.__setattr__(self, key, value)
+
+
+def _seal(obj):
+    object.__setattr__(obj, "_sealed", True)
+    return obj
+
+
+@dataclass(eq=False)
+class Field(_Sealed):
     name: str
     kind: str
     prompt: str
@@ -167,6 +184,11 @@ class Field:
         """The key of this record's list ("F|1980"), None for a list that depends on nothing."""
         return "|".join(self.filters(record).values()) if self.given else None
 
+    @property
+    def lookups(self):
+        """A conditional list's lists, read-only: {condition key ("F|1980"): {casefolded answer: value}}."""
+        return MappingProxyType(self._lookups)
+
     def lookup(self, record: dict | None = None) -> dict:
         if not self.given or record is None:
             return self._lookup
@@ -191,10 +213,10 @@ class Field:
         return _PARSERS[self.kind](self, text, finish_reason)
 
 
-@dataclass
-class Template:
+@dataclass(eq=False)
+class Template(_Sealed):
     name: str
-    fields: list[Field]
+    fields: tuple[Field, ...]
     system: str | None = None
     retries: int = 3
     description: str = ""
@@ -215,10 +237,18 @@ class Template:
             return self
         if mode not in DECODES:
             raise InputError(f"--decode must be one of {', '.join(DECODES)}, got {mode!r}")
-        for f in self.fields:
-            if f.kind == "choice" or (f.kind == "date" and (mode == "free" or (f.min and f.max))):
-                f.decode = mode  # an open date range has no list to constrain to: it stays free
-        return self
+        # an open date range has no list to constrain to: it stays free
+        return self.with_changes({f.name: {"decode": mode} for f in self.fields
+                                  if f.kind == "choice" or (f.kind == "date" and (mode == "free" or (f.min and f.max)))})
+
+    def with_changes(self, changes: dict[str, dict]) -> "Template":
+        """A new template whose fields named in `changes` have those attributes replaced ({field: {attr: value}});
+        this one is left as it is."""
+        unknown = set(changes) - {f.name for f in self.fields}
+        if unknown:
+            raise InputError(f"template {self.name!r} has no field(s) {', '.join(sorted(unknown))}")
+        fields = [_seal(replace(f, **changes[f.name])) if changes.get(f.name) else f for f in self.fields]
+        return _seal(replace(self, fields=tuple(fields)))
 
     def decodes(self) -> dict[str, str]:
         return {f.name: f.decode for f in self.fields}
@@ -373,8 +403,8 @@ def load_template(name_or_path: str | Path, *, use_adapters: bool = True) -> Tem
         _field_decode(f, fm, fwhere, path, use_adapters)
         fields.append(f)
     digest = hashlib.sha256(raw).hexdigest()[:16]
-    return Template(name=spec.name, fields=fields, system=spec.system, retries=spec.retries,
-                    description=spec.description, population=spec.population, path=str(path), digest=digest)
+    return _seal(Template(name=spec.name, fields=tuple(_seal(f) for f in fields), system=spec.system, retries=spec.retries,
+                          description=spec.description, population=spec.population, path=str(path), digest=digest))
 
 
 def _field_head(fm, fields: list[Field], fields_raw: list, fwhere: str) -> Field:

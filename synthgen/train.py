@@ -38,89 +38,11 @@ from .errors import InputError
 from .audit import capability_check
 from .card import ADAPTER_CARD, AdapterCard, adapter_readme, read_card
 from .lists import ListSpec, expand, load_targets
-from .models import load_base, model_fingerprint  # noqa: F401  (load_base: also imported from here)
+from .models import load_base, model_fingerprint
 from .output import recover, replace_files
 from .frozen import FrozenBelow
 from .keep import KEEP_TEXTS, Keep
-
-OBJECTIVES = ("q", "mixed", "paper")
-SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("auto", "fp32", "bf16", "both")
-ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-@dataclass
-class TrainConfig:
-    steps: int = field(default=60, metadata={"help": "maximum optimiser steps"})
-    lr: float = field(default=5e-4, metadata={"help": "AdamW learning rate (docs/adapters.md measures 5e-4 to 2e-3)"})
-    lr_schedule: str = field(default="constant", metadata={"help": "constant | cosine (from lr down to lr/10 at `steps`)"})
-    rank: int = field(default=8, metadata={"help": "LoRA rank"})
-    alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
-    target_modules: list[str] = field(default_factory=lambda: list(ALL_PROJECTIONS))
-    layers: int | None = field(default=None, metadata={"help": "LoRA on the top N decoder layers only (default all): the "
-                                                               "frozen layers below run once per prompt and trie node, not every step"})
-    prompts_per_step: int = field(default=2, metadata={"help": "prompts (one packed pass each) per step"})
-    max_targets: int = field(default=1000, metadata={"help": "targets per pass; bigger lists are subsampled"})
-    gamma: float = field(default=0.02, metadata={"help": "stop when loss <= (1+gamma) * H(p*) for every list"})
-    objective: str = field(default="q", metadata={"help": "q (constrained decoding) | mixed | paper (free sampling)"})
-    mass_weight: float = field(default=0.1, metadata={"help": "mixed: weight w of the term that keeps P's mass on the list"})
-    keep_weight: float = field(default=0.0, metadata={"help": "weight of KL(base || adapter) on general text (KEEP_TEXTS), "
-                                                               "added to every step: holds general capability"})
-    precision: str = field(default="auto", metadata={"help": "training forward/backward: auto (bf16 autocast where the "
-                                                             "CPU has a bf16 path or on a GPU, else fp32) | fp32 | bf16 | both (the "
-                                                             "mean loss of an fp32 and a bf16 pass: right in both engine dtypes)"})
-    seed: int = 0
-    checkpoint_every: int = 10
-    audit_prompts: int | None = field(default=None, metadata={"help": "card audit and the stop rule's whole-list check on "
-                                                                             "the first N prompts (default all)"})
-    init_from: str | None = field(default=None, metadata={"help": "start from this adapter's weights (same base, rank)"})
-
-    def __post_init__(self):
-        if self.audit_prompts is not None and self.audit_prompts < 1:
-            raise InputError(f"`audit_prompts` must be >= 1, got {self.audit_prompts}")
-        if self.layers is not None and self.layers < 1:
-            raise InputError(f"`layers` must be >= 1, got {self.layers}")
-        for name in ("steps", "rank", "alpha", "prompts_per_step", "max_targets", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise InputError(f"`{name}` must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise InputError(f"`lr` must be > 0, got {self.lr}")
-        if self.lr_schedule not in SCHEDULES:
-            raise InputError(f"`lr_schedule` must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}")
-        if not self.gamma >= 0:
-            raise InputError(f"`gamma` must be >= 0, got {self.gamma}")
-        if self.objective not in OBJECTIVES:
-            raise InputError(f"`objective` must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        if not 0 <= self.mass_weight <= 1:
-            raise InputError(f"`mass_weight` must be in [0, 1], got {self.mass_weight}")
-        if not 0 <= self.keep_weight <= 10:
-            raise InputError(f"`keep_weight` must be in [0, 10], got {self.keep_weight}")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-
-    def resolved_precision(self) -> str:
-        """bf16 autocast measured 1.37-1.53x faster per step on an AMX Xeon with the loss within 0.005
-        nats and gradients at cosine >= 0.9998 (benchmarks/train_dtype.py, retired after commit fb4044b); a CPU without bf16
-        units runs it emulated, so auto keeps fp32 there. The audit is fp32 either way."""
-        if self.precision != "auto":
-            return self.precision
-        import torch
-
-        from .engine.dtype import cpu_flags, has_bf16_path
-
-        return "bf16" if torch.cuda.is_available() or has_bf16_path(cpu_flags()) else "fp32"
-
-    def lr_at(self, step: int) -> float:
-        """The learning rate of optimiser step `step` (0-based): cosine ends at lr/10 on the last step."""
-        if self.lr_schedule == "constant" or self.steps == 1:
-            return self.lr
-        return self.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(step, self.steps - 1) / (self.steps - 1))))
-
-    @property
-    def mass_term(self) -> float | None:
-        """w in - sum_t p*(t) [log Q(t) + w log M(t)]; None for the paper's loss (no Q needed)."""
-        return {"q": 0.0, "mixed": self.mass_weight, "paper": None}[self.objective]
-
+from .train_config import TrainConfig
 
 @dataclass
 class Task:

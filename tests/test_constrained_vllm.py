@@ -20,7 +20,7 @@ PROMPT = "Pick a random first name. Answer with the name only."
 
 @pytest.fixture(scope="module")
 def hf_model(model_dir):
-    from synthgen.train import load_base
+    from synthgen.models import load_base
 
     return load_base(model_dir)
 
@@ -84,7 +84,8 @@ def test_cli_refuses_a_list_longer_than_max_tokens_before_the_engine_starts(mode
 def test_a_conditional_field_decodes_only_inside_its_values_list(vllm_engine, tmp_path):
     """Real engine, base model: every first name falls inside the SSA list of its record's sex and
     birth decade (the shipped source), and the records use more than one of those lists."""
-    from synthgen.generate import plan_run, read_jsonl, run
+    from synthgen.generate import run
+    from synthgen.output import plan_run, read_jsonl
     from synthgen.lists.sources import builtin
     from synthgen.template import load_template
 

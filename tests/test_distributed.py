@@ -13,7 +13,8 @@ from synthgen.cli import cli
 from synthgen.distributed import BlockFiller, RayPool, ship
 from synthgen.engine import FakeEngine
 from synthgen.errors import EngineError, InputError
-from synthgen.generate import Fill, plan_run, run
+from synthgen.generate import Fill, run
+from synthgen.output import plan_run
 from synthgen.template import load_template
 
 from .test_generate import TINY, responder, write
@@ -94,7 +95,7 @@ def test_actors_running_different_engines_fail_the_run(tmp_path):
 
 def test_the_actor_rebuilds_the_drivers_template(tmp_path):
     t = load_template(write(tmp_path, TINY)).with_decode("constrained")
-    t.fields[0].adapter_path = "/adapters/colors"  # e.g. an adapter: auto the driver built
+    t = t.with_changes({t.fields[0].name: {"adapter_path": "/adapters/colors"}})  # e.g. an adapter: auto the driver built
     filler = BlockFiller(ship(t), None, {}, 0, Fill(), {}, engine=FakeEngine(responder=lambda r: "red"))
     assert filler.template.decodes() == t.decodes() and filler.template.fields[0].adapter_path == "/adapters/colors"
     assert set(filler.fill.tries) == {"color", "day"}  # compiled on the actor, with its engine's tokenizer

@@ -9,7 +9,7 @@ import pytest
 
 from synthgen.engine import dtype as D
 from synthgen.errors import EngineError
-from synthgen.roofline import load_entry
+from synthgen.machine import load_entry
 
 
 def test_choose_takes_bf16_only_when_it_is_faster_by_more_than_the_margin():
@@ -102,7 +102,8 @@ def test_dtype_flag_reaches_the_resume_check_one_line_before_any_engine(model_di
 
     from synthgen.cli import cli
     from synthgen.engine import FakeEngine
-    from synthgen.generate import plan_run, run
+    from synthgen.generate import run
+    from synthgen.output import plan_run
     from synthgen.template import load_template
 
     from .test_generate import TINY, responder, write
@@ -142,7 +143,7 @@ def test_the_real_measurement_on_this_machine(model_dir, monkeypatch):
 
 
 def test_isa_names_what_decides_the_dtype():
-    from synthgen.engine.dtype import isa
+    from synthgen.machine import isa
 
     assert isa({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"}) == "AVX512-BF16 + VNNI"
     assert isa({"avx2", "amx_bf16", "avx512_bf16"}) == "AMX + AVX512-BF16"

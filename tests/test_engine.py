@@ -192,7 +192,8 @@ def flaky_server():
 
 
 def test_a_run_through_a_failing_server_retries_and_writes_the_fault_free_records(flaky_server, tmp_path):
-    from synthgen.generate import plan_run, run
+    from synthgen.generate import run
+    from synthgen.output import plan_run
     from synthgen.template import load_template
 
     from .test_generate import TINY, responder, write

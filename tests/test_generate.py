@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from synthgen.cli import cli
 from synthgen.engine import FakeEngine
 from synthgen.errors import InputError
-from synthgen.generate import Fill, plan_run, read_jsonl, run
+from synthgen.generate import Fill, run
+from synthgen.output import plan_run, read_jsonl
 from synthgen.template import load_template, parse_date
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,6 +137,34 @@ def test_shipped_templates_load_and_name_existing_adapters():
     assert bio.field("first_name").depends == ("gender", "birth_date")
     assert bio.field("first_name").given == ("gender", "birth_date")  # its list: that sex's names of that decade
     assert set(bio.field("achievements").depends) >= {"first_name", "last_name", "career", "birth_place"}
+
+
+def _state(t):
+    import copy
+
+    return copy.deepcopy({k: v for k, v in vars(t).items() if k != "fields"}), [copy.deepcopy(vars(f)) for f in t.fields]
+
+
+def test_a_loaded_template_is_never_changed_by_the_modules_that_use_it(tmp_path):
+    """Templates are read-only after load: a setting (--decode, auto adapters' paths, a Ray worker's copy) makes a
+    new template; a run leaves the one it was given as it was."""
+    for name in ("biography", "customer_profile"):
+        t = load_template(name)
+        before = _state(t)
+        with pytest.raises(AttributeError, match="read-only after loading"):
+            t.fields[2].decode = "free"
+        with pytest.raises(AttributeError, match="read-only after loading"):
+            t.retries = 9
+        free = t.with_decode("free")
+        assert set(free.decodes().values()) == {"free"} and "constrained" in t.decodes().values()
+        with pytest.raises(AttributeError):
+            free.fields[0].decode = "constrained"
+        assert t.with_changes({t.fields[0].name: {"adapter_path": "x"}}).fields[0].adapter_path == "x"
+        with pytest.raises(InputError, match="has no field"):
+            t.with_changes({"nope": {"decode": "free"}})
+        fill = Fill(use_adapters=False, tries={})  # no decode tries: the fake answers stay unconstrained
+        run(t, FakeEngine(responder=lambda r: "x"), plan_run(t, tmp_path / f"{name}.jsonl", 8, 0), 8, 0, fill)
+        assert _state(t) == before
 
 
 def test_choice_parsing_is_strict_but_forgives_punctuation_and_case(tmp_path):
@@ -348,10 +377,8 @@ def test_existing_output_is_never_clobbered_and_resume_checks_the_run(tmp_path):
     other = load_template(write(tmp_path, TINY.replace("Pick a color.", "Pick a colour."), "u.yaml"))
     with pytest.raises(InputError, match="different template"):
         plan_run(other, out, 5, 1, existing="resume")
-    t.fields[0].adapter = "something"
     with pytest.raises(InputError, match="different adapters"):
-        plan_run(t, out, 5, 1, existing="resume")
-    t.fields[0].adapter = None
+        plan_run(t.with_changes({t.fields[0].name: {"adapter": "something"}}), out, 5, 1, existing="resume")
     with pytest.raises(InputError, match=">= 1"):
         plan_run(t, tmp_path / "new.jsonl", 0, 1)
     with pytest.raises(InputError, match="does not exist"):
@@ -481,7 +508,8 @@ def test_cli_generate_writes_a_summary_and_refuses_bad_input(tmp_path, fake_engi
 KILLER = """
 import sys, time
 from synthgen.engine import FakeEngine
-from synthgen.generate import plan_run, run
+from synthgen.generate import run
+from synthgen.output import plan_run
 from synthgen.template import load_template
 sys.path.insert(0, {tests!r})
 from test_generate import responder

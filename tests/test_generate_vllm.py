@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.generate import Fill, plan_run, read_jsonl, run
+from synthgen.generate import Fill, run
+
+from synthgen.output import plan_run, read_jsonl
 from synthgen.template import load_template
 
 from .conftest import MINI_N, mini_cmd

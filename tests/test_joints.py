@@ -48,6 +48,17 @@ def test_contradictions_are_counted_against_the_real_joint(tpath):
     assert st["kl_floor_bits"] < 0.2
 
 
+def test_records_whose_condition_has_no_list_are_left_out_not_a_crash(tpath):
+    """Another tool's file: a birth decade the source does not cover (2020s) has an empty list; those records
+    cannot be judged against the joint and are left out (one-shot JSON biographies crashed the report here)."""
+    rows = [{"gender": "male", "born": "1983-01-01", "first": "Ed"} for _ in range(10)]
+    rows += [{"gender": "female", "born": "2022-12-22", "first": "Lana"} for _ in range(5)]
+    st = conditional_stats(rows, META, tpath)
+    assert st["n"] == 10 and st["conditions"] == 1
+    assert set(mixture_target(rows, META, tpath)) == {"Ed", "Finn", "Ann"}
+    assert conditional_stats(rows[10:], META, tpath) is None
+
+
 def test_records_drawn_from_the_real_joint_fit_it(tpath):
     rng = np.random.default_rng(0)
     lists = {("female", "1975-01-01"): {"Ann": 5, "Beth": 3}, ("female", "1985-01-01"): {"Cora": 4, "Ann": 1},

@@ -5,7 +5,7 @@ import pytest
 
 from synthgen.errors import InputError
 from synthgen.card import AdapterCard, free_decoding_warning
-from synthgen.train import TrainConfig
+from synthgen.train_config import TrainConfig
 
 
 def test_objectives_map_to_the_mass_term_and_bad_values_are_refused():

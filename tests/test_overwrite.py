@@ -12,7 +12,8 @@ import pytest
 
 from synthgen.engine import FakeEngine
 from synthgen.errors import EngineError, InputError
-from synthgen.generate import plan_run, run
+from synthgen.generate import run
+from synthgen.output import plan_run
 from synthgen.output import replace_files, resize, write_json_atomic
 from synthgen.template import load_template
 
@@ -188,7 +189,8 @@ def test_train_and_plan_run_recover_a_swap_that_a_kill_interrupted(tmp_path):
     """The adapter, its checkpoint and an HF output are swapped with replace_files; the next
     build-adapter or run finds the old copy back in place."""
     from synthgen.errors import InputError
-    from synthgen.train import TrainConfig, train
+    from synthgen.train import train
+    from synthgen.train_config import TrainConfig
 
     adapter = tmp_path / "ad"
     (tmp_path / "ad.old-1-abc").mkdir()

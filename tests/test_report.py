@@ -81,7 +81,8 @@ def test_report_on_an_inferred_dataset(tmp_path):
 def test_generated_dataset_uses_the_template_lists_and_targets(tmp_path):
     """A `synthgen generate` output: lists and target distributions come from its metadata."""
     from synthgen.engine import FakeEngine
-    from synthgen.generate import Fill, plan_run, run
+    from synthgen.generate import Fill, run
+    from synthgen.output import plan_run
     from synthgen.template import load_template
 
     tpl = tmp_path / "t.yaml"
@@ -105,7 +106,7 @@ fields:
     assert f["city"]["top"][0][0] in ("Paris, France", "Mumbai, India", "Lima, Peru")
     assert rep["geography"] and rep["geography"][0]["countries"] == 3
     # no adapter, so no target: the report says why there is no KL instead of a bare "-"
-    assert f["first_name"].get("kl_to_target_bits") is None and "no adapter" in f["first_name"]["target_note"]
+    assert f["first_name"].get("kl_to_target_bits") is None and "--target first_name=LIST" in f["first_name"]["target_note"]
     r = invoke("report", tmp_path / "g.jsonl")
     assert r.exit_code == 0, r.output
     assert "list cov." in r.output and "target cov." in r.output and "first_name: no KL" in r.output
@@ -115,7 +116,8 @@ def test_a_user_adapter_with_its_spec_beside_it_gives_a_target(tmp_path):
     """`adapter: ./mine` built from mine.yaml: the report finds mine.yaml beside the adapter and
     computes KL and target coverage; without the spec it falls back to the field's list, saying so."""
     from synthgen.engine import FakeEngine
-    from synthgen.generate import Fill, plan_run, run
+    from synthgen.generate import Fill, run
+    from synthgen.output import plan_run
     from synthgen.template import load_template
 
     (tmp_path / "mine").mkdir()
@@ -296,7 +298,8 @@ def test_auto_and_path_adapters_get_their_target_from_the_runs_metadata_and_list
     metadata (it said "no list spec auto.yaml"); a path adapter without a spec beside it falls back to
     the field's list, saying so. --list sets the target, but what is valid stays the run's own list."""
     from synthgen.engine import FakeEngine
-    from synthgen.generate import plan_run, run
+    from synthgen.generate import run
+    from synthgen.output import plan_run
     from synthgen.template import load_template
 
     tpl = tmp_path / "t.yaml"
@@ -305,8 +308,8 @@ def test_auto_and_path_adapters_get_their_target_from_the_runs_metadata_and_list
                    "  - {name: shape, kind: choice, choices: [round, square], adapter: ./ad/shapes, prompt: 'S?'}\n")
     (tmp_path / "ad" / "shapes").mkdir(parents=True)
     t = load_template(tpl, use_adapters=False)
-    for f in t.fields:
-        f.adapter_path = "unused"  # the fake engine ignores adapters; run() only checks auto ones are built
+    # the fake engine ignores adapters; run() only checks auto ones are built
+    t = t.with_changes({f.name: {"adapter_path": "unused"} for f in t.fields})
     answers = {"C?": ["red", "green", "blue", "red"], "S?": ["round", "square"]}
     eng = FakeEngine(responder=lambda r: answers[r.prompt][r.seed % len(answers[r.prompt])])
     out = tmp_path / "o.jsonl"
@@ -422,13 +425,60 @@ def test_a_list_without_weights_is_a_uniform_target(tmp_path):
 
 
 
+def _people(n: int, male_name: str = "James") -> list[dict]:
+    """Women of the 1950s named Mary, women of the 1990s named Ashley, men named `male_name`."""
+    rows = []
+    for i in range(n):
+        sex, born = ("female", "male")[i % 2], ("1955-03-02", "1992-07-14")[(i // 2) % 2]
+        name = male_name if sex == "male" else ("Mary" if born < "1970" else "Ashley")
+        rows.append({"sex": sex.capitalize(), "born": born, "name": name, "job": "Registered nurses"})
+    return rows
+
+
+def test_a_foreign_file_gets_the_shipped_real_joints_from_flags(tmp_path):
+    """`--joint sex:name --joint born:name` on a CSV synthgen did not make: each pair next to the SSA's real joint
+    (values spelled "Female"/"Male" mapped to the source's F/M); KL to the target next to its floor."""
+    path = tmp_path / "people.csv"
+    rows = _people(200)
+    path.write_text("sex,born,name,job\n" + "".join(f"{r['sex']},{r['born']},{r['name']},{r['job']}\n" for r in rows))
+    r = invoke("report", path, "--target", "name=first_names", "--joint", "sex:name", "--joint", "born:name", "--json")
+    assert r.exit_code == 0, r.output
+    f = {x["field"]: x for x in json.loads(r.output)["report"]["fields"]}["name"]
+    j = {x["field"]: x for x in f["conditional"]["joints"]}
+    assert set(j) == {"sex", "born"} and f["conditional"]["outside_own_list"] == 0
+    assert j["sex"]["contradiction_share"] == 0 and j["sex"]["real_mi_bits"] > 0.5  # Mary, Ashley, James: each of its sex
+    assert j["born"]["mi_bits"] > 0 and f["kl_floor_bits"] is not None and f["kl_to_target_bits"] > f["kl_floor_bits"]
+    men_named_mary = analyse(write_jsonl(tmp_path / "m.jsonl", _people(100, "Mary")), lists={"name": "first_names"},
+                             joints=["sex:name"]).summary
+    j = next(x for x in men_named_mary["fields"] if x["field"] == "name")["conditional"]["joints"][0]
+    assert j["contradiction_share"] == pytest.approx(0.5)  # every man (half the file) is named Mary
+    job = analyse(path, joints=["sex:job"], lists={"job": "careers"}).summary
+    assert next(x for x in job["fields"] if x["field"] == "job")["conditional"]["joints"][0]["field"] == "sex"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--joint", "sex"], "--joint 'sex': use GIVEN:FIELD"),
+    (["--joint", "sex:nope"], "the file has no field 'nope'"),
+    (["--joint", "sex:job"], "no real joint is shipped for 'job'"),
+    (["--joint", "name:job", "--target", "job=careers"], "'name' holds neither dates nor a sex"),
+    (["--joint", "born:job", "--target", "job=careers"], "the shipped real joint of a career is with a sex"),
+    (["--target", "name=no_such_list"], "--target: 'no_such_list' is neither a built-in list"),
+    (["--target", "name"], "--target 'name': use FIELD=LIST"),
+])
+def test_bad_target_and_joint_flags_are_one_line(tmp_path, args, message):
+    path = write_jsonl(tmp_path / "p.jsonl", _people(20))
+    r = invoke("report", path, *args)
+    assert r.exit_code == 1 and message in r.output and r.output.count("\n") == 1, r.output
+
+
 def test_a_file_without_a_template_says_what_it_could_not_check_and_which_flag_would():
     from synthgen.report.glance import lines
 
     rep = {"template": None, "fields": [{"field": "city", "kind": "categorical", "valid_share": 1.0, "unique": 2,
                                          "top": [("Oslo", 1, 0.5)], "kl_to_target_bits": None, "target_note": "no KL"}]}
     last = lines(rep)[-1]
-    assert last.startswith("read without a template: no target for city (--list FIELD=LIST)") and "--template NAME" in last
+    assert last.startswith("read without a template: no target for city (--target FIELD=LIST)") and "--template NAME" in last
+    assert "--joint GIVEN:FIELD" in last
     assert not any(x.startswith("read without a template") for x in lines({**rep, "template": "biography"}))
 
 

@@ -123,3 +123,19 @@ def test_no_import_cycles_in_the_library():
 
     cycles = sorted(m for m in graph if m in reach(m) and not m.rsplit(".", 1)[-1] == "synthgen")
     assert not cycles, f"modules on an import cycle: {cycles}"
+
+
+def test_the_engine_package_imports_nothing_of_a_run():
+    """engine/ is the seam: it may read the machine, models, targets and cards, never the run that uses it
+    (output, template, roofline, generate, runner, report, cli), directly or through others, counting imports
+    inside functions."""
+    graph = _imports()
+    run = {"synthgen.output", "synthgen.template", "synthgen.roofline", "synthgen.generate", "synthgen.runner",
+           "synthgen.cli", "synthgen.distributed"} | {m for m in graph if m.startswith("synthgen.report")}
+    for mod in (m for m in graph if m.startswith("synthgen.engine")):
+        seen, todo = set(), [mod]
+        while todo:
+            for nxt in graph[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        assert not seen & run, f"{mod} imports {sorted(seen & run)}"

@@ -60,7 +60,7 @@ def test_bf16_training_precision_matches_fp32_losses_and_the_card_records_it(mod
     """--precision bf16 (autocast) vs fp32 on the same seed: the first step's loss (same init, same
     problem) agrees to 2 %, later steps stay close; the card says which ran; auto resolves
     from the CPU's flags."""
-    from synthgen.train import TrainConfig
+    from synthgen.train_config import TrainConfig
 
     cards = {}
     for precision in ("fp32", "bf16"):
@@ -83,7 +83,7 @@ def test_bf16_training_precision_matches_fp32_losses_and_the_card_records_it(mod
 def test_cosine_lr_schedule_runs_through_the_cli_and_the_card_records_each_steps_rate(model_dir, tmp_path):
     """--lr-schedule cosine: step 1 at --lr, the last step at --lr/10, falling in between; the history
     records the rate each step ran at, the card the schedule; constant stays at --lr."""
-    from synthgen.train import TrainConfig
+    from synthgen.train_config import TrainConfig
 
     rates = {}
     for schedule in ("constant", "cosine"):
@@ -107,7 +107,7 @@ def test_auto_precision_follows_the_cpu(monkeypatch):
     import torch
 
     import synthgen.engine.dtype as D
-    from synthgen.train import TrainConfig
+    from synthgen.train_config import TrainConfig
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(D, "cpu_flags", lambda: {"avx2", "amx_bf16"})
@@ -159,7 +159,8 @@ def test_trained_adapter_samples_diffusely_on_vllm(numbers_adapter, vllm_engine)
 
 def test_interrupt_and_resume(model_dir, tmp_path):
     from synthgen.lists import load_spec
-    from synthgen.train import TrainConfig, train
+    from synthgen.train import train
+    from synthgen.train_config import TrainConfig
 
     spec = [load_spec("adapters/tasks/weekdays.yaml")]
     cfg = TrainConfig(steps=6, prompts_per_step=1, checkpoint_every=2, gamma=0)
@@ -227,7 +228,8 @@ def test_the_stop_rule_confirms_on_the_whole_list_before_it_stops(model_dir, tmp
     loss over the whole list (every prompt, no subsample) is within (1+gamma) H(p*), and the card
     lists each confirmation."""
     from synthgen.lists import load_spec
-    from synthgen.train import TrainConfig, confirm_gap, train
+    from synthgen.train import confirm_gap, train
+    from synthgen.train_config import TrainConfig
 
     spec = load_spec("adapters/tasks/numbers_1_10.yaml")
     cfg = TrainConfig(steps=30, prompts_per_step=1, max_targets=4, gamma=0.15, objective="q")  # 4 of 10 per step
@@ -248,7 +250,7 @@ def test_the_base_audit_is_cached_per_model_list_and_prompts(model_dir, monkeypa
     the cached copy equals a fresh audit, and another prompt is audited anew."""
     from synthgen import audit as A
     from synthgen.lists import load_spec
-    from synthgen.train import load_base
+    from synthgen.models import load_base
 
     tok, model = load_base(model_dir)
     spec = load_spec("adapters/tasks/numbers_1_10.yaml")
@@ -272,7 +274,7 @@ def test_the_keep_term_through_the_frozen_layers_store_is_the_full_pass(model_di
 
     from synthgen.frozen import FrozenBelow
     from synthgen.keep import Keep
-    from synthgen.train import load_base
+    from synthgen.models import load_base
 
     torch.manual_seed(0)
     tok, base = load_base(model_dir)

@@ -23,6 +23,7 @@ import sys
 import time
 
 from ..errors import EngineError
+from ..machine import cpu_flags
 
 DTYPES = ("float32", "bfloat16", "float16")
 MEASURED = ("float32", "bfloat16")
@@ -38,24 +39,6 @@ def forced() -> str | None:
     if value not in DTYPES:
         raise EngineError(f"SYNTHGEN_DTYPE={value!r}: use float32, bfloat16 or float16")
     return value
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def isa(flags: set[str]) -> str:
-    """The vector ISA that decides dtype and kernels, in a few words ("AVX512-BF16 + VNNI")."""
-    names = [n for flag, n in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512_vnni", "VNNI"))
-             if flag in flags]
-    return " + ".join(names) if names else ("AVX2 only" if "avx2" in flags else "no AVX2")
 
 
 def has_bf16_path(flags: set[str]) -> bool:
@@ -87,7 +70,7 @@ def default_dtype(model: str | None = None, say=None) -> str:
     if not has_bf16_path(cpu_flags()):
         return "float32"
     from ..models import resolve_model
-    from ..roofline import load_entry, locked
+    from ..machine import load_entry, locked
 
     path = resolve_model(model)
     stored = load_entry(path, "dtype")
@@ -102,7 +85,7 @@ def default_dtype(model: str | None = None, say=None) -> str:
 
 def measure(model: str, say=None) -> dict:
     """Time the probe in a child per dtype, store and return {"choice", "seconds", ...}."""
-    from ..roofline import save_entry
+    from ..machine import save_entry
 
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     say("synthgen: measuring which dtype vLLM runs fastest on this CPU (once per machine, ~1 min; "
@@ -144,7 +127,7 @@ def main(argv=None):
     from ..models import resolve_model
 
     model = resolve_model(args.model)
-    from ..roofline import locked
+    from ..machine import locked
 
     with locked():
         entry = measure(model, say=print)

@@ -6,10 +6,11 @@ import os
 from typing import Sequence
 
 from ..errors import AdapterError, EngineError
+from ..machine import threads
 from ..models import resolve_model, synthgen_home
 from ..targets import render_chat
 from .base import Completion, Engine, Progress, Request, check_adapter
-from .dtype import on_gpu as _on_gpu
+from .dtype import default_dtype, on_gpu as _on_gpu
 
 
 
@@ -17,7 +18,7 @@ from .dtype import on_gpu as _on_gpu
 def cpu_settings() -> dict[str, str]:
     """Environment for vLLM on this CPU, measured on a 2-core box (docs/engines.md); the in-process
     engine and `synthgen serve` both use it, a user's own environment winning."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = threads()
     return {"VLLM_CPU_KVCACHE_SPACE": "1",  # GiB
             # the default binding leaves one compute thread on a 2-core machine: 1.6x slower
             "VLLM_CPU_OMP_THREADS_BIND": f"0-{n - 1}" if n > 1 else "0",
@@ -45,13 +46,6 @@ def _cpu_env() -> None:
     # into batches (and so the float results) does not depend on timing or on other load; also faster
     # on 2 cores (no second process competing for them). docs/guide.md, "Same seed => same file".
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-
-
-def default_dtype(model: str | None = None) -> str:
-    """SYNTHGEN_DTYPE, else bf16 on a GPU, else what was measured fastest on this CPU (`dtype.py`)."""
-    from .dtype import default_dtype as chosen
-
-    return chosen(model)
 
 
 def import_vllm():

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..atomic import write_atomic
 from ..entropy import entropy_bits
 from ..errors import InputError
-from .joints import conditional_stats, mixture_target
+from .joints import conditional_stats, joint_fields, mixture_target
 from .load import configure, load_dataset, parse_check_options, parse_list_options
 from .metrics import categorical_stats, compare_table, geography, mutual_information, public, rarefaction, text_stats
 from .population import names_fit_place
@@ -39,13 +39,18 @@ class Report:
     points: dict[str, Counter] = field(default_factory=dict)  # place field -> (lon, lat) -> records
 
 
-def analyse(path: str | Path, fields=None, lists=None, geo=None, checks=None, default_checks=None, split=None,
-            template=None) -> Report:
-    """`checks`: {text field: checks} (as a template's `checks:`) that replace the template's;
-    `default_checks`: the same, for text fields with none of their own whose records have every
-    field the checks name (a --compare file measured with the main file's checks); `template`: a
+class Fallback(dict):
+    """A text field's checks that apply only where the field has none of its own and its records have every field
+    they name (a --compare file measured with the main file's checks)."""
+
+
+def analyse(path: str | Path, fields=None, lists=None, geo=None, checks=None, split=None, template=None,
+            joints=()) -> Report:
+    """`checks`: {text field: checks} (as a template's `checks:`) that replace the template's, or that fill in
+    where it has none (a `Fallback`); `template`: a
     template name or path whose fields (lists, targets, joints, checks) the file is read with, as
-    if synthgen had made it with that template (another tool's file)."""
+    if synthgen had made it with that template (another tool's file); `joints`: `--joint GIVEN:FIELD` items,
+    FIELD judged against the shipped real joint with GIVEN (joints.joint_fields)."""
     t0 = time.perf_counter()
     ds = load_dataset(path, split)
     if template is not None:
@@ -53,16 +58,22 @@ def analyse(path: str | Path, fields=None, lists=None, geo=None, checks=None, de
 
         ds.meta = {**(ds.meta or {}), "template": load_template(template).describe()}
     specs = configure(ds, fields, lists, geo)
+    for name, meta in joint_fields(ds.rows, joints, lists or {}).items():
+        spec = next((s for s in specs if s.name == name), None)
+        if spec is None:
+            raise InputError(f"--joint {meta['given'][0]}:{name}: {name!r} is not among the reported fields (--fields)")
+        spec.kind, spec.conditional, spec.target_note = "categorical", meta, None
     texts = {s.name: s for s in specs if s.kind == "text"}
+    have = set().union(*(r.keys() for r in ds.rows[:100])) if ds.rows else set()
     for name, c in (checks or {}).items():
+        if isinstance(c, Fallback):
+            if name in texts and not texts[name].checks and _check_fields(c) <= have:
+                texts[name].checks = dict(c)
+            continue
         if name not in texts:
             raise InputError(f"--checks {name}: not a text field of {str(path)!r}"
                              + (f" (text fields: {', '.join(texts)})" if texts else " (it has no text field)"))
         texts[name].checks = c
-    have = set().union(*(r.keys() for r in ds.rows[:100])) if ds.rows else set()
-    for name, c in (default_checks or {}).items():
-        if name in texts and not texts[name].checks and _check_fields(c) <= have:
-            texts[name].checks = c
     rep = Report(summary={})
     per_field, geos = [], []
     tpath = ((ds.meta or {}).get("template") or {}).get("path")
@@ -93,16 +104,20 @@ def analyse(path: str | Path, fields=None, lists=None, geo=None, checks=None, de
     return rep
 
 
-def analyse_pair(path, compare_with=None, fields=None, lists=(), geo=(), checks=(), split=None,
-                 template=None) -> tuple[Report, Report | None]:
-    """The CLI's options as given (--fields "a,b", --list F=L, --geo F, --checks F=YAML): the file, and
-    the --compare file measured with the same lists and the same checks (the main file's, where it
-    has none of its own)."""
-    args = ([f.strip() for f in fields.split(",") if f.strip()] if fields else None, parse_list_options(lists), list(geo) or None)
-    flag_checks = parse_check_options(checks)
-    main = analyse(path, *args, checks=flag_checks, split=split, template=template)
+def analyse_pair(path, compare_with=None, options: dict | None = None) -> tuple[Report, Report | None]:
+    """`synthgen report`'s options as given (fields: "a,b"; lists: F=L items (--target); geo; checks: F=YAML items;
+    joints: G:F items; split; template): the file, and the --compare file measured with the same lists and the same
+    checks (the main file's, where it has none of its own)."""
+    o = options or {}
+    fields = o.get("fields")
+    args = ([f.strip() for f in fields.split(",") if f.strip()] if fields else None, parse_list_options(o.get("lists", ())),
+            list(o.get("geo", ())) or None)
+    flag_checks = parse_check_options(o.get("checks", ()))
+    split, template, joints = o.get("split"), o.get("template"), o.get("joints", ())
+    main = analyse(path, *args, checks=flag_checks, split=split, template=template, joints=joints)
     mine = {f["field"]: f["checks_spec"] for f in main.summary["fields"] if f.get("checks_spec")}
-    return main, (analyse(compare_with, *args, checks=flag_checks, default_checks=mine, split=split, template=template)
+    theirs = {**{k: Fallback(v) for k, v in mine.items()}, **flag_checks}
+    return main, (analyse(compare_with, *args, checks=theirs, split=split, template=template, joints=joints)
                   if compare_with else None)
 
 

@@ -142,9 +142,13 @@ def lines(report: dict) -> list[str]:
                    f"of texts); top 3-grams {top} of texts; {sem}: {t['verdict']}")
     if not report.get("template"):  # another tool's file: say what was not checked, and the flag that would
         missing = [f["field"] for f in report["fields"] if f["kind"] == "categorical" and f.get("kl_to_target_bits") is None]
-        out.append("read without a template: " + (f"no target for {', '.join(missing)} (--list FIELD=LIST); " if missing else "")
-                   + "no real joints or text checks (--template NAME reads the file as that synthgen template's, e.g. "
-                   "--template biography; --checks FIELD=CHECKS for a text)")
+        joints = any(f.get("conditional") for f in report["fields"])
+        texts = any(f.get("checks") for f in report["fields"] if f["kind"] == "text")
+        said = ([] if joints else ["real joints (--joint GIVEN:FIELD, e.g. --joint gender:first_name)"]) \
+            + ([] if texts else ["text checks (--checks FIELD=CHECKS)"])
+        out.append("read without a template: " + (f"no target for {', '.join(missing)} (--target FIELD=LIST); " if missing else "")
+                   + (f"no {' or '.join(said)}; " if said else "")
+                   + "--template NAME reads the file as that synthgen template's (e.g. --template biography)")
     return out
 
 

@@ -116,7 +116,7 @@ def mixture_target(rows: list[dict], meta_field: dict, template_path: str | None
     n = 0
     for r in rows:
         w = cond.weights(r)
-        if w is None:
+        if not w:  # no condition, or one without a list (a birth decade the source does not cover)
             continue
         tot = sum(w.values())
         for item, c in w.items():
@@ -137,7 +137,7 @@ def conditional_stats(rows: list[dict], meta_field: dict, template_path: str | N
     recs = []
     for r in rows:
         w = cond.weights(r) if isinstance(r.get(name), str) else None
-        if w is not None:
+        if w:  # a condition without a list (a decade the source does not cover) cannot be judged
             recs.append((r, w))
     if len(recs) < 2:
         return None
@@ -187,4 +187,67 @@ def conditional_stats(rows: list[dict], meta_field: dict, template_path: str | N
         out["joints"].append({"field": g, "contradiction_share": data_share, "real_contradiction_share": real_share / n,
                               "mi_bits": data_mi, "real_mi_bits": float(np.mean(real_mi)),
                               "real_mi_sd": float(np.std(real_mi))})
+    return out
+
+
+# --- `synthgen report --joint GIVEN:FIELD`: a shipped real joint for another tool's file ---------------------
+
+SEXES = {"female": "F", "f": "F", "woman": "F", "male": "M", "m": "M", "man": "M"}
+SHIPPED = {"first name": ("first_names_by_decade", ("sex", "date")), "career": ("careers_by_sex", ("sex",))}
+LISTS = {"first_names": "first name", "first_names_by_decade": "first name", "careers": "career",
+         "careers_by_sex": "career", "job_titles": "career"}
+NO_JOINT = ("no real joint is shipped for {field!r}: the shipped ones are sex and birth date with a first name (SSA "
+            "births) and sex with a career (BLS CPS 2022); say which list the field holds with --target {field}=first_names "
+            "or --target {field}=careers")
+
+
+def _role(rows: list[dict], name: str) -> str | None:
+    """"sex" (female/male, F/M), "date" (YYYY-MM-DD...) or None, from 90 % of the field's values."""
+    import re
+
+    vals = [str(r[name]) for r in rows if r.get(name) not in (None, "")][:2000]
+    if not vals:
+        return None
+    if sum(v.strip().casefold() in SEXES for v in vals) >= 0.9 * len(vals):
+        return "sex"
+    return "date" if sum(bool(re.match(r"\d{4}-\d\d", v.strip())) for v in vals) >= 0.9 * len(vals) else None
+
+
+def joint_fields(rows: list[dict], items, targets: dict[str, str]) -> dict[str, dict]:
+    """`--joint GIVEN:FIELD` options -> {FIELD: a template field whose list depends on the GIVEN fields}, so the
+    report judges FIELD against the shipped real joint as it does a synthgen file's (a one-line error otherwise)."""
+    from ..errors import InputError
+
+    given: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        a, sep, b = (x.strip() for x in item.partition(":"))
+        if not (sep and a and b):
+            raise InputError(f"--joint {item!r}: use GIVEN:FIELD, e.g. --joint gender:first_name")
+        given[b].append(a)
+    have = set().union(*(r.keys() for r in rows[:1000]))
+    out = {}
+    for field, gs in given.items():
+        for x in (field, *gs):
+            if x not in have:
+                raise InputError(f"--joint {gs[0]}:{field}: the file has no field {x!r} (fields: {', '.join(sorted(have))})")
+        ref = targets.get(field, "")
+        kind = LISTS.get(ref.split(":", 1)[-1]) or next((k for k in SHIPPED if k.replace(" ", "_") in field.casefold()), None)
+        if kind is None:
+            raise InputError(f"--joint {gs[0]}:{field}: " + NO_JOINT.format(field=field))
+        builtin, roles = SHIPPED[kind]
+        where, value_map = {}, {}
+        for g in gs:
+            role = _role(rows, g)
+            if role not in roles or ("sex" if role == "sex" else "decade") in where:
+                said = {"sex": "a sex", "date": "dates", None: "neither dates nor a sex (female/male)"}[role]
+                raise InputError(f"--joint {g}:{field}: {g!r} holds {said}; the shipped real joint of a {kind} is with "
+                                 + " and ".join({"sex": "a sex", "date": "a birth date"}[r] for r in roles) + " (once each)")
+            if role == "sex":
+                where["sex"] = "{" + g + "}"
+                value_map[g] = {v: SEXES[v.strip().casefold()] for v in {str(r[g]) for r in rows if r.get(g) is not None}
+                                if v.strip().casefold() in SEXES}
+            else:
+                where["decade"] = "{" + g + ":.3}0"
+        out[field] = {"name": field, "kind": "choice", "choices": {"builtin": builtin, "where": where},
+                      "given": gs, "map": value_map}
     return out

@@ -199,7 +199,7 @@ def _list_lookup(ref: str) -> tuple[dict, dict | None]:
         target = {i: w / tot for i, w in zip(items, weights)} if tot else {i: 1 / len(items) for i in items}
     else:
         if not ref.endswith((".yaml", ".yml")) and not Path(ref).exists():
-            raise InputError(f"--list: {ref!r} is neither a built-in list ({', '.join(BUILTINS)}) nor a list spec file")
+            raise InputError(f"--target: {ref!r} is neither a built-in list ({', '.join(BUILTINS)}) nor a list spec file")
         items, p = load_targets(load_spec(ref))
         target = dict(zip(items, p.tolist()))
     return {i.strip().casefold(): i.strip() for i in items}, target
@@ -244,10 +244,10 @@ def configure(ds: Dataset, fields: list[str] | None = None, lists: dict[str, str
                     spec.target = _target_from_choices(name, m["choices"], Path(tmpl.get("path") or ".").parent)
                     if spec.target is not None and not auto:
                         spec.target_note = (f"target: the field's own list (adapter {m['adapter']!r} has no list spec "
-                                            f"{Path(m['adapter']).name}.yaml beside it; --list {name}=SPEC.yaml sets another)")
+                                            f"{Path(m['adapter']).name}.yaml beside it; --target {name}=SPEC.yaml sets another)")
                 if spec.target is None:
                     spec.target_note = (f"no KL: adapter {m['adapter']!r} has no list spec {Path(m['adapter']).name}.yaml "
-                                        f"in an adapters directory; add --list {name}=SPEC.yaml")
+                                        f"in an adapters directory; add --target {name}=SPEC.yaml")
         else:
             vals = [r.get(name) for r in ds.rows if isinstance(r.get(name), str)]
             words = sorted(len(v.split()) for v in vals) or [0]
@@ -259,7 +259,7 @@ def configure(ds: Dataset, fields: list[str] | None = None, lists: dict[str, str
             spec.kind, spec.source, spec.target_note = "categorical", f"list {lists[name]}", None
         if spec.kind == "categorical" and spec.target is None and spec.target_note is None and not spec.conditional:
             # (a conditional field's target, the mixture of each record's own list, is set by report.analyse)
-            spec.target_note = f"no KL: no adapter or --list {name}=LIST gives a target distribution"
+            spec.target_note = f"no KL: no target distribution (give one: --target {name}=LIST)"
         if (geo and name in geo) or (geo is None and not m and kind == "categorical"
                                      and any(h in name.lower() for h in PLACE_HINTS)):
             spec.place = True
@@ -291,11 +291,11 @@ def parse_check_options(items) -> dict[str, dict]:
 
 
 def parse_list_options(items) -> dict[str, str]:
-    """`--list FIELD=LIST` options -> {field: list}; a malformed one is a one-line error."""
+    """`--target FIELD=LIST` options (also spelled --list) -> {field: list}; a malformed one is a one-line error."""
     out = {}
     for item in items:
         if "=" not in item:
-            raise InputError(f"--list {item!r}: use FIELD=LIST (a builtin list name or a spec YAML)")
+            raise InputError(f"--target {item!r}: use FIELD=LIST (a builtin list name or a spec YAML)")
         k, v = item.split("=", 1)
         out[k.strip()] = v.strip()
     return out

@@ -2,7 +2,7 @@
 target, rarefaction; free-text diversity; mutual information between fields; geography of places.
 
 A categorical value is *valid* when it is in the field's list (known from the template or
-`--list`), or, with no list, when it looks like a bare value (1-5 words, one line, no colon or
+`--target`), or, with no list, when it looks like a bare value (1-5 words, one line, no colon or
 question mark). Invalid answers are counted and shown apart, never counted as unique values.
 Each function returns a JSON-ready dict, and the value counts (or map points) as a second,
 typed result where a later step needs them.
