@@ -27,16 +27,12 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not integration"
 
 bench: setup
-	$(BIN)/python benchmarks/bench_engine.py
-	$(BIN)/python benchmarks/bench_train.py
-	$(BIN)/python benchmarks/bench_biographies.py --n 1000
+	$(BIN)/python benchmarks/roofline.py
+	$(BIN)/python benchmarks/throughput.py --n 1000
 
-# Issue #6: the paper's task suite and biographies each way, then docs/results.md's Results section
-# (about 1 h 15 min on a 2-core CPU at these sizes; --n 1000 doubles the biographies part)
-RESULTS_N ?= 500
+# The paper's task suite, then docs/results.md's Results section (about 45 min on a 2-core CPU)
 results: setup
 	$(BIN)/python benchmarks/paper_tasks.py --steps 40 --prompts-per-step 1 --samples 200
-	$(BIN)/python benchmarks/biographies.py --n $(RESULTS_N) --retries 0
 	$(BIN)/python scripts/results_section.py
 
 # Rebuild the default adapters shipped in adapters/ (about 20 min on a 2-core CPU: docs/adapters.md, "Shipped adapters";

@@ -177,7 +177,7 @@ def test_the_report_opens_with_the_joint_checks_in_a_browser(tmp_path):
                           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", (tmp_path / "rep" / "report.html").as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
     assert "At a glance" in dom and dom.index("At a glance") < dom.index("Categorical fields")
-    assert "given mostly under another gender" in dom and "top_values.png" in dom
+    assert "given mostly under another gender" in dom and "target_fit.png" in dom
 
 
 SPEC_TEMPLATE = """

@@ -283,6 +283,25 @@ def test_html_renders_in_headless_chromium(tmp_path):
                     (tmp_path / "rep" / "report.html").as_uri()], capture_output=True, timeout=120)
     assert shot.exists()
     from PIL import Image
+    from scipy import ndimage
+
+    from synthgen.report.glance import cards
+
+    # the first screen (1300 x 900) shows every field's card: count the cards' coloured left borders on it
+    first = tmp_path / "first.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile3'}", f"--screenshot={first}", "--window-size=1300,900",
+                    (tmp_path / "rep" / "report.html").as_uri()], capture_output=True, timeout=120)
+    top = np.asarray(Image.open(first).convert("RGB")).astype(int)
+    border = np.zeros(top.shape[:2], bool)
+    for colour in ((0x2e, 0x7d, 0x32), (0xf9, 0xa8, 0x25), (0xc6, 0x28, 0x28)):
+        border |= (np.abs(top - colour).sum(axis=2) < 30)
+    labels, k = ndimage.label(border)
+    boxes = ndimage.find_objects(labels)
+    stripes = [b for b in boxes if b[0].stop - b[0].start >= 40 and b[1].stop - b[1].start <= 8]
+    want = cards(json.loads((tmp_path / "rep" / "report.json").read_text())["report"])
+    assert len(want) >= 3 and len(stripes) == len(want), (len(stripes), len(want))
 
     img = np.asarray(Image.open(shot).convert("RGB"))
     # the page is not blank: the map's grey land and red markers are on it
@@ -507,3 +526,14 @@ def test_the_first_screen_says_how_few_values_are_valid_before_their_figures():
     line = lines({"template": "biography", "fields": [f]})[0]
     assert "99.9% invalid (not in the field's list: 'Melissachester, Maine'); the figures are of the 1 valid" in line
     assert severity(line) == "bad"
+
+
+def test_each_field_is_drawn_against_its_target_the_way_that_answers_a_question():
+    """Dates by decade; a big or flat list as rank-frequency (its "top values" mean nothing); a small list as bars."""
+    from synthgen.report.plots import panel_kind
+
+    assert panel_kind({f"19{y:02d}-01-0{d}": 1.0 for y in range(40, 99) for d in range(1, 4)}) == "decades"
+    assert panel_kind({f"job {i}": 1.0 for i in range(1156)}) == "rank"
+    assert panel_kind({f"v{i}": 1.0 for i in range(20)}) == "rank"  # uniform: every value is a "top value"
+    assert panel_kind({f"v{i}": float(i + 1) for i in range(20)}) == "bars"
+    assert panel_kind({"female": 0.5, "male": 0.5}) == "bars"

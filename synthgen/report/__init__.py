@@ -37,6 +37,7 @@ class Report:
     summary: dict  # JSON-ready: file, records, malformed lines, fields, mutual_information, geography, seconds
     counts: dict[str, Counter] = field(default_factory=dict)  # categorical field -> counts of its valid values
     points: dict[str, Counter] = field(default_factory=dict)  # place field -> (lon, lat) -> records
+    targets: dict[str, dict] = field(default_factory=dict)  # categorical field -> its target distribution, where known
 
 
 class Fallback(dict):
@@ -82,6 +83,8 @@ def analyse(path: str | Path, fields=None, lists=None, geo=None, checks=None, sp
             if s.conditional:
                 s.target = mixture_target(ds.rows, s.conditional, tpath)
             st, rep.counts[s.name] = categorical_stats(ds, s)
+            if s.target:
+                rep.targets[s.name] = s.target
             if s.conditional:
                 st["conditional"] = conditional_stats(ds.rows, s.conditional, tpath)
             if s.place:
@@ -136,11 +139,11 @@ def document(main: Report, other: Report | None = None) -> dict:
 
 
 def images(main: Report, other: Report | None = None) -> dict[str, bytes]:
-    from .plots import rarefaction_plot, top_values_plot, world_map
+    from .plots import rarefaction_plot, target_fit_plot, world_map
 
     out = {"rarefaction.png": rarefaction_plot(main.summary, other.summary if other else None)}
-    if (top := top_values_plot(main.summary, other.summary if other else None)) is not None:
-        out["top_values.png"] = top
+    if (fit := target_fit_plot(main, other)) is not None:
+        out["target_fit.png"] = fit
     for g in main.summary["geography"]:
         name = g["field"]
         out[f"map_{name}.png"] = world_map(main.points[name], f"{name}: {g['resolved']} geocoded ({g['countries']} countries)",

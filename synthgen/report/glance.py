@@ -74,8 +74,9 @@ def glance(report: dict) -> dict:
         row = {"field": f["field"], "valid_share": f["valid_share"], "unique": f["unique"],
                "top": [(v, s) for v, _, s in f["top"][:3]]}
         if f.get("kl_to_target_bits") is not None and f.get("kl_floor_bits") is not None:
+            flat = f["target_top"][0][1] <= 1.5 / f["target_size"]  # a uniform target has no top values worth naming
             row.update(expected_unique=f["expected_unique"], kl=f["kl_to_target_bits"], floor=f["kl_floor_bits"],
-                       target_top=[(v, p) for v, p in f["target_top"][:3]],
+                       target_top=[] if flat else [(v, p) for v, p in f["target_top"][:3]], target_size=f["target_size"],
                        verdict=kl_verdict(f["kl_to_target_bits"], f["kl_floor_bits"], f.get("off_target_share")) + "; "
                        + unique_verdict(f["unique"], f["expected_unique"]))
         else:
@@ -114,10 +115,11 @@ def lines(report: dict) -> list[str]:
     for r in g["fields"]:
         top = ", ".join(f"{v} {s:.1%}" for v, s in r["top"])
         if "kl" in r:
-            target = ", ".join(f"{v} {p:.1%}" for v, p in r["target_top"])
+            target = (f"target: {', '.join(f'{v} {p:.1%}' for v, p in r['target_top'])}" if r["target_top"]
+                      else f"target: uniform over {r['target_size']:,} values")
             out.append(f"{r['field']}: {r['unique']} unique (a perfect sampler: {r['expected_unique']:.0f}); "
                        f"KL→target {r['kl']:.3f} bits (floor {r['floor']:.3f}): {r['verdict']}. "
-                       f"Top: {top} (target: {target})")
+                       f"Top: {top} ({target})")
         else:
             out.append(f"{r['field']}: {r['unique']} unique; {r['verdict']}. Top: {top}")
         if "own_list" in r:
@@ -165,3 +167,33 @@ def severity(line: str) -> str:
         return "bad"
     return "warn" if any(w in low for w in WARN) else "ok"
 
+
+
+def cards(report: dict) -> list[dict]:
+    """The first screen as cards (the HTML's): {title, figure, detail, verdict, severity} per field, joint and text."""
+    g, out = glance(report), []
+
+    def card(title, figure, detail, verdict):
+        out.append({"title": title, "figure": figure, "detail": detail, "verdict": verdict,
+                    "severity": severity(f"{figure}: {detail}: {verdict}")})
+
+    for r in g["fields"]:
+        detail = f"{r['unique']:,} unique" + (f" (perfect sampler {r['expected_unique']:.0f})" if "kl" in r else "") \
+            + f" · {r['valid_share']:.0%} valid"
+        if "own_list" in r:
+            detail += f" · own list {r['own_list']['kl']:.2f} (floor {r['own_list']['floor']:.2f})"
+        figure = f"KL {r['kl']:.2f} bits · floor {r['floor']:.2f}" if "kl" in r else "no target"
+        card(r["field"], figure, detail, r["verdict"])
+    for j in g["joints"]:
+        card(j["pair"], f"MI {j['mi_bits']:.2f} bits · real {j['real_mi_bits']:.2f}",
+             f"{j['contradiction_share']:.1%} given mostly to another {j['field']} (real {j['real_contradiction_share']:.1%})",
+             j["verdict"])
+    if (nf := report.get("names_fit_birth_country")) and nf.get("checked"):
+        card("names vs birth country", f"{nf['fit_share']:.1%} fit", f"of {nf['checked']:,} records whose place resolves",
+             "one population" if nf["fit_share"] >= NAMES_FIT_OK else "names from another population than the birth place")
+    for t in g["texts"]:
+        top = t["top_3grams"][0] if t["top_3grams"] else None
+        card(t["field"], "no checks" if t.get("checks_all") is None else f"every check {t['checks_all']:.1%}",
+             f"non-words {t['nonword_share']:.2%} · top 3-gram {top[1]:.0%}" if top else f"non-words {t['nonword_share']:.2%}",
+             t["verdict"])
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 
-from .glance import lines, severity
+from .glance import cards, lines, severity
 from .joints import FLOOR_NOTE
 from .metrics import COVERAGE_NOTE, compare_table
 
@@ -37,12 +37,16 @@ def to_html(report: dict, other: dict | None, pngs: dict[str, bytes]) -> str:
              + "</p>"]
     first = lines(report)
     if first:
+        pop = f"<p>{html.escape(first[0])}</p>" if first[0].startswith("population:") else ""
+        grid = "".join(f"<div class='card {c['severity']}'><b>{html.escape(c['title'])}</b><div class='fig'>"
+                       f"{html.escape(c['figure'])}</div><div>{html.escape(c['detail'])}</div><div class='verdict'>"
+                       f"{html.escape(c['verdict'])}</div></div>" for c in cards(report))
         parts.append("<h2 id='glance'>At a glance</h2><p>Each figure next to what a perfect sampler of the real-world "
-                     "target gives at the same n.</p><ul class='glance'>"
-                     + "".join(f"<li class='{severity(x)}'>{html.escape(x)}</li>" for x in first)
-                     + f"</ul><p><small>{html.escape(FLOOR_NOTE)}</small></p>")
-        if "top_values.png" in pngs:
-            parts.append(_img("top_values.png", pngs["top_values.png"]))
+                     f"target gives at the same n (KL in bits; {html.escape(FLOOR_NOTE)}).</p>{pop}"
+                     f"<div class='cards'>{grid}</div><details><summary>the same, in words</summary><ul class='glance'>"
+                     + "".join(f"<li class='{severity(x)}'>{html.escape(x)}</li>" for x in first) + "</ul></details>")
+        if "target_fit.png" in pngs:
+            parts.append(_img("target_fit.png", pngs["target_fit.png"]))
     if other:
         parts.append("<h2>Side by side</h2>" + _table(["field", "metric", "this", "compare", "ratio"], [
             (r["field"], r["metric"], r["value"], r["compare"], r["ratio"]) for r in compare_table(report, other)]))
@@ -87,13 +91,16 @@ def to_html(report: dict, other: dict | None, pngs: dict[str, bytes]) -> str:
         if g.get("us_states"):
             parts.append(f"<p>{g['us_states']} US states</p>" + _table(["US state", "records", "share"], g["top_us_states"]))
     for name, data in pngs.items():
-        if name != "top_values.png" or not first:
+        if name != "target_fit.png" or not first:
             parts.append(_img(name, data))
     css = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
            "margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,"
            "th:first-child{text-align:left}img{max-width:100%}ul.glance li{margin:.3em 0;padding:.2em .5em;"
            "border-left:4px solid #2e7d32}ul.glance li.warn{border-color:#f9a825}ul.glance li.bad{border-color:#c62828;"
-           "background:#fdecea}")
+           "background:#fdecea}.cards{display:grid;grid-template-columns:repeat(4,1fr);gap:8px;margin:.5em 0}"
+           ".card{border-left:6px solid #2e7d32;background:#f4f8f4;padding:6px 8px;font-size:13px}.card.warn{border-color:"
+           "#f9a825;background:#fffbe6}.card.bad{border-color:#c62828;background:#fdecea}.card .fig{font-size:16px;"
+           "margin:2px 0}.card .verdict{font-style:italic;margin-top:2px}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>synthgen report</title><style>{css}</style>"
             f"</head><body>{''.join(parts)}<p><small>Geocoding: GeoNames (CC-BY-4.0). Map: Natural Earth (public "
             f"domain).</small></p></body></html>")

@@ -97,10 +97,58 @@ def rarefaction_plot(report: dict, other: dict | None = None) -> bytes:
     return _png(fig)
 
 
-def top_values_plot(report: dict, other: dict | None = None, k: int = 8) -> bytes | None:
-    """Per categorical field with a target: the data's share of the target's top k values next to the
-    target's own (and the comparison dataset's): where a collapse or a miss shows at a glance."""
-    fields = [f for f in report["fields"] if f.get("target_top")]
+def panel_kind(target: dict) -> str:
+    """How a field's fit to its target is drawn: "decades" (a date list: births per decade), "rank" (a big list, or a
+    flat one of more than 10 values, where the target's top values mean nothing: rank-frequency on log axes), else
+    "bars" (the top values against the target's)."""
+    import re
+
+    keys = list(target)[:50]
+    if keys and all(isinstance(k, str) and re.fullmatch(r"\d{4}-\d\d-\d\d", k) for k in keys):
+        return "decades"
+    p = np.array(list(target.values()), dtype=float)
+    return "rank" if len(p) > 30 or (len(p) > 10 and p.max() <= 1.5 * p.min()) else "bars"
+
+
+def _decades(shares: dict) -> Counter:
+    out: Counter = Counter()
+    for k, v in shares.items():
+        out[str(k)[:3] + "0s"] += v
+    return out
+
+
+def _draw(ax, kind: str, target: dict, series: list[tuple[str, Counter, str]], k: int) -> None:
+    if kind == "decades":
+        decades = sorted(_decades(target) | {d: 0 for _, c, _ in series for d in _decades(c)})
+        rows = [("target", _decades(target), "#999999")] + [(lab, _decades(c), col) for lab, c, col in series]
+        h = 0.8 / len(rows)
+        for i, (label, d, color) in enumerate(rows):
+            ax.bar(np.arange(len(decades)) + i * h, [d.get(x, 0.0) for x in decades], width=h, color=color, label=label)
+        ax.set_xticks(np.arange(len(decades)) + h * (len(rows) - 1) / 2, decades, fontsize=6, rotation=60)
+    elif kind == "rank":
+        p = np.sort(np.array(list(target.values()), dtype=float))[::-1]
+        ax.plot(np.arange(1, len(p) + 1), p / p.sum(), color="#999999", label=f"target ({len(p):,} values)")
+        for label, c, color in series:
+            v = np.sort(np.array(list(c.values()), dtype=float))[::-1]
+            ax.plot(np.arange(1, len(v) + 1), v, color=color, label=f"{label} ({len(v):,} unique)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("rank", fontsize=7)
+    else:
+        names = [v for v, _ in sorted(target.items(), key=lambda kv: -kv[1])[:k]]
+        tot = sum(target.values())
+        rows = [("target", {v: target[v] / tot for v in names}, "#999999")] + series
+        h = 0.8 / len(rows)
+        for i, (label, d, color) in enumerate(rows):
+            ax.barh(np.arange(len(names)) + i * h, [d.get(v, 0.0) for v in names], height=h, color=color, label=label)
+        ax.set_yticks(np.arange(len(names)) + h * (len(rows) - 1) / 2, names, fontsize=7)
+        ax.invert_yaxis()
+
+
+def target_fit_plot(main, other=None, k: int = 8) -> bytes | None:
+    """One panel per field with a target (`main`, `other`: report.Report): the data's distribution against the
+    target's, drawn as `panel_kind` says, the compare dataset beside it."""
+    fields = [name for name, t in main.targets.items() if t and main.counts.get(name)]
     if not fields:
         return None
     import matplotlib
@@ -108,24 +156,23 @@ def top_values_plot(report: dict, other: dict | None = None, k: int = 8) -> byte
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    theirs = {f["field"]: f for f in (other or {}).get("fields", [])}
-    fig, axes = plt.subplots(1, len(fields), figsize=(3.6 * len(fields), 3.4), squeeze=False)
-    for ax, f in zip(axes[0], fields):
-        names = [v for v, _ in f["target_top"][:k]]
-        share = {v: s for v, _, s in f["top"]}
-        y = np.arange(len(names))
-        series = [("target", [p for _, p in f["target_top"][:k]], "#999999"),
-                  ("this dataset", [f["share_of"].get(v, share.get(v, 0.0)) for v in names], "#d62728")]
-        if f["field"] in theirs:
-            o = theirs[f["field"]]
-            series.append(("compare", [o.get("share_of", {}).get(v, 0.0) for v in names], "#1f77b4"))
-        h = 0.8 / len(series)
-        for i, (label, vals, color) in enumerate(series):
-            ax.barh(y + i * h, vals, height=h, color=color, label=label)
-        ax.set_yticks(y + h * (len(series) - 1) / 2, names, fontsize=7)
-        ax.invert_yaxis()
-        ax.set_title(f["field"], fontsize=9)
-        ax.tick_params(axis="x", labelsize=7)
-    axes[0][0].legend(fontsize=7, loc="lower right")
-    fig.suptitle("share of the target's top values: target vs data", fontsize=10)
+    cols = min(3, len(fields))
+    rows_n = -(-len(fields) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.3 * rows_n), squeeze=False)
+    for ax, name in zip(axes.flat, fields):
+        target, kind = main.targets[name], panel_kind(main.targets[name])
+        series = []
+        for label, rep, color in (("this dataset", main, "#d62728"), ("compare", other, "#1f77b4")):
+            c = rep.counts.get(name) if rep is not None else None
+            if c:
+                n = sum(c.values())
+                series.append((label, Counter({v: x / n for v, x in c.items()}), color))
+        _draw(ax, kind, target, series, k)
+        ax.set_title(f"{name}: " + {"decades": "by decade", "rank": "rank-frequency", "bars": "top values"}[kind], fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(fields):]:
+        ax.axis("off")
+    fig.suptitle("each field against its target (share of valid values)", fontsize=10)
+    fig.tight_layout()
     return _png(fig)
