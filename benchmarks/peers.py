@@ -3,7 +3,7 @@ scored by `synthgen report` read with the biography template (its lists, targets
 
 Faker (seeded, en_US) fills the template's fields with its closest providers: a gender drawn 50/50,
 first_name_female/male, last_name, a date between 1940-01-01 and 2006-12-31, "City, State" from city()
-and state(), job(), and a sentence(). The model files are given: `synthgen biographies` runs of the same
+and state(), job(), and a sentence(). The model files are given (or made with --make): `synthgen biographies` runs of the same
 n and seed, with and without `--no-adapters`. `--one-shot` adds what most users try first: the embedded model (no
 adapter, T=1, seeded per record) asked once per record for the whole record as one JSON object (the reply prefilled
 with '{"gender": "' so the 135M model keeps the format), its first JSON object parsed; a reply where it does not parse leaves every
@@ -12,11 +12,14 @@ field null (one try: a retry would be a second system).
     synthgen biographies --n 1000 --seed 0 --out out/bios/bios.jsonl
     synthgen biographies --n 1000 --seed 0 --out out/bios_base/bios.jsonl --no-adapters
     .venv/bin/python benchmarks/peers.py --n 1000 --file base=out/bios_base/bios.jsonl --file synthgen=out/bios/bios.jsonl --one-shot
+    .venv/bin/python benchmarks/peers.py --n 1000 --make --one-shot     # the same, the two model files made here
 """
 
 import datetime as dt
 import json
 import random
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -112,7 +115,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="Faker records (the model files' n)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--file", action="append", default=[], metavar="NAME=PATH", help="a peer's file (repeatable)")
-    ap.add_argument("--one-shot", action="store_true", help="also make n records from one JSON prompt each (~10 min per 1,000 here)")
+    ap.add_argument("--one-shot", action="store_true", help="also make n records from one JSON prompt each (~3 min per 1,000 here)")
+    ap.add_argument("--make", action="store_true", help="make the base and synthgen files here too (synthgen biographies with "
+                    "and without --no-adapters, this n and seed; ~15 min per 1,000 here): the whole table in one command")
     args = ap.parse_args()
     files = {}
     for item in args.file:
@@ -124,6 +129,11 @@ def main() -> None:
         files[k] = Path(v)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.make:
+        for name, extra in (("base", ["--no-adapters"]), ("synthgen", [])):
+            files.setdefault(name, out / f"{name}.jsonl")
+            subprocess.run([str(Path(sys.executable).parent / "synthgen"), "biographies", "--n", str(args.n), "--seed",
+                            str(args.seed), "--out", str(files[name]), "--overwrite", *extra], check=True)
     speed = {"faker": faker_biographies(args.n, args.seed, out / "faker.jsonl")}
     made = {"faker": out / "faker.jsonl"}
     if args.one_shot:

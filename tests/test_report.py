@@ -415,7 +415,12 @@ def test_csv_tsv_json_and_saved_hf_datasets_read_as_the_same_records(tmp_path):
     ds.save_to_disk(str(tmp_path / "hf"))
     datasets.DatasetDict({"train": ds, "test": ds.select(range(3))}).save_to_disk(str(tmp_path / "hfd"))
     want = analyse(write_jsonl(tmp_path / "f.jsonl", rows), fields=["name"]).summary["fields"][0]
-    for name, split in (("f.csv", None), ("f.tsv", None), ("f.json", None), ("hf", None), ("hfd", "train")):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "f.parquet")
+    for name, split in (("f.csv", None), ("f.tsv", None), ("f.json", None), ("f.parquet", None), ("hf", None),
+                        ("hfd", "train")):
         got = analyse(tmp_path / name, fields=["name"], split=split).summary["fields"][0]
         assert (got["valid"], got["unique"], got["top"]) == (want["valid"], want["unique"], want["top"]), name
     city = analyse(tmp_path / "f.csv", fields=["city"]).summary["fields"][0]
@@ -430,6 +435,12 @@ def test_csv_tsv_json_and_saved_hf_datasets_read_as_the_same_records(tmp_path):
     assert r.exit_code == 1 and "is a folder but not a saved Hugging Face dataset" in r.output and r.output.count("\n") == 1
     r = invoke("report", tmp_path / "hfd", "--split", "train")
     assert r.exit_code == 0, r.output
+    (tmp_path / "broken.csv").write_text("name,city\nMary,Lima\nJames,Oslo,Norway\n")
+    r = invoke("report", tmp_path / "broken.csv")
+    assert r.exit_code == 1 and "line 3: 3 cells where the header has 2 (a broken row)" in r.output, r.output
+    assert r.output.count("\n") == 1
+    r = invoke("report", "someone-who/has-no-such-dataset")  # a hub id: read from the local cache only, never the network
+    assert r.exit_code == 1 and "nor a Hugging Face dataset in this machine's cache" in r.output and r.output.count("\n") == 1
 
 
 def test_a_list_without_weights_is_a_uniform_target(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ class Dataset:
 def load_dataset(path: str | Path, split: str | None = None) -> Dataset:
     """`split`: which split of a saved DatasetDict (needed where it holds more than one)."""
     p = Path(path)
+    if not p.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)) and not p.suffix:
+        return Dataset(str(path), _hub_rows(str(path), split), [], None)
     if not p.exists():
         raise InputError(f"{str(path)!r} does not exist")
     meta = None
@@ -92,15 +95,42 @@ def _hf_rows(p: Path, split: str | None) -> list[dict]:
     except (FileNotFoundError, ValueError, OSError) as e:
         raise InputError(f"{str(p)!r} is a folder but not a saved Hugging Face dataset (datasets.load_from_disk: "
                          f"{str(e).splitlines()[0][:200]})") from None
+    return _split_rows(ds, str(p), split)
+
+
+def _hub_rows(name: str, split: str | None) -> list[dict]:
+    """A Hugging Face hub id ("owner/name") already in this machine's `datasets` cache, read offline (synthgen never
+    reaches the hub at run time)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    try:
+        import datasets
+        import huggingface_hub.constants
+    except ImportError:
+        raise InputError(f"{name!r}: reading a Hugging Face dataset needs `pip install datasets`") from None
+    datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True  # imported before: offline still
+    try:
+        ds = datasets.load_dataset(name)
+    except Exception as e:  # datasets raises many types (ConnectionError offline, FileNotFoundError, ValueError)
+        raise InputError(f"{name!r} is not a file here, nor a Hugging Face dataset in this machine's cache (read offline: "
+                         f"{e.__class__.__name__}); download it once with datasets.load_dataset({name!r})") from None
+    return _split_rows(ds, name, split)
+
+
+def _split_rows(ds, where: str, split: str | None) -> list[dict]:
+    import datasets
+
     if isinstance(ds, datasets.DatasetDict):
         names = list(ds)
         if split is None and len(names) != 1:
-            raise InputError(f"{str(p)!r} holds the splits {', '.join(names)}: choose one with --split")
+            raise InputError(f"{where!r} holds the splits {', '.join(names)}: choose one with --split")
         if (split or names[0]) not in ds:
-            raise InputError(f"{str(p)!r} has no split {split!r} (it has {', '.join(names)})")
+            raise InputError(f"{where!r} has no split {split!r} (it has {', '.join(names)})")
         ds = ds[split or names[0]]
     elif split is not None:
-        raise InputError(f"--split {split}: {str(p)!r} is one dataset, without splits")
+        raise InputError(f"--split {split}: {where!r} is one dataset, without splits")
     return ds.to_list()
 
 
@@ -113,7 +143,14 @@ def _csv_rows(p: Path) -> list[dict]:
             reader = csv.DictReader(f, delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
             if not reader.fieldnames:
                 return []
-            return [{k: (v if v != "" else None) for k, v in row.items() if k is not None} for row in reader]
+            rows = []
+            for row in reader:
+                if None in row or None in row.values():  # more cells than the header, or fewer
+                    cells = len(row) - (None in row) + len(row.get(None) or []) - sum(v is None for v in row.values())
+                    raise InputError(f"{str(p)!r}, line {reader.line_num}: {cells} cells where the header has "
+                                     f"{len(reader.fieldnames)} (a broken row)")
+                rows.append({k: (v if v != "" else None) for k, v in row.items()})
+            return rows
     except (OSError, csv.Error) as e:
         raise InputError(f"cannot read {str(p)!r} as {p.suffix[1:].upper()}: {e}") from None
 
