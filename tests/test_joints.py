@@ -88,3 +88,25 @@ def test_a_kl_inside_the_target_list_is_not_called_on_target_when_most_values_fa
     assert kl_verdict(1.0, 1.0, off_target=0.02) == "on target (within sampling noise)"
     assert kl_verdict(1.0, 1.0, off_target=0.956) == ("off target (96% of values outside the target list; "
                                                       "KL inside it 1.0x the floor)")
+
+
+def test_a_fields_verdict_never_contradicts_itself():
+    """8 unique cities of a 1,000-city target: never "on/near the target" beside "collapsed" (issue 51); a small n,
+    whose KL floor is large, is judged by its unique values."""
+    import json
+
+    from synthgen.lists.sources import builtin
+    from synthgen.report import analyse
+    from synthgen.report.glance import field_verdict, lines
+
+    assert field_verdict(1.0, 1.0, None, 95, 100) == "on target (within sampling noise); as diverse as the target"
+    assert field_verdict(3.5, 1.6, None, 8, 673).startswith("collapsed (1% of the target's unique values); KL 2.2x")
+    assert field_verdict(1.0, 1.0, None, 70, 100).startswith("near the target: KL 1.0x the floor, but less diverse")
+    items = builtin("us_birth_places")[0]
+    import tempfile
+
+    for n in (30, 100, 1000):
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as fh:
+            fh.write("".join(json.dumps({"city": items[i % 8]}) + "\n" for i in range(n)))
+        line = next(x for x in lines(analyse(fh.name, lists={"city": "us_birth_places"}).summary) if x.startswith("city"))
+        assert "collapsed" in line and "on target" not in line and "near the target" not in line, line

@@ -28,6 +28,18 @@ def unique_verdict(unique: int, expected: float) -> str:
     return f"collapsed ({share:.0%} of the target's unique values)"
 
 
+def field_verdict(kl: float, floor: float, off_target: float | None, unique: int, expected: float) -> str:
+    """One verdict that never contradicts itself: where the unique values fall short of a perfect sampler's, that
+    decides (a KL near its floor cannot see a collapse where n is small against the list: its floor is large)."""
+    k, u = kl_verdict(kl, floor, off_target), unique_verdict(unique, expected)
+    ratio = kl / floor if floor > 0 else float("inf")
+    if u.startswith("collapsed"):
+        return f"{u}; KL {ratio:.1f}x the floor"
+    if u.startswith("less diverse") and k.startswith(("on target", "near the target")):
+        return f"near the target: KL {ratio:.1f}x the floor, but {u}"
+    return f"{k}; {u}"
+
+
 def joint_verdict(j: dict) -> str:
     share_ok = abs(j["contradiction_share"] - j["real_contradiction_share"]) <= max(0.02, 0.5 * j["real_contradiction_share"])
     mi_ok = abs(j["mi_bits"] - j["real_mi_bits"]) <= 0.1
@@ -77,8 +89,8 @@ def glance(report: dict) -> dict:
             flat = f["target_top"][0][1] <= 1.5 / f["target_size"]  # a uniform target has no top values worth naming
             row.update(expected_unique=f["expected_unique"], kl=f["kl_to_target_bits"], floor=f["kl_floor_bits"],
                        target_top=[] if flat else [(v, p) for v, p in f["target_top"][:3]], target_size=f["target_size"],
-                       verdict=kl_verdict(f["kl_to_target_bits"], f["kl_floor_bits"], f.get("off_target_share")) + "; "
-                       + unique_verdict(f["unique"], f["expected_unique"]))
+                       verdict=field_verdict(f["kl_to_target_bits"], f["kl_floor_bits"], f.get("off_target_share"),
+                                             f["unique"], f["expected_unique"]))
         else:
             row["verdict"] = f.get("target_note") or "no target distribution"
         if f["valid_share"] < VALID_OK:  # the figures above are of the valid values only: say how few they are
