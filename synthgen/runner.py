@@ -14,8 +14,7 @@ from typing import Callable
 
 from .errors import InputError
 from .generate import FieldProgress, Fill, Summary, check_settings, compile_tries, run, run_settings
-from .output import plan_run
-from .output import Plan, resize
+from .output import Plan, plan_run, resize
 from .template import Template
 
 

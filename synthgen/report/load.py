@@ -33,7 +33,10 @@ def load_dataset(path: str | Path, split: str | None = None) -> Dataset:
     """`split`: which split of a saved DatasetDict (needed where it holds more than one)."""
     p = Path(path)
     if not p.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)) and not p.suffix:
-        return Dataset(str(path), _hub_rows(str(path), split), [], None)
+        rows = _hub_rows(str(path), split)
+        if not rows:
+            raise InputError(f"{str(path)!r} has no records")
+        return Dataset(str(path), rows, [], None)
     if not p.exists():
         raise InputError(f"{str(path)!r} does not exist")
     meta = None
