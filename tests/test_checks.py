@@ -248,3 +248,25 @@ def test_reject_patterns_read_what_the_model_wrote_not_the_opening(tmp_path):
     assert story.parse(" she won a prize.", "stop", rec) == ("Jo Jo, she won a prize.", None)
     text, why = story.parse(" she won a prize prize.", "stop", rec)
     assert text is None and why.startswith("matches reject pattern"), why
+
+
+@pytest.mark.parametrize("written, ok", [
+    (" is remembered for the bowls she shaped for her town.", True),
+    (" a founding member of the potters' guild, taught clay to three generations.", True),
+    (" in 2010.", False),  # a fragment: nothing after the opening says what she did
+    (" who shaped bowls for her town.", False),
+    (" with a lifelong passion for clay.", False),
+    (" where she was born.", False),
+    (" In 1990 she opened a studio.", False),
+])
+def test_the_biography_rejects_a_fragment_after_its_opening(written, ok):
+    """The biography's sentence must go on with what the person did (a verb), not a fragment that leaves the
+    opening's "Ann Lee, a potter from Lima, Peru," without a predicate (~14 % of texts before the pattern)."""
+    from synthgen.template import load_template
+
+    f = load_template("biography").field("achievements")
+    rec = {"gender": "female", "first_name": "Ann", "last_name": "Lee", "birth_date": "1950-02-03", "career": "Potter",
+           "birth_place": "Lima, Peru"}
+    text, why = f.parse(written, "stop", rec)
+    assert (text is not None) == ok, why
+    assert ok or why.startswith("matches reject pattern")
