@@ -146,7 +146,7 @@ def test_cli_output_is_only_ours(model_dir, tmp_path):
                        env=env, capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     ours = ("starting engine", "progress:", "time ", "tokens:", "utilisation:", "peak memory", "resum", "valid:", "field;",
-            "skipped:", "the field", "null")
+            "skipped:", "the field", "null", "rejected answers", "synthgen:")
     box = set("━┃│┏┓┗┛┡┩└┘┌┐╇╈┳┻─")
     fields = [f.name for f in load_template("biography").fields]
     foreign = [line for line in (r.stdout + r.stderr).splitlines()
