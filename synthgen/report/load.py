@@ -149,7 +149,8 @@ def _csv_rows(p: Path) -> list[dict]:
             rows = []
             for row in reader:
                 if None in row or None in row.values():  # more cells than the header, or fewer
-                    cells = len(row) - (None in row) + len(row.get(None) or []) - sum(v is None for v in row.values())
+                    extra = row.get(None)
+                    cells = len(reader.fieldnames) + len(extra) if extra else sum(v is not None for v in row.values())
                     raise InputError(f"{str(p)!r}, line {reader.line_num}: {cells} cells where the header has "
                                      f"{len(reader.fieldnames)} (a broken row)")
                 rows.append({k: (v if v != "" else None) for k, v in row.items()})
