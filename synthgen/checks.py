@@ -7,7 +7,9 @@
           mentions: [first_name, last_name]   # these fields' values appear in the text (whole words, any case)
           pronouns: gender                    # no pronoun of the other sex (the field's values: female / male)
           years: {field: birth_date, until: 2026}   # no year before the birth year or after `until`, no age
-                                              # older than until - birth year, "born ... YYYY" is the birth year
+                                              # older than until - birth year, "born ... YYYY" is the birth year;
+                                              # from_age: 14 also fails a year of the first 14 years of life that
+                                              # is not the birth's ("working at the store since 1966", born 1966)
           other_names: true                   # no first name or surname of the shipped lists but the record's
           nationality: birth_place            # no nationality but the birth place's country ("a Canadian
                                               # physician" born in Boston; "Mexican-American" is heritage: passes)
@@ -40,6 +42,7 @@ SEX_OF = {"female": "female", "woman": "female", "f": "female", "male": "male", 
 _PRONOUN_RE = {sex: re.compile(r"\b(" + "|".join(words) + r")\b", re.I) for sex, words in PRONOUNS.items()}
 _YEAR = re.compile(r"(?<![\d-])(1[0-9]\d\d|20\d\d)(?!\d)(?:s\b)?")  # 1987, 1990s; not a part of 1987-03-14
 _BORN_YEAR = re.compile(r"\bborn\b[^.]*?\b(1[0-9]\d\d|20\d\d)\b", re.I)
+_ABOUT_BIRTH = re.compile(r"\b(?:born|birth)\b[^.;]*$", re.I)  # the words before a year say it is the birth's
 _AGE = re.compile(r"\b(?:at the age of|aged?)\s+(\d{1,3})\b|\b(\d{1,3})[- ]years?[- ]old\b", re.I)
 _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
            "november", "december")
@@ -68,6 +71,7 @@ class Checks:
     pronouns: str | None = None
     years: str | None = None
     until: int | None = None
+    from_age: int | None = None  # a year the text gives (not the birth's) is at least this many years after birth
     other_names: bool = False
     nationality: str | None = None  # a place field: the text may call the person only its country's demonym
     profanity: bool = False
@@ -89,7 +93,8 @@ class Checks:
         if self.pronouns:
             out["pronouns"] = self.pronouns
         if self.years:
-            out["years"] = {"field": self.years, "until": self.until}
+            out["years"] = {"field": self.years, "until": self.until,
+                            **({"from_age": self.from_age} if self.from_age else {})}
         if self.other_names:
             out["other_names"] = True
         if self.nationality:
@@ -140,6 +145,10 @@ class Checks:
                 return f"{m.group(0)} is before the birth year {born}"
             if until is not None and y > until:
                 return f"{m.group(0)} is after {until}"
+            # an event in the first years of life: the birth itself ("born in 1966", "born on 1966-07-15") aside
+            if self.from_age and not decade and y < born + self.from_age and \
+                    not _ABOUT_BIRTH.search(text[max(0, m.start() - 60):m.start()]):
+                return f"{m.group(0)} is at age {y - born} (born in {born}), before {self.from_age}"
         for m in _BORN_YEAR.finditer(text):
             if int(m.group(1)) != born:
                 return f"says born in {m.group(1)}, the record {born}"
@@ -352,14 +361,15 @@ def from_spec(spec, fwhere: str, earlier: list[str]) -> Checks:
     get = (lambda k: getattr(spec, k)) if not isinstance(spec, dict) else spec.get
     mentions = tuple(get("mentions") or ())
     years = get("years")
-    years_field, until = (years.get("field"), years.get("until")) if isinstance(years, dict) else (
-        (getattr(years, "field", years), getattr(years, "until", None)))
+    years_field, until, from_age = (years.get("field"), years.get("until"), years.get("from_age")) \
+        if isinstance(years, dict) else (getattr(years, "field", years), getattr(years, "until", None),
+                                         getattr(years, "from_age", None))
     used = [*(("mentions", m) for m in mentions), ("pronouns", get("pronouns")), ("years", years_field),
             ("nationality", get("nationality"))]
     for check, name in used:
         if name is not None and name not in earlier:
             raise InputError(f"{fwhere}: checks.{check} names {name!r}, which is not an earlier field"
                              + (f" (earlier fields: {', '.join(earlier)})" if earlier else ""))
-    return Checks(mentions=mentions, pronouns=get("pronouns"), years=years_field, until=until,
+    return Checks(mentions=mentions, pronouns=get("pronouns"), years=years_field, until=until, from_age=from_age,
                   other_names=bool(get("other_names")), nationality=get("nationality"), profanity=bool(get("profanity")),
                   max_nonwords=get("max_nonwords"), fields=tuple(dict.fromkeys(n for _, n in used if n)))

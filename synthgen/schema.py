@@ -84,6 +84,7 @@ class DateField(_FieldBase):
 class YearsCheck(_Strict):
     field: NonEmpty
     until: Annotated[int, Field(ge=1, le=9999)] | None = None
+    from_age: Annotated[int, Field(ge=1, le=100)] | None = None
 
 
 class TextChecks(_Strict):
@@ -96,7 +97,7 @@ class TextChecks(_Strict):
     profanity: bool = False
     max_nonwords: Annotated[float, Field(ge=0, le=1)] | None = None
     hints: ClassVar[dict[str, str]] = {"mentions": "a list of earlier fields' names", "pronouns": "a field name (female/male values)",
-                                       "years": "a date field's name, or {field: NAME, until: YEAR}",
+                                       "years": "a date field's name, or {field: NAME, until: YEAR, from_age: AGE}",
                                        "other_names": "true or false", "profanity": "true or false",
                                        "nationality": "a place field's name",
                                        "max_nonwords": "a share between 0 and 1"}

@@ -75,6 +75,22 @@ def test_years_fit_the_birth_date_and_the_present(text, verdict):
 
 
 @pytest.mark.parametrize("text, verdict", [
+    ("Jo Smith has worked at the store since 1987.", "years"),  # the birth year, not her birth
+    ("Jo Smith opened a clinic in 1996.", "years"),  # at 9
+    ("Jo Smith opened a clinic in 2001.", None),  # at 14
+    ("Jo Smith, born in 1987 in Ohio, opened a clinic in 2010.", None),  # the birth's own year
+    ("Jo Smith, born on 1987-03-14 in Ohio, nursed.", None),
+    ("Since her birth in 1987, Jo Smith has loved the sea.", None),
+    ("Jo Smith grew up in the 1990s.", None),  # a decade: no event in it
+])
+def test_years_from_age_fail_an_event_in_the_first_years_of_life(text, verdict):
+    """`years: {field, until, from_age: 14}`: a year the text gives must be at least 14 years after the
+    birth year, unless the words before it say it is the birth's."""
+    assert fails(Checks(years="birth_date", until=2026, from_age=14), text) == verdict
+    assert fails(Checks(years="birth_date", until=2026), text) is None  # without from_age: all pass
+
+
+@pytest.mark.parametrize("text, verdict", [
     ("Jo Smith met John at the hospital.", "other_names"),
     ("Jo Smith studied with Mary Johnson.", "other_names"),
     ("Jo Smith worked at the White House.", None),  # "the ...": a proper noun
@@ -187,7 +203,7 @@ def test_a_text_whose_retries_run_out_is_null_with_its_check_as_reason(tmp_path)
                               "(earlier fields: gender, first_name)"),
     ("{pronouns: sex}", "field 'story': checks.pronouns names 'sex', which is not an earlier field"),
     ("{years: {field: first_name, until: soon}}", "field 'story': `checks.years` must be a date field's name, "
-                                                  "or {field: NAME, until: YEAR}, got {'field': 'first_name', 'until': 'soon'}"),
+                                                  "or {field: NAME, until: YEAR, from_age: AGE}, got {'field': 'first_name', 'until': 'soon'}"),
     ("{max_nonwords: 2}", "field 'story': `checks.max_nonwords` must be a share between 0 and 1, got 2"),
     ("{mentions: first_name}", "field 'story': `checks.mentions` must be a list of earlier fields' names, got 'first_name'"),
     ("{typo: true}", "unknown key(s) typo"),
@@ -258,6 +274,11 @@ def test_reject_patterns_read_what_the_model_wrote_not_the_opening(tmp_path):
     (" with a lifelong passion for clay.", False),
     (" where she was born.", False),
     (" In 1990 she opened a studio.", False),
+    (" 1982-2021.", False),
+    (" a trailblazing career, a testament to hard work.", False),  # a second apposition, no verb
+    (" a legendary figure in the world of clay.", False),
+    (" a true master of her craft, as the legend has it.", False),
+    (" a pioneer in her field, holds the record for the largest kiln.", True),
 ])
 def test_the_biography_rejects_a_fragment_after_its_opening(written, ok):
     """The biography's sentence must go on with what the person did (a verb), not a fragment that leaves the
