@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from synthgen import bench
+from synthgen.atomic import write_atomic
 from synthgen.report import analyse
 
 LIST_FIELDS = ["gender", "birth_date", "first_name", "last_name", "birth_place", "career"]
@@ -45,7 +46,7 @@ def faker_biographies(n: int, seed: int, out: Path) -> float:
                      "last_name": fake.last_name(), "birth_place": f"{fake.city()}, {fake.state()}",
                      "career": fake.job(), "achievements": fake.sentence(nb_words=18)})
     rate = n / (time.perf_counter() - t0)
-    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_atomic(out, "".join(json.dumps(r) + "\n" for r in rows))
     return rate
 
 
@@ -82,7 +83,7 @@ def one_shot_biographies(n: int, seed: int, out: Path) -> tuple[float, float]:
         eng.close()
     rows = [{"index": i, **{k: None for k in ONE_SHOT_KEYS}, **parse_one_shot(ONE_SHOT_PREFILL + o.text)}
             for i, o in enumerate(outs)]
-    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_atomic(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return rate, sum(r["first_name"] is not None for r in rows) / n
 
 

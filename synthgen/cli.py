@@ -263,7 +263,7 @@ def _run_generate(template_ref: str, kw: dict) -> None:
 
     as_json, n, out, engine, ray = kw["as_json"], kw["n"], kw["out"], kw["engine"], kw["ray"]
     notices: list[str] = []  # said after validation, so that a bad input's error is the first line
-    threads.configure(say=notices.append)  # before torch loads: its OpenMP reads it once
+    policy = threads.configure(say=notices.append)  # before torch loads: its OpenMP reads it once
     prep = prepare(RunOptions.from_options(template_ref, kw))
     for line in notices:
         click.echo(line, err=True)
@@ -278,17 +278,30 @@ def _run_generate(template_ref: str, kw: dict) -> None:
         bar, on_step = train_progress(auto_config().steps, "adapter: auto", transient=True)
         with bar:
             build_auto(prep, on_step=on_step, on_note=console.print)
-    with quiet.stdout_to_stderr(as_json) as emit:
-        if prep.plan.start:
-            console.print(f"resuming {out} at record {prep.plan.start}")
-        console.print(f"starting engine ({engine}{', on Ray' if ray else ''}) ...")
-        bar, on_field = field_progress(prep.template, n, prep.plan.start)
-        with bar:
-            summary = execute(prep, on_field=on_field)
-        if as_json:
-            emit(json.dumps(summary.to_dict(), indent=2))
-            return
+    # a run that spins by our choice looks at the load as it goes (threads.LoadWatch)
+    watch = threads.LoadWatch() if engine == "vllm" and not ray and threads.may_redecide(policy) else None
+    try:
+        with quiet.stdout_to_stderr(as_json) as emit:
+            if prep.plan.start:
+                console.print(f"resuming {out} at record {prep.plan.start}")
+            console.print(f"starting engine ({engine}{', on Ray' if ray else ''}) ...")
+            bar, on_field = field_progress(prep.template, n, prep.plan.start)
+            with bar:
+                summary = execute(prep, on_field=on_field if watch is None else _watched(on_field, watch))
+            if as_json:
+                return emit(json.dumps(summary.to_dict(), indent=2))
+    except threads.Redecide as e:  # the engine is closed and every finished record written: carry on elsewhere
+        console.print(f"synthgen: {e} now: the run goes on in a fresh process whose engine threads sleep when "
+                      "idle (OMP_WAIT_POLICY=PASSIVE), as --resume would; the block in progress is computed again")
+        threads.resume_sleeping(sys.argv[1:])
     render_summary(summary, prep.template)
+
+
+def _watched(on_field, watch):
+    def on(name, k):
+        on_field(name, k)
+        watch.tick()
+    return on
 
 
 @cli.command()

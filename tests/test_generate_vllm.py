@@ -114,6 +114,29 @@ def test_cli_kill_9_then_resume_equals_an_uninterrupted_run(mini_reference, tmp_
     assert out.read_bytes() == mini_reference.data
 
 
+def test_a_run_that_meets_load_goes_on_with_sleeping_threads_and_writes_the_same_file(mini_reference, tmp_path):
+    """The CLI, started on an idle machine, spins; a busy loop that starts once records are being written is
+    seen within a window (SYNTHGEN_LOAD_WINDOW=1 here, 30 s by default): a fresh process with sleeping
+    threads carries the run on (--resume), and the file is the uninterrupted run's."""
+    out = tmp_path / "w.jsonl"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    proc = subprocess.Popen(mini_cmd(mini_reference.template, out, "--json"), env=env | {"SYNTHGEN_LOAD_WINDOW": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 400
+    while time.time() < deadline and proc.poll() is None and (not out.exists() or out.stat().st_size == 0):
+        time.sleep(0.05)
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        stdout, stderr = proc.communicate(timeout=900)
+    finally:
+        burner.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "the run goes on in a fresh process whose engine threads sleep" in stderr, stderr[-2000:]
+    assert f"resuming {out} at record" in stderr
+    assert json.loads(stdout)["records"] == MINI_N
+    assert out.read_bytes() == mini_reference.data
+
+
 def test_generate_through_openai_servers(server, vllm_engine, mini, tmp_path):  # noqa: F811
     """Sharded over two endpoints of a real `vllm` OpenAI server, adapters as --lora-modules: the same
     records as the in-process engine."""
