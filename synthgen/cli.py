@@ -279,7 +279,8 @@ def _run_generate(template_ref: str, kw: dict) -> None:
         with bar:
             build_auto(prep, on_step=on_step, on_note=console.print)
     # a run that spins by our choice looks at the load as it goes (threads.LoadWatch)
-    watch = threads.LoadWatch() if engine == "vllm" and not ray and threads.may_redecide(policy) else None
+    watch = (threads.LoadWatch(written=prep.plan.stream) if engine == "vllm" and not ray and threads.may_redecide(policy)
+             else None)
     try:
         with quiet.stdout_to_stderr(as_json) as emit:
             if prep.plan.start:

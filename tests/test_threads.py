@@ -1,5 +1,6 @@
 """The engine's OpenMP wait policy, chosen from the machine's load at start (engine/threads.py)."""
 
+import os
 import subprocess
 import sys
 import time
@@ -93,3 +94,25 @@ def test_the_resumed_command_keeps_the_records_written():
     assert T.resume_argv(["biographies", "--n", "9", "--out", "o.jsonl", "--overwrite"])[1:] == \
         ["-m", "synthgen", "biographies", "--n", "9", "--out", "o.jsonl", "--resume"]
     assert T.resume_argv(["generate", "t.yaml", "--resume", "--json"])[3:] == ["generate", "t.yaml", "--resume", "--json"]
+
+
+def test_no_look_before_the_run_has_written_to_its_output(tmp_path, monkeypatch):
+    """With --overwrite the old file stays until the run's first record: a switch before that would resume the
+    old file, so the watch waits until this run has written (its stream changed since the watch began)."""
+    import pytest
+
+    out = tmp_path / "o.jsonl"
+    out.write_text("an old run\n")
+    old = time.time() - 60
+    os.utime(out, (old, old))
+    samples = iter([(0.0, 0.0, 0.0), (40.0, 80.0, 40.0)])
+    monkeypatch.setattr(T.LoadWatch, "_sample", lambda self: next(samples))
+    watch = T.LoadWatch(window=30, clock=lambda: 40.0, written=out)
+    assert not watch.writing()
+    watch.tick()  # a core of others' load, but nothing of this run written yet: no look
+    out.write_text("record 0\n")
+    assert watch.writing()
+    with pytest.raises(T.Redecide):
+        watch.tick()
+    monkeypatch.undo()
+    assert not T.LoadWatch(written=tmp_path / "none.jsonl").writing()  # no stream yet

@@ -89,11 +89,13 @@ class LoadWatch:
     on this process's CPUs less its own CPU time, over the wall time): `tick` raises Redecide where that
     reached BUSY_CORES while the threads spin."""
 
-    def __init__(self, window: float | None = None, clock=time.monotonic):
+    def __init__(self, window: float | None = None, clock=time.monotonic, written=None):
+        """`written`: the run's output stream; no look before this run has written to it (a run with
+        --overwrite keeps the old file until its first record: resuming before that would resume the old)."""
         import psutil
 
         self.window = window if window is not None else float(os.environ.get("SYNTHGEN_LOAD_WINDOW", WINDOW))
-        self.clock, self.me = clock, psutil.Process()
+        self.clock, self.me, self.written, self.since = clock, psutil.Process(), written, time.time()
         self.mine = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         self.last = self._sample()
 
@@ -112,9 +114,16 @@ class LoadWatch:
         wall = now[0] - t0
         return max(0.0, ((now[1] - busy0) - (now[2] - own0)) / wall) if wall > 0 else 0.0
 
+    def writing(self) -> bool:
+        """Whether this run has written records (its stream changed since the watch began)."""
+        try:
+            return self.written is None or os.stat(self.written).st_mtime >= self.since
+        except OSError:
+            return False
+
     def tick(self) -> None:
         """Called as records progress: a look once `window` seconds have passed since the last."""
-        if self.clock() - self.last[0] >= self.window and (busy := self.others()) >= BUSY_CORES:
+        if self.clock() - self.last[0] >= self.window and self.writing() and (busy := self.others()) >= BUSY_CORES:
             raise Redecide(busy)
 
 
