@@ -103,6 +103,11 @@ def prepare(opts: RunOptions) -> Prepared:
     model, tries, kwargs, dtype = opts.model, None, {}, None
     if opts.engine == "vllm":
         model = resolve_model(opts.model)
+    # a bad --out (no such directory, a directory, an existing file without --resume/--overwrite) fails here,
+    # before the adapters' checks, the tries and a first run's dtype measurement (a minute on a fresh machine)
+    plan = plan_run(template, opts.out, opts.n, opts.seed, fmt=fmt, model=model if opts.engine == "vllm" else None,
+                    use_adapters=not opts.no_adapters, existing="resume" if opts.resume else "overwrite" if opts.overwrite else "refuse")
+    if opts.engine == "vllm":
         for path in template.adapters().values():
             check_adapter(path, model)  # refuses adapters trained for another base model, before vLLM starts
         tries = compile_tries(template, load_tokenizer(model))  # lists too long for max_tokens fail here
@@ -116,8 +121,6 @@ def prepare(opts: RunOptions) -> Prepared:
             kwargs["dtype"] = dtype  # without --dtype, Ray actors choose on their own machines
     else:
         kwargs["endpoints"] = tuple(opts.endpoints)
-    plan = plan_run(template, opts.out, opts.n, opts.seed, fmt=fmt, model=model if opts.engine == "vllm" else None,
-                    use_adapters=not opts.no_adapters, existing="resume" if opts.resume else "overwrite" if opts.overwrite else "refuse")
     if plan.start:  # a resume with options that change records fails here, before the engine starts
         check_settings(plan, run_settings(template, opts.retries, opts.block_size, dtype))
     warnings = adapter_warnings(template)

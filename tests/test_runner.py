@@ -33,6 +33,22 @@ def test_prepare_plans_the_output_and_the_format(tmp_path):
         prepare(RunOptions("biography", n=5, out=str(tmp_path / "o.jsonl"), engine="openai", endpoints=("http://x:1",)))
 
 
+def test_a_bad_out_fails_before_the_in_process_engine_is_measured_or_started(tmp_path, monkeypatch):
+    # a fresh machine's first run measures the dtype (a minute): a typo in --out must not wait for it
+    import synthgen.engine.dtype as dtype
+    import synthgen.models as models
+
+    def measured(*a, **k):
+        raise AssertionError("the dtype was measured before --out was checked")
+
+    monkeypatch.setattr(dtype, "default_dtype", measured)
+    monkeypatch.setattr(models, "resolve_model", lambda name: "/nowhere/smollm2")  # no conversion into the test's home
+    (tmp_path / "d.jsonl").mkdir()
+    for out, msg in ((tmp_path / "nodir" / "o.jsonl", "does not exist"), (tmp_path / "d.jsonl", "is a directory")):
+        with pytest.raises(InputError, match=msg):
+            prepare(RunOptions("biography", n=5, out=str(out)))
+
+
 def test_adapter_readme_is_generated_from_the_card():
     card = AdapterCard.from_dict(json.loads((ROOT / "synthgen" / "adapters" / "first_names" / "synthgen_adapter.json").read_text()))
     text = adapter_readme(card, "first_names")
