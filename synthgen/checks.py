@@ -62,6 +62,25 @@ _HERITAGE = re.compile(r"\s+(?:Americans?|immigrants?|descent|descendants?|origi
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\"“(]\s*)$")
 
 
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
+# a period that ends a title, a company's or an initial does not end the sentence ("Dr. Smith", "Acme Co. in
+# Ohio", "John F. Kennedy", "the U.S. Army"): cutting there left "…, worked with Dr." as a one-sentence text
+_ABBREVIATION = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|Jr|Sr|Co|Inc|Ltd|Corp|Bros|Mt|Ft|No|vs|etc|Gen|Col|Lt|Sgt|Capt|Rev|"
+                           r"Hon|Gov|Sen|Rep|Dept|Univ|Ave|Blvd)|(?<![\w.])[A-Z]|\b(?:[A-Za-z]\.)+[A-Za-z])\.$")
+
+
+def sentences_of(s: str) -> list[str]:
+    """The complete sentences of `s` (each ends with . ! or ? before a space or the end); what follows the
+    last one is not a sentence. A period after an abbreviation ends a sentence only at the very end."""
+    out, start = [], 0
+    for m in _SENTENCE_END.finditer(s):
+        if m.group(0) == "." and m.end() < len(s) and _ABBREVIATION.search(s[:m.end()]):
+            continue
+        out.append(s[start:m.end()].strip())
+        start = m.end()
+    return [x for x in out if x]
+
+
 @dataclass(frozen=True)
 class Checks:
     """A text field's checks (what `checks:` in the template says); `failure(text, record)` is the

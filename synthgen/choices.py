@@ -159,3 +159,23 @@ def conditional_lookups(f, where: str, base: Path, earlier: list) -> dict:
         except InputError as e:
             raise InputError(f"{e} (filter {filters}): a record with these values would have nothing to choose") from None
     return lookups
+
+
+def context_table(name: str, c, fwhere: str, fields: list) -> tuple[str, dict]:
+    """A `context` placeholder's (field, table): every value the field can take has a row."""
+    from .lists.sources import table
+
+    if any(f.name == name for f in fields):
+        raise InputError(f"{fwhere}: `context.{name}` has the name of a field: name it otherwise")
+    by = next((f for f in fields if f.name == c.by), None)
+    if by is None or by.kind != "choice":
+        raise InputError(f"{fwhere}: `context.{name}.by` must name an earlier choice field, got {c.by!r}")
+    try:
+        rows = table(c.builtin, name)
+    except InputError as e:
+        raise InputError(f"{fwhere}: {e}") from None
+    missing = sorted({v for v in by.lookup().values() if v not in rows})
+    if missing:
+        raise InputError(f"{fwhere}: `context.{name}`: {len(missing)} value(s) of {c.by} have no row in table "
+                         f"{c.builtin!r} (e.g. {missing[0]!r})")
+    return c.by, rows

@@ -103,15 +103,24 @@ class TextChecks(_Strict):
                                        "max_nonwords": "a share between 0 and 1"}
 
 
+class Context(_Strict):
+    """A value the prompt may use that no field holds: a table's row for an earlier field's value."""
+    builtin: NonEmpty  # a shipped table (synthgen/data): its first column holds the field's values
+    by: NonEmpty  # the earlier (choice) field whose value picks the row
+    hints: ClassVar[dict[str, str]] = {"builtin": "a shipped table's name (career_duties)", "by": "an earlier choice field's name"}
+
+
 class TextField(_FieldBase):
     kind: Literal["text"]
     start: NonEmpty | None = None  # the answer's opening, rendered from the record; the model continues it
+    context: dict[str, Context] | None = None  # {name}: a placeholder looked up by another field's value
     checks: TextChecks | None = None
     min_words: Annotated[int, Field(ge=0)] = 1
     max_words: Annotated[int, Field(ge=1)] | None = None
     sentences: Annotated[int, Field(ge=1)] | None = None
     reject: list[str] = []
-    hints: ClassVar[dict[str, str]] = {**_FieldBase.hints, "reject": "a list of regular expressions"}
+    hints: ClassVar[dict[str, str]] = {**_FieldBase.hints, "reject": "a list of regular expressions",
+                                       "context": "a mapping NAME: {builtin: TABLE, by: FIELD}"}
 
     @field_validator("max_words")
     @classmethod
@@ -134,6 +143,7 @@ class TextField(_FieldBase):
 
 FIELD_MODELS = {"choice": ChoiceField, "date": DateField, "text": TextField}
 NESTED = {"checks": TextChecks}
+NESTED_MAPS = {"context": Context}  # a key whose values (one per name) are models of their own
 
 
 class TemplateFile(_Strict):
@@ -197,6 +207,9 @@ def _one_line(model, data: dict, errors: list[dict], where: str) -> str:
             inner = NESTED[loc[n]]
             keys = [str(e["loc"][n + 1]) for e in extra if e["loc"][:n + 1] == loc[:n + 1]]
             return f"{at}: unknown key(s) {', '.join(keys)} in `{loc[n]}` (allowed: {', '.join(sorted(inner.model_fields))})"
+        if len(loc) > n + 2 and loc[n] in NESTED_MAPS:  # context: {duty: {typo: ...}}
+            return (f"{at}: unknown key {loc[n + 2]} in `{loc[n]}.{loc[n + 1]}` "
+                    f"(allowed: {', '.join(sorted(NESTED_MAPS[loc[n]].model_fields))})")
         keys = [str(e["loc"][n]) for e in extra if e["loc"][:n] == extra[0]["loc"][:n]]
         others = {k: kind for kind, m in FIELD_MODELS.items() if m is not sub for k in m.model_fields
                   if sub in FIELD_MODELS.values() and k not in sub.model_fields}

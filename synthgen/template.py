@@ -54,6 +54,12 @@ Unknown keys are errors. Parsing and validation per kind:
                  years: {field: birth_date, until: 2026}, other_names: true, profanity: true,
                  max_nonwords: 0}
 
+  `context: {duty: {builtin: career_duties, by: career}}` gives the prompt (or `start`) a {duty}
+  placeholder that no field holds: the shipped table's `duty` column in the row of the record's
+  career (an earlier choice field; every value of its list must have a row, checked at load).
+  A sentence ends at . ! or ? before a space, not after a title, a company's or an initial
+  ("Dr. Lee", "Acme Co. in Ohio", "John F. Kennedy") unless the text ends there.
+
 Sampling: `temperature`, `top_p`, `min_p` per field; left out, SAMPLING's default for the kind
 (choices and dates sample the adapter's distribution as trained: 1.0, 1.0, 0; text: 1.5, 1.0, 0.1,
 chosen by benchmarks/text_sampling.py, see SAMPLING).
@@ -70,8 +76,8 @@ from types import MappingProxyType
 from pathlib import Path
 
 
-from .checks import Checks, from_spec as checks_from_spec
-from .choices import choice_lookup, conditional_lookups, templated, clean_answer
+from .checks import Checks, from_spec as checks_from_spec, sentences_of
+from .choices import choice_lookup, conditional_lookups, context_table, templated, clean_answer
 from . import schema
 from .errors import InputError, parse_yaml
 from .paths import find_template, resolve_adapter
@@ -150,6 +156,7 @@ class Field(_Sealed):
     sentences: int | None = None
     reject: list[str] = field(default_factory=list)
     start: str | None = None  # text: the answer's opening, rendered from the record; the model continues it
+    context: dict = field(default_factory=dict, repr=False)  # text: placeholder -> (field, {its value: the table's})
     checks: Checks | None = None  # text: what it must agree with in its record (checks.py)
     description: str = ""
     value_map: dict = field(default_factory=dict)  # `map`: field -> {its value: the source's spelling}
@@ -162,12 +169,22 @@ class Field(_Sealed):
     _lookups: dict = field(default_factory=dict, repr=False)  # condition key -> that condition's list
     _reject_re: list = field(default_factory=list, repr=False)
 
+    def _fill(self, text: str, record: dict) -> str:
+        values = {k: record[k] for k in self.depends}
+        for name, (by, rows) in self.context.items():
+            if "{" + name in text:  # looked up only where used: the checks read openings of any record
+                try:
+                    values[name] = rows[record[by]]
+                except KeyError:
+                    raise InputError(f"field {self.name!r}: no `{name}` for {by} {record[by]!r}") from None
+        return WORDS.vformat(text, (), values)
+
     def render(self, record: dict) -> str:
-        return WORDS.vformat(self.prompt, (), {k: record[k] for k in self.depends})
+        return self._fill(self.prompt, record)
 
     def opening(self, record: dict) -> str | None:
         """The text's forced opening for this record (`start`), None without one."""
-        return WORDS.vformat(self.start, (), {k: record[k] for k in self.depends}) if self.start else None
+        return self._fill(self.start, record) if self.start else None
 
     @property
     def requires(self) -> tuple[str, ...]:
@@ -343,9 +360,6 @@ def _parse_date(f: Field, text: str, finish: str):
     return d.isoformat(), None
 
 
-_SENTENCE = re.compile(r"[^.!?]*[.!?]+(?=\s|$)")
-
-
 def _parse_text(f: Field, text: str, finish: str, record: dict | None = None):
     """The text (after its forced opening, if the field has one) cut to whole sentences and checked:
     words, `reject` patterns, then the field's `checks` against `record`."""
@@ -355,7 +369,7 @@ def _parse_text(f: Field, text: str, finish: str, record: dict | None = None):
         text = f.opening(record) + text
     s = re.sub(r"\s+", " ", text.strip())
     if finish != "stop" or f.sentences:
-        sentences = [m.group(0).strip() for m in _SENTENCE.finditer(s)]
+        sentences = sentences_of(s)
         if finish != "stop" and not sentences:
             return None, "cut off at max_tokens"
         if f.sentences and s and not sentences:
@@ -422,6 +436,11 @@ def _field_head(fm, fields: list[Field], fields_raw: list, fwhere: str) -> Field
         except ValueError as e:
             raise InputError(f"{fwhere}: bad placeholder in {key} ({e}); write {{{{ and }}}} for literal braces") from None
     earlier = [f.name for f in fields]
+    context = getattr(fm, "context", None) or {}
+    for name, c in context.items():
+        if c.by not in earlier:
+            raise InputError(f"{fwhere}: `context.{name}.by` must name an earlier choice field, got {c.by!r}")
+    refs = [context[r].by if r in context else r for r in refs]  # {duty} looked up by the record's career: depends on career
     for r in refs:
         if r not in earlier:
             later = any(isinstance(x, dict) and x.get("name") == r for x in fields_raw)
@@ -454,6 +473,7 @@ def _field_kind(f: Field, fm, fwhere: str, path: Path, fields: list[Field]) -> N
         f.min_words, f.max_words, f.sentences, f.reject = fm.min_words, fm.max_words, fm.sentences, fm.reject
         f._reject_re = [re.compile(r, re.IGNORECASE) for r in fm.reject]
         f.start = fm.start
+        f.context = {name: context_table(name, c, fwhere, fields) for name, c in (fm.context or {}).items()}
         if fm.checks is not None:
             f.checks = checks_from_spec(fm.checks, fwhere, [x.name for x in fields])
 

@@ -275,6 +275,9 @@ def test_reject_patterns_read_what_the_model_wrote_not_the_opening(tmp_path):
     (" where she was born.", False),
     (" In 1990 she opened a studio.", False),
     (" 1982-2021.", False),
+    (" doing just that.", False),  # a participle, no verb
+    (" having shaped bowls for her town.", False),
+    (" sings in the choir she founded.", True),  # a verb, not a participle
     (" a trailblazing career, a testament to hard work.", False),  # a second apposition, no verb
     (" a legendary figure in the world of clay.", False),
     (" a true master of her craft, as the legend has it.", False),

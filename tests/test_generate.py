@@ -98,6 +98,24 @@ def test_bad_templates_are_refused_with_a_clear_message(tmp_path, bad, message):
     assert message in str(e.value), str(e.value)
 
 
+def _ctx(context: str, jobs: str = "[Janitor, Waiter]") -> str:
+    name = context.strip("{ ").split(":")[0]  # the prompt uses the context's placeholder
+    return (f"name: x\nfields: [{{name: job, kind: choice, prompt: p, choices: {jobs}}}, "
+            f"{{name: a, kind: text, prompt: 'about {{job}}: {{{name}}}', context: {context}}}]\n")
+
+
+def test_a_text_prompt_looks_up_its_context_by_the_record(tmp_path):
+    t = load_template(write(tmp_path, _ctx("{duty: {builtin: career_duties, by: job}}")))
+    f = t.field("a")
+    assert f.depends == ("job",) and f.requires == ("job",)
+    assert f.render({"job": "Janitor"}) == "about Janitor: keep buildings in clean and orderly condition."
+    assert f.render({"job": "Waiter"}).startswith("about Waiter: take orders and serve food")
+    # every career the biography can draw has one
+    from synthgen.lists.sources import builtin, table
+
+    assert set(builtin("careers_by_sex")[0]) <= set(table("career_duties", "duty"))
+
+
 @pytest.mark.parametrize("bad, line", [  # the whole line, as the user reads it (synthgen/schema.py)
     ("name: x\nfields: [{name: a, kind: text, prompt: p, max_tokens: 0}]\n",
      "field 'a': `max_tokens` must be an integer >= 1 and <= 4096, got 0"),
@@ -116,6 +134,15 @@ def test_bad_templates_are_refused_with_a_clear_message(tmp_path, bad, message):
      "field 'a': `min` must be an ISO date (YYYY-MM-DD), got 'soon'"),
     ("name: x\nfields: [hello]\n", "field 1 must be a mapping"),
     ("- a\n- b\n", "must be a YAML mapping with name and fields"),
+    # a text's context: a shipped table's row for an earlier choice field's value
+    (_ctx("{duty: {builtin: nope, by: job}}"), "field 'a': unknown table 'nope': use one of career_duties"),
+    (_ctx("{duty: {builtin: career_duties, by: a}}"), "field 'a': `context.duty.by` must name an earlier choice field, got 'a'"),
+    (_ctx("{duty: {builtin: career_duties, by: job, col: 2}}"), "field 'a': unknown key col in `context.duty` (allowed: builtin, by)"),
+    (_ctx("{job: {builtin: career_duties, by: job}}"), "field 'a': `context.job` has the name of a field: name it otherwise"),
+    (_ctx("{colour: {builtin: career_duties, by: job}}"),
+     "field 'a': table 'career_duties' has no column 'colour' (columns: onet_title, similarity, duty)"),
+    (_ctx("{duty: {builtin: career_duties, by: job}}", jobs="[Janitor, Astronaut]"),
+     "field 'a': `context.duty`: 1 value(s) of job have no row in table 'career_duties' (e.g. 'Astronaut')"),
 ])
 def test_template_errors_are_one_exact_line_naming_file_field_and_key(tmp_path, bad, line):
     with pytest.raises(InputError) as e:
@@ -195,6 +222,12 @@ def test_text_keeps_complete_sentences(tmp_path):
     assert f.parse("Hi.")[1] == "fewer than 3 words"
     assert f.parse("Battered **peach pastel** cake with cream")[1] == "no complete sentence (nothing ends with . ! or ?)"
     assert f.parse("  \n")[1] == "empty answer"
+    # a title, a company or an initial does not end the sentence; at the very end it does
+    assert f.parse("She worked with Dr. Lee at Acme Co. in Ohio. Then more.") == ("She worked with Dr. Lee at Acme Co. in Ohio.", None)
+    assert f.parse("He met John F. Kennedy in the U.S. Senate. Then more.") == ("He met John F. Kennedy in the U.S. Senate.", None)
+    assert f.parse("He founded the firm Acme Inc.") == ("He founded the firm Acme Inc.", None)
+    assert f.parse("It cost her 3.5 million dollars. Then more.") == ("It cost her 3.5 million dollars.", None)
+    assert f.parse("She worked with Dr. Lee and", "length")[1] == "cut off at max_tokens"
 
 
 # --- generation ------------------------------------------------------------------------------

@@ -114,10 +114,10 @@ def test_shipped_prompts_share_their_first_prefix_cache_block(model_dir):
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     t = load_template("biography")
-    fill = lambda v: {f.name: v for f in t.fields}  # noqa: E731
+    fill = lambda v, career: {f.name: v for f in t.fields} | {"career": career}  # noqa: E731 (a career has a duty)
     for f in t.fields:
-        a = render_chat(tok, f.render(fill("Mary Smith")), t.system)
-        b = render_chat(tok, f.render(fill("Zyx, Qwv")), t.system)
+        a = render_chat(tok, f.render(fill("Mary Smith", "Janitor")), t.system)
+        b = render_chat(tok, f.render(fill("Zyx, Qwv", "Waiter")), t.system)
         assert a[:32] == b[:32], f"{f.name}: the first 32 tokens depend on a placeholder"
 
 
@@ -128,7 +128,10 @@ def test_biography_text_is_told_every_field_it_must_agree_with():
     from synthgen.template import load_template
 
     text = next(f for f in load_template("biography").fields if f.name == "achievements")
-    record = {"gender": "female", "birth_date": "1985-04-02", "first_name": "Mary", "last_name": "Smith", "career": "Nurse",
-              "birth_place": "Lima, Peru"}
+    record = {"gender": "female", "birth_date": "1985-04-02", "first_name": "Mary", "last_name": "Smith",
+              "career": "Registered nurse", "birth_place": "Lima, Peru"}
     assert set(text.depends) == {"gender", "birth_date", "first_name", "last_name", "career", "birth_place"}
     assert all(v.lower() in text.render(record).lower() for v in record.values())  # the career in lower case
+    # and what that career's work is (O*NET's description): the sentence stays on it
+    assert text.render(record).endswith("A registered nurse does this work: assess patient health problems and needs, "
+                                        "develop and implement nursing care plans, and maintain medical records.")

@@ -59,6 +59,28 @@ def read_csv(path: Path | str, column: str, weight: str | None, where: dict | No
     return items, weights
 
 
+# tables a prompt may look a value up in (a text field's `context`): the first column is the key
+TABLES = {
+    # what a person in each career of careers_by_sex does: the first sentence of its O*NET description
+    # (O*NET 29, USDOL/ETA, CC BY 4.0; scripts/career_duties.py derives it)
+    "career_duties": "career_duties.csv",
+}
+
+
+def table(name: str, column: str) -> dict[str, str]:
+    """A shipped table's `column` by its first column's value."""
+    if name not in TABLES:
+        raise InputError(f"unknown table {name!r}: use one of {', '.join(TABLES)}")
+    path = resources.files("synthgen") / "data" / TABLES[name]
+    with open(str(path), newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    head = rows[0]
+    if column not in head[1:]:
+        raise InputError(f"table {name!r} has no column {column!r} (columns: {', '.join(head[1:])})")
+    i = head.index(column)
+    return {r[0]: r[i] for r in rows[1:]}
+
+
 def builtin(name: str, where: dict | None = None):
     if name not in BUILTINS:
         raise InputError(f"unknown list source {name!r}: use one of {', '.join(BUILTINS)}, inline, range or csv")
