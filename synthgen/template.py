@@ -154,7 +154,7 @@ class Field(_Sealed):
     min_words: int = 1
     max_words: int | None = None
     sentences: int | None = None
-    reject: list[str] = field(default_factory=list)
+    reject: tuple[str, ...] = ()  # tuples: a sealed field's lists cannot change in place either
     start: str | None = None  # text: the answer's opening, rendered from the record; the model continues it
     context: dict = field(default_factory=dict, repr=False)  # text: placeholder -> (field, {its value: the table's})
     checks: Checks | None = None  # text: what it must agree with in its record (checks.py)
@@ -167,7 +167,7 @@ class Field(_Sealed):
     adapter_path: str | None = None
     _lookup: dict = field(default_factory=dict, repr=False)  # the whole list (all conditions' union)
     _lookups: dict = field(default_factory=dict, repr=False)  # condition key -> that condition's list
-    _reject_re: list = field(default_factory=list, repr=False)
+    _reject_re: tuple = field(default=(), repr=False)
 
     def _fill(self, text: str, record: dict) -> str:
         values = {k: record[k] for k in self.depends}
@@ -470,8 +470,8 @@ def _field_kind(f: Field, fm, fwhere: str, path: Path, fields: list[Field]) -> N
         if f.min and f.max and f.min > f.max:
             raise InputError(f"{fwhere}: `min` {f.min} is after `max` {f.max}")
     else:
-        f.min_words, f.max_words, f.sentences, f.reject = fm.min_words, fm.max_words, fm.sentences, fm.reject
-        f._reject_re = [re.compile(r, re.IGNORECASE) for r in fm.reject]
+        f.min_words, f.max_words, f.sentences, f.reject = fm.min_words, fm.max_words, fm.sentences, tuple(fm.reject)
+        f._reject_re = tuple(re.compile(r, re.IGNORECASE) for r in fm.reject)
         f.start = fm.start
         f.context = {name: context_table(name, c, fwhere, fields) for name, c in (fm.context or {}).items()}
         if fm.checks is not None:

@@ -182,6 +182,9 @@ def test_a_loaded_template_is_never_changed_by_the_modules_that_use_it(tmp_path)
             t.fields[2].decode = "free"
         with pytest.raises(AttributeError, match="read-only after loading"):
             t.retries = 9
+        for f in t.fields:  # nor do its lists change in place
+            with pytest.raises(AttributeError):
+                f.reject.append("x")
         free = t.with_decode("free")
         assert set(free.decodes().values()) == {"free"} and "constrained" in t.decodes().values()
         with pytest.raises(AttributeError):
