@@ -57,8 +57,7 @@ Unknown keys are errors. Parsing and validation per kind:
   `context: {duty: {builtin: career_duties, by: career}}` gives the prompt (or `start`) a {duty}
   placeholder that no field holds: the shipped table's `duty` column in the row of the record's
   career (an earlier choice field; every value of its list must have a row, checked at load).
-  A sentence ends at . ! or ? before a space, not after a title, a company's or an initial
-  ("Dr. Lee", "Acme Co. in Ohio", "John F. Kennedy") unless the text ends there.
+  A sentence ends at . ! or ? before a space, not after "Dr.", "Co." or an initial (checks.sentences_of).
 
 Sampling: `temperature`, `top_p`, `min_p` per field; left out, SAMPLING's default for the kind
 (choices and dates sample the adapter's distribution as trained: 1.0, 1.0, 0; text: 1.5, 1.0, 0.1,

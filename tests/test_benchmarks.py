@@ -213,7 +213,7 @@ def test_text_sampling_stores_the_first_text_that_passes_with_the_generators_see
 
     field = load_template("biography").fields[-1]
     rows = [{"index": i, "seed": 100 + i, "gender": "female", "first_name": "Ann", "last_name": "Lee", "birth_date": "1970-05-01",
-             "birth_place": "Lima, Peru", "career": "Potter"} for i in range(10)]
+             "birth_place": "Lima, Peru", "career": "Painting worker"} for i in range(10)]
     good = " shaped clay bowls for the village market."
     bad = " shaped clay bowls for his village market."  # the other sex's pronoun: retried
     # rows 0-4 fail at the first try, pass at the second; rows 5-9 pass at once
@@ -223,7 +223,7 @@ def test_text_sampling_stores_the_first_text_that_passes_with_the_generators_see
     assert kept["accepted"] == 1.0 and kept["requests_per_record"] == 1.5 and kept["checks"]["pronouns"] == 1.0
     assert kept["rejected_by"] == {"pronouns": 5}
     assert [r.seed for r in eng.history[10:]] == [derive_seed(100 + i, field.name, 1) for i in range(5)]
-    assert all(r.prefill == "Ann Lee, a potter from Lima, Peru," and r.min_p == 0.1 and r.temperature == 1.5 for r in eng.history)
+    assert all(r.prefill == "Ann Lee, a painting worker from Lima, Peru," and r.min_p == 0.1 and r.temperature == 1.5 for r in eng.history)
     assert "| 1.5 / 1 / 0.1 | 100.0% |" in T.table([{"setting": (1.5, 1.0, 0.1), **kept}], stored=True)
     with pytest.raises(Exception, match="TEMPERATURE,TOP_P,MIN_P"):
         T.parse_setting("1.0,0.9")
