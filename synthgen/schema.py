@@ -87,6 +87,13 @@ class YearsCheck(_Strict):
     from_age: Annotated[int, Field(ge=1, le=100)] | None = None
 
 
+class TopicCheck(_Strict):
+    field: NonEmpty
+    table: NonEmpty | None = None  # a shipped table (synthgen/data) whose row for the field's value says what it means
+    column: NonEmpty | None = None
+    min: Annotated[float, Field(ge=-1, le=1)] | None = None  # checks.TOPIC_MIN
+
+
 class TextChecks(_Strict):
     """What a text must agree with in its record (synthgen/checks.py)."""
     mentions: list[NonEmpty] = []
@@ -96,11 +103,13 @@ class TextChecks(_Strict):
     nationality: NonEmpty | None = None
     profanity: bool = False
     max_nonwords: Annotated[float, Field(ge=0, le=1)] | None = None
+    topic: TopicCheck | None = None
     hints: ClassVar[dict[str, str]] = {"mentions": "a list of earlier fields' names", "pronouns": "a field name (female/male values)",
                                        "years": "a date field's name, or {field: NAME, until: YEAR, from_age: AGE}",
                                        "other_names": "true or false", "profanity": "true or false",
                                        "nationality": "a place field's name",
-                                       "max_nonwords": "a share between 0 and 1"}
+                                       "max_nonwords": "a share between 0 and 1",
+                                       "topic": "{field: NAME, table: TABLE, column: COLUMN, min: COSINE}"}
 
 
 class Context(_Strict):

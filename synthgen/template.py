@@ -387,7 +387,7 @@ def _parse_text(f: Field, text: str, finish: str, record: dict | None = None):
         if rx.search(written):
             return None, f"matches reject pattern {rx.pattern!r}"
     if f.checks and record is not None:
-        why = f.checks.failure(s, record)
+        why = f.checks.failure(s, record, opening)
         if why:
             return None, why
     return s, None

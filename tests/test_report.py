@@ -548,3 +548,14 @@ def test_each_field_is_drawn_against_its_target_the_way_that_answers_a_question(
     assert panel_kind({f"v{i}": 1.0 for i in range(20)}) == "rank"  # uniform: every value is a "top value"
     assert panel_kind({f"v{i}": float(i + 1) for i in range(20)}) == "bars"
     assert panel_kind({"female": 0.5, "male": 0.5}) == "bars"
+
+
+def test_the_topic_check_reads_each_text_after_its_rendered_opening():
+    from synthgen.report.metrics import text_fit
+
+    rec = {"first_name": "Ann", "last_name": "Lee", "career": "Registered nurse"}
+    texts = ["Ann Lee, a registered nurse, cared for patients in the city's hospital for thirty years.",
+             "Ann Lee, a registered nurse, has achieved her dream."]
+    topic = {"topic": {"field": "career", "table": "career_duties", "column": "duty"}}
+    out = text_fit(texts, [rec, rec], [t.split() for t in texts], topic, "{first_name} {last_name}, a {career:lower},")
+    assert out["checks"] == {"topic": 0.5} and out["checks_all"] == 0.5

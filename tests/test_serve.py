@@ -115,8 +115,11 @@ def test_serve_starts_says_where_and_stops_cleanly_on_ctrl_c(model_dir, tmp_path
     log = tmp_path / "serve.log"
     env = os.environ | {"SYNTHGEN_DTYPE": "float32"}
     with open(log, "w") as fh:
+        # SIGINT's default action in the child: a suite started in the background (nohup) ignores SIGINT, children
+        # inherit that, and Python then installs no KeyboardInterrupt handler (as in test_overwrite)
         proc = subprocess.Popen([sys.executable, "-m", "synthgen", "serve", str(ROOT / "adapters" / "gender"), "--port", str(port)],
-                                stdout=fh, stderr=subprocess.STDOUT, env=env)
+                                stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 300
         while "stop it with Ctrl-C" not in log.read_text():

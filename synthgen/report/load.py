@@ -187,6 +187,7 @@ class FieldSpec:
     target_note: str | None = None  # why there is no target distribution (so no KL), when there is none
     conditional: dict | None = None  # the template's field when its list depends on earlier fields (joints.py)
     checks: dict | None = None  # text: what the template says it must agree with in its record (synthgen/checks.py)
+    start: str | None = None  # text: the template's forced opening (the topic check reads what follows it)
 
 
 def _target_from_adapter(name: str, template_path: str | None) -> dict | None:
@@ -264,7 +265,8 @@ def configure(ds: Dataset, fields: list[str] | None = None, lists: dict[str, str
             kind = "text" if m["kind"] == "text" else "categorical"
             hint = any(h in name.lower() for h in PLACE_HINTS)
             spec = FieldSpec(name, kind, source="template", place=m.get("match", "place" if hint else None) == "place",
-                             checks=m.get("checks") if kind == "text" else None)
+                             checks=m.get("checks") if kind == "text" else None,
+                             start=m.get("start") if kind == "text" else None)
             if m["kind"] == "choice" and m.get("choices") is not None:
                 from ..choices import choice_lookup
                 from ..template import Field

