@@ -86,6 +86,13 @@ def sentences_of(s: str) -> list[str]:
     return [x for x in out if x]
 
 
+# the topic check's default bar. Of 1,000 biographies (out/bios_v19), the 12 % whose sentence after its
+# opening scores below 0.1 against "<career>: <its O*NET duty>" read as saying nothing of the work ("has
+# achieved her dream", "does this work.", "to be exact.", "is an exceptional example of the exceptional");
+# 0.1-0.18 is generic but about a job ("is a model of discipline"); a text on the job scores 0.3-0.7.
+TOPIC_MIN = 0.12
+
+
 @dataclass(frozen=True)
 class Checks:
     """A text field's checks (what `checks:` in the template says); `failure(text, record)` is the
@@ -102,7 +109,7 @@ class Checks:
     max_nonwords: float | None = None
     topic: str | None = None  # a field: the text (after its opening) is about its value (and the table's row for it)
     topic_table: tuple[str, str] | None = None  # (shipped table, column)
-    topic_min: float = 0.12  # TOPIC_MIN
+    topic_min: float = TOPIC_MIN
     fields: tuple[str, ...] = field(default=(), compare=False)  # the record's fields the checks read
 
     def names(self) -> list[str]:
@@ -262,13 +269,6 @@ class Checks:
             about += f": {_table(*self.topic_table).get(about, '')}".rstrip(": ")
         sim = topic_similarity(written.strip(), about)
         return f"not about its {self.topic} (cosine {sim:.2f} < {self.topic_min})" if sim < self.topic_min else None
-
-
-# the topic check's default bar. Of 1,000 biographies (out/bios_v19), the 12 % whose sentence after its
-# opening scores below 0.1 against "<career>: <its O*NET duty>" read as saying nothing of the work ("has
-# achieved her dream", "does this work.", "to be exact.", "is an exceptional example of the exceptional");
-# 0.1-0.18 is generic but about a job ("is a model of discipline"); a text on the job scores 0.3-0.7.
-TOPIC_MIN = 0.12
 
 
 def topic_similarity(text: str, about: str) -> float:
@@ -448,10 +448,8 @@ def from_spec(spec, fwhere: str, earlier: list[str]) -> Checks:
     if topic and (topic.get("table") or topic.get("column")):
         if not (topic.get("table") and topic.get("column")):
             raise InputError(f"{fwhere}: checks.topic needs both `table` and `column` (or neither)")
-        from .lists.sources import table
-
         try:
-            table(topic["table"], topic["column"])
+            _table(topic["table"], topic["column"])  # read once: the check reads the same cached table
         except InputError as e:
             raise InputError(f"{fwhere}: checks.topic: {e}") from None
         topic_table = (topic["table"], topic["column"])
