@@ -20,11 +20,16 @@ demo: setup
 	$(BIN)/synthgen report out/demo/bios.jsonl --compare out/demo/base.jsonl --out out/demo/report
 	@echo "open out/demo/report/report.html"
 
+# pytest-xdist: two workers, each on its own half of the cores (tests/conftest.py pins them); one core or a
+# CUDA box (one GPU for every engine): a single process. TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= $(shell if command -v nvidia-smi >/dev/null 2>&1 || [ "$$(nproc)" -lt 2 ]; then echo 0; else echo 2; fi)
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
 test: setup
-	$(BIN)/python -m pytest -v --durations=15
+	$(PYTEST) -v --durations=15
 
 test-fast: setup
-	$(BIN)/python -m pytest -m "not integration"
+	$(PYTEST) -m "not integration"
 
 bench: setup
 	$(BIN)/python benchmarks/roofline.py

@@ -42,6 +42,7 @@ from .errors import InputError
 CHECKS = ("mentions", "pronouns", "years", "other_names", "nationality", "profanity", "max_nonwords", "topic")
 
 WORD = re.compile(r"[^\W\d_]+")
+_SYMBOLS = re.compile(r"[^\w\s!-/:-@\[-`{-~“”‘’–—…$€£%°]+")  # not a word, space or punctuation: 👬, ★, ™
 PRONOUNS = {"female": ("she", "her", "hers", "herself"), "male": ("he", "him", "his", "himself")}
 SEX_OF = {"female": "female", "woman": "female", "f": "female", "male": "male", "man": "male", "m": "male"}
 _PRONOUN_RE = {sex: re.compile(r"\b(" + "|".join(words) + r")\b", re.I) for sex, words in PRONOUNS.items()}
@@ -328,10 +329,12 @@ def _own_words(record: dict) -> set[str]:
 
 
 def nonwords(text: str, record: dict | None = None) -> tuple[int, list[str]]:
-    """(words in the text, those that are not English), the record's own values' words left out of both."""
+    """(words in the text, those that are not English), the record's own values' words left out of both.
+    A run of symbols that are not punctuation (an emoji, "★", "™": "…, a paralegal from Manhattan, 👬 Her
+    work …") counts as a word that is not English."""
     own = _own_words(record or {})
-    words = [w for w in WORD.findall(text) if w.lower() not in own]
-    return len(words), [w for w in words if not english(w)]
+    words, symbols = [w for w in WORD.findall(text) if w.lower() not in own], _SYMBOLS.findall(text)
+    return len(words) + len(symbols), [w for w in words if not english(w)] + symbols  # wordfreq knows emoji
 
 
 @lru_cache(maxsize=200_000)

@@ -45,9 +45,14 @@ def isa(flags: set[str]) -> str:
     return " + ".join(names) if names else ("AVX2 only" if "avx2" in flags else "no AVX2")
 
 
+def cores() -> list[int]:
+    """The ids of the CPUs this process may run on (its affinity, not the host's)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
 def threads() -> int:
-    """The cores this process may run on (its affinity, not the host's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """How many CPUs this process may run on (its affinity, not the host's count)."""
+    return len(cores())
 
 
 def machine() -> dict:

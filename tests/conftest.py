@@ -14,6 +14,35 @@ PROMPTS = [
 ]
 
 
+def pytest_configure(config):
+    """`make test` runs the suite on pytest-xdist, a worker per core: each worker (and what it starts: a CLI,
+    an engine, a server) keeps to its own cores, so two tests never share a core and each sees only its
+    own load (the engines bind their threads to the cores they may use; LoadWatch looks at those only)."""
+    worker = getattr(config, "workerinput", None)
+    if worker is None or not hasattr(os, "sched_setaffinity"):
+        return
+    n, i = int(worker["workercount"]), int(worker["workerid"].removeprefix("gw"))
+    cores = sorted(os.sched_getaffinity(0))
+    if n <= len(cores):
+        k = len(cores) // n
+        os.sched_setaffinity(0, cores[i * k:(i + 1) * k])
+
+
+def pytest_collection_modifyitems(config, items):
+    """The real-model tests first (minutes each; the unit tests' seconds then fill the workers' ends), and a
+    module whose fixture starts something costly (a vLLM server, a trained adapter) on one worker."""
+    items.sort(key=lambda item: item.get_closest_marker("integration") is None)
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in ("test_openai_server", "test_train"):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+def shared_tmp(tmp_path_factory) -> Path:
+    """A folder all xdist workers of this run share (a plain run: its own base temp)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch, request):
     """Tests never touch the user's cache: SYNTHGEN_HOME points at a temp dir.
@@ -25,7 +54,8 @@ def _isolated_home(tmp_path, monkeypatch, request):
 
 @pytest.fixture(scope="session")
 def session_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("synthgen_home")
+    home = shared_tmp(tmp_path_factory) / "synthgen_home"  # one converted model for every worker
+    home.mkdir(exist_ok=True)
     old = os.environ.get("SYNTHGEN_HOME")
     os.environ["SYNTHGEN_HOME"] = str(home)
     yield home
@@ -110,8 +140,10 @@ MINI_N = 24
 @pytest.fixture(scope="session")
 def mini(tmp_path_factory):
     """A 3-field template on two shipped adapters: the real-model generation tests' workload."""
-    p = tmp_path_factory.mktemp("tpl") / "mini.yaml"
-    p.write_text(MINI.format(root=ROOT))
+    p = shared_tmp(tmp_path_factory) / "mini.yaml"  # one path for every worker: mini_reference's runs name it
+    tmp = p.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(MINI.format(root=ROOT))
+    os.replace(tmp, p)
     return p
 
 
@@ -123,9 +155,16 @@ def mini_cmd(template, out, *extra) -> list[str]:
 
 @pytest.fixture(scope="session")
 def mini_reference(model_dir, mini, tmp_path_factory):
-    """mini_cmd run once, uninterrupted, by the plain CLI: the file the interrupted and Ray runs must equal."""
-    out = tmp_path_factory.mktemp("ref") / "plain.jsonl"
-    r = subprocess.run(mini_cmd(mini, out), env=os.environ | {"SYNTHGEN_HOME": os.environ["SYNTHGEN_HOME"]},
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
+    """mini_cmd run once, uninterrupted, by the plain CLI: the file the interrupted and Ray runs must equal
+    (once for all xdist workers: the first to ask runs it, the others wait for it)."""
+    from synthgen.models import file_lock
+
+    ref = shared_tmp(tmp_path_factory) / "mini_reference"
+    out = ref / "plain.jsonl"
+    with file_lock(ref / ".lock"):
+        if not (ref / "done").exists():
+            r = subprocess.run(mini_cmd(mini, out, "--overwrite"),
+                               env=os.environ | {"SYNTHGEN_HOME": os.environ["SYNTHGEN_HOME"]}, capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr[-2000:]
+            (ref / "done").touch()
     return SimpleNamespace(template=mini, data=out.read_bytes())

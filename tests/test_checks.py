@@ -121,6 +121,9 @@ def test_profanity_and_non_words():
     assert nonwords("Jo Smith was a gamedekinesque nurse in Kallakurichi.") == (8, ["gamedekinesque", "Kallakurichi"])
     assert fails(Checks(max_nonwords=0.2), "Jo Smith was a gamedekinesque nurse.") == "max_nonwords"  # 1 of 3
     assert fails(Checks(max_nonwords=0.5), "Jo Smith was a gamedekinesque nurse.") is None
+    # a symbol is no word: an emoji (one run, with its joiners), a star; punctuation, dashes and currency are
+    assert nonwords("Jo Smith, a nurse, 👬 Her work—in 2010, for $5 (or €5) at 90%—helps “all”… ★", JO) == (11, ["👬", "★"])  # not "nurse": hers
+    assert nonwords("Jo Smith is a nurse 👩‍⚕️.", JO) == (3, ["👩\u200d⚕️"])
 
 
 def test_the_first_failing_check_is_the_reason_and_results_list_every_check():

@@ -11,7 +11,9 @@ from click.testing import CliRunner
 from synthgen import serve
 from synthgen.cli import cli
 from synthgen.engine.openai_engine import OpenAIEngine
+from synthgen.engine.vllm_engine import id_list
 from synthgen.errors import EngineError, InputError
+from synthgen.machine import cores
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +55,12 @@ def test_the_cpu_command_carries_the_flags_the_in_process_engine_uses_and_a_gpu_
     assert int(cmd[cmd.index("--max-num-batched-tokens") + 1]) >= int(cmd[cmd.index("--max-model-len") + 1])
     gpu = serve.ServePlan(model="/m", adapters={}, host="0.0.0.0", port=1, dtype="bfloat16", gpu=True).command()
     assert "--enforce-eager" not in gpu and "--enable-lora" not in gpu and "--block-size" not in gpu
-    assert cpu.environment()["VLLM_CPU_OMP_THREADS_BIND"].startswith("0")
+    assert cpu.environment()["VLLM_CPU_OMP_THREADS_BIND"] == id_list(cores())  # a thread per core it may use
+
+
+def test_the_engine_binds_its_threads_to_the_cores_it_may_use():
+    assert id_list([0]) == "0" and id_list([1]) == "1" and id_list([0, 1]) == "0-1"
+    assert id_list([5, 0, 1, 2, 7, 8]) == "0-2,5,7-8"
 
 
 class _Models:

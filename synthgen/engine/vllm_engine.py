@@ -6,7 +6,7 @@ import os
 from typing import Sequence
 
 from ..errors import AdapterError, EngineError
-from ..machine import threads
+from ..machine import cores
 from ..models import resolve_model, synthgen_home
 from ..targets import render_chat
 from .base import Completion, Engine, Progress, Request, check_adapter
@@ -18,11 +18,22 @@ from .dtype import default_dtype, on_gpu as _on_gpu
 def cpu_settings() -> dict[str, str]:
     """Environment for vLLM on this CPU, measured on a 2-core box (docs/engines.md); the in-process
     engine and `synthgen serve` both use it, a user's own environment winning."""
-    n = threads()
     return {"VLLM_CPU_KVCACHE_SPACE": "1",  # GiB
-            # the default binding leaves one compute thread on a 2-core machine: 1.6x slower
-            "VLLM_CPU_OMP_THREADS_BIND": f"0-{n - 1}" if n > 1 else "0",
+            # the default binding leaves one compute thread on a 2-core machine: 1.6x slower; one thread
+            # per core this process may run on (`taskset -c 1 synthgen ...` binds to core 1, not core 0)
+            "VLLM_CPU_OMP_THREADS_BIND": id_list(cores()),
             "VLLM_CACHE_ROOT": str(synthgen_home() / "vllm")}
+
+
+def id_list(ids: Sequence[int]) -> str:
+    """CPU ids as vLLM's binding spells them: [0, 1, 2, 5] -> "0-2,5"."""
+    runs: list[list[int]] = []
+    for i in sorted(ids):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ",".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
 
 
 def cpu_engine_args(max_model_len: int) -> dict:
