@@ -185,4 +185,4 @@ def table(rows: dict, speed: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    bench.run(main)

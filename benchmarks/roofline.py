@@ -149,4 +149,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    bench.run(main)

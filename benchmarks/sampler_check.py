@@ -177,4 +177,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    bench.run(main)

@@ -6,6 +6,9 @@
     ...
     bench.write_results(args.out, {"n": ..., ...}, md=table)   # OUT/results.json (+ results.md), atomically
 
+    if __name__ == "__main__":
+        bench.run(main)   # a synthgen error (bad input, a missing package) is one line and exit 1, not a traceback
+
 Every results.json says the machine it was measured on and when; numbers from numpy are written as plain
 numbers. `scripts/results_section.py` turns them into docs/results.md.
 """
@@ -14,11 +17,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 from .atomic import write_atomic
+from .errors import SynthgenError
 from .machine import describe
+
+
+def run(main) -> None:
+    """Run a benchmark's `main()`: a synthgen error is `error: <its line>` on stderr and exit 1, as in the CLI."""
+    try:
+        main()
+    except SynthgenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 def parser(doc: str, out: str | None = None) -> argparse.ArgumentParser:

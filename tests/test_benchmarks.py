@@ -167,6 +167,19 @@ def test_throughput_refuses_wall_options_that_do_not_fit_before_measuring_anythi
         assert not (tmp_path / "o").exists()  # nothing measured, nothing written
 
 
+def test_a_benchmark_says_a_synthgen_error_in_one_line(tmp_path):
+    """bench.run: an unknown template or a missing file is `error: …` and exit 1, as in the CLI, not a traceback."""
+    import subprocess
+
+    f = tmp_path / "r.jsonl"
+    f.write_text('{"index": 0}\n')
+    for args in [[str(f), "--template", "no_such_template"], [str(tmp_path / "missing.jsonl")]]:
+        r = subprocess.run([sys.executable, str(BENCH / "text_sampling.py"), *args, "--out", str(tmp_path / "o")],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and r.stderr.splitlines()[-1].startswith("error: "), r.stderr
+        assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
+
+
 @pytest.mark.integration
 def test_sampler_check_flags_a_file_that_does_not_sample_the_adapters_q(model_dir, tmp_path):
     """benchmarks/sampler_check.py on a biography file whose every last name is "Smith" (made through the fake
