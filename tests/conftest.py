@@ -15,14 +15,16 @@ PROMPTS = [
 
 
 def pytest_configure(config):
-    """`make test` runs the suite on pytest-xdist, a worker per core: each worker (and what it starts: a CLI,
-    an engine, a server) keeps to its own cores, so two tests never share a core and each sees only its
+    """`make test` runs the suite on pytest-xdist workers: each worker (and what it starts: a CLI, an engine,
+    a server) keeps to its own share of the cores, so two tests never share a core and each sees only its
     own load (the engines bind their threads to the cores they may use; LoadWatch looks at those only)."""
+    from synthgen.machine import cores as allowed
+
     worker = getattr(config, "workerinput", None)
     if worker is None or not hasattr(os, "sched_setaffinity"):
         return
     n, i = int(worker["workercount"]), int(worker["workerid"].removeprefix("gw"))
-    cores = sorted(os.sched_getaffinity(0))
+    cores = allowed()
     if n <= len(cores):
         k = len(cores) // n
         os.sched_setaffinity(0, cores[i * k:(i + 1) * k])

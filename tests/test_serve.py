@@ -2,6 +2,7 @@
 before writing anything, that a server lacks an adapter. (The server itself starts in
 tests/test_openai_server.py, from the same ServePlan.)"""
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -59,8 +60,19 @@ def test_the_cpu_command_carries_the_flags_the_in_process_engine_uses_and_a_gpu_
 
 
 def test_the_engine_binds_its_threads_to_the_cores_it_may_use():
+    """A process kept to its last core (`taskset -c N`) binds vLLM's threads there, not to core 0."""
+    import subprocess
+    import sys
+
     assert id_list([0]) == "0" and id_list([1]) == "1" and id_list([0, 1]) == "0-1"
     assert id_list([5, 0, 1, 2, 7, 8]) == "0-2,5,7-8"
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        pytest.skip("needs two cores to keep a process off core 0")
+    last = os.cpu_count() - 1  # the machine's, not this (maybe pinned) worker's
+    r = subprocess.run([sys.executable, "-c", "from synthgen.engine.vllm_engine import cpu_settings; "
+                        "print(cpu_settings()['VLLM_CPU_OMP_THREADS_BIND'])"],
+                       preexec_fn=lambda: os.sched_setaffinity(0, {last}), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == [str(last)], r.stderr[-2000:]
 
 
 class _Models:
